@@ -1,0 +1,5 @@
+"""Problems: a forward model, an objective, a data generator and a reference solver each."""
+
+from unfoldtheory.problems.sparse_recovery import SparseRecovery
+
+__all__ = ["SparseRecovery"]
