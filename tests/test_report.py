@@ -1,0 +1,59 @@
+"""The main job end to end at a small size, through Python and through the command line."""
+
+import json
+
+import numpy as np
+import pytest
+
+from unfoldtheory.cli import main
+from unfoldtheory.report import ReportConfig, run_report
+from unfoldtheory.report.baselines import identification_iteration, tail_rate
+
+SMALL = ["--m", "16", "--n", "32", "--instances", "6", "--crosscheck", "2", "--iterations", "80", "--quiet"]
+
+
+def test_run_report_writes_everything(tmp_path):
+    config = ReportConfig(m=16, n=32, instances=6, crosscheck=2, iterations=80)
+    results = run_report(config, tmp_path, progress=False)
+    for name in ["report.md", "results.json", "baselines_error.png", "baselines_error.pdf"]:
+        assert (tmp_path / name).stat().st_size > 0
+    on_disk = json.loads((tmp_path / "results.json").read_text())
+    assert on_disk["config"] == config.to_dict()
+    assert on_disk["checks"] == results["checks"] and all(results["checks"].values())
+    base = on_disk["sections"]["baselines"]
+    assert base["reference_crosscheck"]["certified_max_relative_gap"] <= 1e-10
+    assert base["ista_support_rate"]["envelope_violations"] == 0
+    text = (tmp_path / "report.md").read_text()
+    assert "![ISTA and FISTA error](baselines_error.png)" in text and "Cross-checks: all passed." in text
+
+
+def test_cli_report(tmp_path, capsys):
+    assert main(["report", "--out", str(tmp_path), *SMALL]) == 0
+    assert "all cross-checks passed" in capsys.readouterr().out
+    assert (tmp_path / "report.md").exists()
+
+
+def test_cli_rejects_bad_options(tmp_path, capsys):
+    assert main(["report", "--out", str(tmp_path), "--sparsity", "1.5", "--quiet"]) == 2
+    assert "sparsity must be <= 1.0" in capsys.readouterr().err
+    assert main(["report", "--out", str(tmp_path), "--instances", "2", "--crosscheck", "3"]) == 2
+    assert "crosscheck (3) cannot exceed instances (2)" in capsys.readouterr().err
+
+
+def test_cli_help_documents_options(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["report", "--help"])
+    assert exc.value.code == 0
+    out = capsys.readouterr().out
+    for option in ("--out", "--m", "--n", "--iterations", "--instances", "--seed"):
+        assert option in out
+
+
+def test_identification_iteration_and_tail_rate():
+    x_star = np.array([1.0, 0.0, -1.0])
+    its = np.array([[0, 0, 0], [1, 1, 0], [2, 0, -1], [1.5, 0, -1], [1.2, 0, -0.9]], dtype=float)
+    assert identification_iteration(its, x_star) == 2
+    assert identification_iteration(its[:2], x_star) is None
+    errors = 0.5 ** np.arange(30)
+    assert tail_rate(errors, 3, 1e-300) == pytest.approx(0.5)
+    assert tail_rate(errors, 28, 1e-300) is None
