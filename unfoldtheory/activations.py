@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from unfoldtheory.results import to_jsonable
 from unfoldtheory.validation import as_finite_array
 
 
@@ -101,7 +102,8 @@ class SoftThreshold(Activation):
         return soft_threshold(v, self.theta)
 
     def slopes(self, v: np.ndarray) -> np.ndarray:
-        return (np.abs(v) > self.theta).astype(float)
+        # θ = 0 makes ST the identity, so its slope is 1 everywhere, including at v = 0
+        return ((np.abs(v) > self.theta) | (self.theta == 0)).astype(float)
 
     def config(self) -> dict[str, Any]:
         return {"name": self.name, "theta": self.theta.tolist()}
@@ -169,7 +171,7 @@ class BoxProjection(Activation):
         return ((v > self.lower) & (v < self.upper)).astype(float)
 
     def config(self) -> dict[str, Any]:
-        return {"name": self.name, "lower": self.lower.tolist(), "upper": self.upper.tolist()}
+        return {"name": self.name, "lower": to_jsonable(self.lower), "upper": to_jsonable(self.upper)}
 
 
 class GroupSoftThreshold(Activation):
@@ -190,9 +192,12 @@ class GroupSoftThreshold(Activation):
         if th.ndim != 0:
             raise ValueError("group soft-threshold theta must be a scalar")
         self.theta = float(th)
-        self.groups = [np.asarray(g, dtype=int) for g in groups]
-        if not self.groups or any(g.ndim != 1 or g.size == 0 for g in self.groups):
+        raw = [np.asarray(g) for g in groups]
+        if not raw or any(g.ndim != 1 or g.size == 0 for g in raw):
             raise ValueError("groups must be a non-empty list of non-empty index lists")
+        if any(g.dtype.kind not in "iu" for g in raw):
+            raise ValueError("group indices must be integers")
+        self.groups = [g.astype(int) for g in raw]
         flat = np.sort(np.concatenate(self.groups))
         if not np.array_equal(flat, np.arange(flat.size)):
             raise ValueError(f"groups must partition range({flat.size}) (each index exactly once)")
@@ -226,8 +231,11 @@ class GroupSoftThreshold(Activation):
         for g in self.groups:
             block = v[g]
             r = float(np.linalg.norm(block))
-            if r > self.theta:
-                jac[np.ix_(g, g)] = (1 - self.theta / r) * np.eye(g.size) + (self.theta / r**3) * np.outer(block, block)
+            if self.theta == 0:  # the identity, also at v_g = 0
+                jac[np.ix_(g, g)] = np.eye(g.size)
+            elif r > self.theta:
+                u = block / r  # (1 − θ/r) I + (θ/r) u uᵀ, written without r³ (no underflow)
+                jac[np.ix_(g, g)] = (1 - self.theta / r) * np.eye(g.size) + (self.theta / r) * np.outer(u, u)
         return jac
 
     def config(self) -> dict[str, Any]:
@@ -247,4 +255,7 @@ def from_config(config: dict[str, Any]) -> Activation:
     if name not in _REGISTRY:
         raise ValueError(f"unknown activation {name!r}; known: {sorted(_REGISTRY)}")
     kwargs = {k: v for k, v in config.items() if k != "name"}
-    return _REGISTRY[name](**kwargs)
+    try:
+        return _REGISTRY[name](**kwargs)
+    except TypeError as exc:
+        raise ValueError(f"bad arguments for activation {name!r}: {exc}") from None

@@ -43,5 +43,8 @@ def duality_gap(A: np.ndarray, X: np.ndarray, Y: np.ndarray, lam: float) -> tupl
 
 
 def relative_gap(gap: np.ndarray, primal: np.ndarray) -> np.ndarray:
-    """``gap / P(x)``, with 0 where ``P(x) = 0`` (then ``y = 0`` and ``x = 0`` is exact)."""
-    return np.where(primal > 0, gap / np.where(primal > 0, primal, 1.0), 0.0)
+    """``gap / P(x)``; 0 where ``P(x) = 0`` and the gap is 0 (then ``y = 0`` and ``x = 0`` is exact),
+    ``inf`` where there is no usable solution (``P`` is NaN, or the gap is infinite)."""
+    safe = np.where(primal > 0, primal, 1.0)
+    rel = np.where(primal > 0, gap / safe, np.where(gap > 0, np.inf, 0.0))
+    return np.where(np.isnan(primal) | np.isinf(gap), np.inf, rel)

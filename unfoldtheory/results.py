@@ -60,6 +60,8 @@ class Bound:
         object.__setattr__(self, "value", value)
         if self.certified and self.kind == "estimate":
             raise ValueError("an estimate cannot be certified; use kind 'upper' or 'lower'")
+        if (self.kind == "upper" and value == -math.inf) or (self.kind == "lower" and value == math.inf):
+            raise ValueError(f"a {self.kind} bound of {value} bounds nothing")
         if self.certified and math.isinf(value):
             raise ValueError("an infinite value cannot be a certified bound")
         if not (self.seconds >= 0 and math.isfinite(self.seconds)):
@@ -74,7 +76,7 @@ class Bound:
     def to_dict(self) -> dict[str, Any]:
         """A JSON-serialisable dictionary (numpy arrays become lists)."""
         return {
-            "value": self.value,
+            "value": to_jsonable(self.value),
             "kind": self.kind,
             "quantity": self.quantity,
             "method": self.method,

@@ -51,11 +51,17 @@ class Layer:
 
     def resolved_dim(self, where: str) -> int:
         if self.dim is not None:
+            if isinstance(self.dim, bool) or not isinstance(self.dim, (int, np.integer)):
+                raise ValueError(f"{where}: dim must be an integer, got {self.dim!r}")
             return int(self.dim)
+        for j, w in self.weights.items():
+            if np.ndim(w) != 2:
+                raise ValueError(f"{where}: weight from state {j} has shape {np.shape(w)}; expected a 2-D matrix")
+            return int(np.shape(w)[0])
         if self.bias is not None:
-            return int(np.asarray(self.bias).reshape(-1).shape[0])
-        for w in self.weights.values():
-            return int(np.asarray(w).shape[0]) if np.ndim(w) == 2 else -1
+            if np.ndim(self.bias) != 1:
+                raise ValueError(f"{where}: bias has shape {np.shape(self.bias)}; expected a vector")
+            return int(np.shape(self.bias)[0])
         if self.activation.dim is not None:
             return int(self.activation.dim)
         raise ValueError(f"{where} has no weights, no bias and no dim: its dimension is unknown")
@@ -183,7 +189,7 @@ class NetworkSpec:
         With ``return_states=True`` also returns the list of states ``[z_0, …, z_N]``.
         """
         Y2, single = self._input(Y)
-        states, _ = self._forward(Y2)
+        states, _ = self._forward(Y2.copy())
         out = sum(states[k] @ c.T for k, c in self.readout.items())
         if single:
             out, states = out[0], [s[0] for s in states]
@@ -252,8 +258,8 @@ class NetworkSpec:
                             int(layer["dim"])) for layer in data["layers"]]
             readout = {int(k): np.asarray(c) for k, c in data["readout"].items()}
             return cls(int(data["input_dim"]), layers, readout, name=data.get("name", "network"))
-        except (KeyError, TypeError, AttributeError) as exc:
-            raise ValueError(f"not a NetworkSpec description: {exc!r}") from None
+        except (KeyError, TypeError, AttributeError, ValueError) as exc:
+            raise ValueError(f"not a NetworkSpec description: {exc}") from None
 
 
 _UNROLLED_ACTIVATIONS = ("soft_threshold", "relu")

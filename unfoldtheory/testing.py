@@ -1,0 +1,436 @@
+"""Hypothesis strategies for property tests of unfolded networks.
+
+In the style of :mod:`hypothesis.extra.numpy`: each public function checks its arguments
+(a bad one raises ``ValueError`` naming it, at call time) and returns a
+:class:`~hypothesis.strategies.SearchStrategy` that you compose in your own ``@given`` tests.
+
+**Size convention.** Every size argument (``m``, ``n``, ``K``, ``sparsity``) is either an
+``int`` (that exact size) or a strategy that draws ints, e.g. ``st.integers(2, 8)`` for a
+range. The defaults are small ranges, so that a test runs fast.
+
+**Determinism.** Everything is drawn through hypothesis: Gaussian entries come from
+``numpy.random.default_rng(seed)`` with ``seed`` drawn by ``st.integers``, and every other
+number (norms, thresholds, steps, signal values; large sparse supports excepted, see
+:func:`sparse_signals`) is drawn directly, so examples replay and shrink (towards seed 0, zero
+perturbations and small supports).
+
+Example (a user's test module)::
+
+    import numpy as np
+    from hypothesis import given, settings, strategies as st
+    from hypothesis.extra import numpy as hnp
+
+    from unfoldtheory import testing as ut
+
+    @settings(max_examples=50)
+    @given(ut.unrolled_specs(m=st.integers(2, 6), n=st.integers(2, 10), K=3, max_norm=0.9),
+           st.data())
+    def test_output_moves_at_most_the_norm_product(spec, data):
+        ys = hnp.arrays(np.float64, spec.input_dim, elements=st.floats(-1, 1))
+        y1, y2 = data.draw(ys), data.draw(ys)
+        gap = np.linalg.norm(spec(y1) - spec(y2))
+        assert gap <= 10 * np.linalg.norm(y1 - y2) + 1e-12   # ‖V‖ Σ_j ‖W‖^j ≤ 0.9 / 0.1 < 10
+
+    @given(ut.sensing_matrices(m=20, n=40), ut.sparse_signals(40, sparsity=3, exact=True))
+    def test_measurements_are_finite(A, x):
+        assert np.all(np.isfinite(A @ x))
+
+Strategies
+----------
+:func:`sensing_matrices`, :func:`sparse_signals`, :func:`unrolled_parameters`,
+:func:`unrolled_specs`, :func:`step_size_schedules`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+from hypothesis.strategies import SearchStrategy
+
+from unfoldtheory.spec import NetworkSpec, unrolled
+
+__all__ = [
+    "UnrolledParameters",
+    "sensing_matrices",
+    "sparse_signals",
+    "step_size_schedules",
+    "unrolled_parameters",
+    "unrolled_specs",
+]
+
+IntOrStrategy = int | SearchStrategy[int]
+
+_SEEDS = st.integers(min_value=0, max_value=2**32 - 1)
+UNROLLED_ACTIVATIONS: tuple[str, ...] = ("soft_threshold", "relu")
+# Supports up to this size are drawn entry by entry through hypothesis; larger ones from a seed.
+_DRAWN_SUPPORT = 32
+# A normalised column whose norm is below this (relative to the typical 1) is redrawn.
+_MIN_COLUMN_NORM = 1e-6
+# Weights rescaled onto a norm bound aim slightly inside it, so that the recomputed spectral
+# norm never exceeds the bound by rounding.
+_NORM_MARGIN = 1.0 - 1e-12
+
+
+# ---------------------------------------------------------------------------- argument checks
+def _size(value: Any, name: str, minimum: int = 1) -> SearchStrategy[int]:
+    """An int size or a strategy of ints, as a strategy (checked now when it is an int)."""
+    if isinstance(value, SearchStrategy):
+        return value
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise ValueError(f"{name} must be an int >= {minimum} or a strategy of ints, got {value!r}")
+    return st.just(int(value))
+
+
+def _int_arg(value: Any, name: str, minimum: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def _drawn_size(value: Any, name: str, minimum: int = 1) -> int:
+    """Check a size drawn from a user's strategy."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise ValueError(f"{name} strategy drew {value!r}; expected an int >= {minimum}")
+    return int(value)
+
+
+def _real(value: Any, name: str, *, low: float | None = None, low_open: bool = False) -> float:
+    if isinstance(value, bool):
+        raise ValueError(f"{name} must be a finite number, got {value!r}")
+    try:
+        val = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a finite number, got {value!r}") from None
+    if not math.isfinite(val):
+        raise ValueError(f"{name} must be finite, got {val}")
+    if low is not None and (val < low or (low_open and val == low)):
+        raise ValueError(f"{name} must be {'>' if low_open else '>='} {low}, got {val}")
+    return val
+
+
+def _ordered(lo: float, hi: float, lo_name: str, hi_name: str) -> None:
+    if lo > hi:
+        raise ValueError(f"{lo_name} ({lo}) exceeds {hi_name} ({hi})")
+
+
+# ---------------------------------------------------------------------------- sensing matrices
+def _gaussian(rng: np.random.Generator, m: int, n: int, normalize_columns: bool) -> np.ndarray:
+    A = rng.standard_normal((m, n)) / math.sqrt(m)
+    if normalize_columns:
+        norms = np.linalg.norm(A, axis=0)
+        while np.any(norms < _MIN_COLUMN_NORM):  # probability ~1e-6 for m = 1; deterministic
+            bad = norms < _MIN_COLUMN_NORM
+            A[:, bad] = rng.standard_normal((m, int(bad.sum()))) / math.sqrt(m)
+            norms = np.linalg.norm(A, axis=0)
+        A = A / norms
+    return A
+
+
+def sensing_matrices(m: IntOrStrategy | None = None, n: IntOrStrategy | None = None, *,
+                     normalize_columns: bool = True) -> SearchStrategy[np.ndarray]:
+    """Finite float64 sensing matrices ``A`` of shape ``(m, n)``.
+
+    Entries are i.i.d. ``N(0, 1/m)`` (so columns have unit norm in expectation and ``‖A‖₂`` is
+    of order ``1 + √(n/m)``), drawn from ``numpy.random.default_rng(seed)`` with a drawn
+    ``seed``. With ``normalize_columns=True`` (the default) every column is scaled to unit
+    ℓ2 norm, as in :class:`~unfoldtheory.problems.SparseRecovery`; a column too close to zero
+    to normalise is redrawn, so no column is degenerate.
+
+    ``m`` (default ``st.integers(1, 8)``) and ``n`` (default ``st.integers(1, 12)``) are ints
+    or strategies of ints.
+    """
+    m_st = _size(st.integers(1, 8) if m is None else m, "m")
+    n_st = _size(st.integers(1, 12) if n is None else n, "n")
+    if not isinstance(normalize_columns, bool):
+        raise ValueError(f"normalize_columns must be a bool, got {normalize_columns!r}")
+
+    @st.composite
+    def build(draw: st.DrawFn) -> np.ndarray:
+        mm = _drawn_size(draw(m_st), "m")
+        nn = _drawn_size(draw(n_st), "n")
+        return _gaussian(np.random.default_rng(draw(_SEEDS)), mm, nn, normalize_columns)
+
+    return build()
+
+
+# ---------------------------------------------------------------------------- sparse signals
+def sparse_signals(n: IntOrStrategy, sparsity: IntOrStrategy | None = None, *, amplitude: float = 1.0,
+                   exact: bool = False, min_amplitude: float = 0.0,
+                   nonnegative: bool = False) -> SearchStrategy[np.ndarray]:
+    """Sparse float64 vectors ``x`` of length ``n`` with ``‖x‖_∞ ≤ amplitude``.
+
+    Parameters
+    ----------
+    n:
+        The length: an int or a strategy of ints.
+    sparsity:
+        ``s``, an int ≥ 0 or a strategy of ints; default ``n`` (any support size). When ``n`` is a
+        strategy, a drawn ``s`` larger than the drawn ``n`` is clipped to ``n``.
+    amplitude:
+        ``B > 0``: every entry satisfies ``|x_i| ≤ B``.
+    exact:
+        ``False`` (default): *at most* ``s`` nonzeros (the support has at most ``s`` indices
+        and a value drawn there may be 0). ``True``: *exactly* ``s`` nonzeros, each with
+        ``min_amplitude ≤ |x_i|`` and ``x_i ≠ 0``.
+    min_amplitude:
+        Lower bound ``0 ≤ b ≤ B`` on the magnitude of the entries on the support.
+        The extreme magnitude ``B`` itself is drawn with raised probability.
+    nonnegative:
+        Only nonnegative entries (for the nonnegative Lasso / ReLU networks).
+
+    With ``s ≤ 32`` the support and every value are drawn by hypothesis (so boundary values such
+    as ``B`` are tried, and examples shrink to small supports and simple values). A larger ``s``
+    would exceed hypothesis's entropy budget: then only the support size is drawn directly, and
+    the support and values (uniform magnitudes in ``[b, B]``, random signs) come from a drawn
+    seed.
+    """
+    n_st = _size(n, "n")
+    s_st = None if sparsity is None else _size(sparsity, "sparsity", minimum=0)
+    if isinstance(n, (int, np.integer)) and isinstance(sparsity, (int, np.integer)) and sparsity > n:
+        raise ValueError(f"sparsity ({sparsity}) exceeds n ({n})")
+    B = _real(amplitude, "amplitude", low=0.0, low_open=True)
+    b = _real(min_amplitude, "min_amplitude", low=0.0)
+    _ordered(b, B, "min_amplitude", "amplitude")
+    for flag, name in ((exact, "exact"), (nonnegative, "nonnegative")):
+        if not isinstance(flag, bool):
+            raise ValueError(f"{name} must be a bool, got {flag!r}")
+    magnitudes = st.one_of(st.just(B), st.floats(min_value=b, max_value=B, exclude_min=exact and b == 0.0,
+                                                 allow_nan=False, allow_infinity=False, allow_subnormal=False))
+
+    @st.composite
+    def build(draw: st.DrawFn) -> np.ndarray:
+        nn = _drawn_size(draw(n_st), "n")
+        s = nn if s_st is None else min(_drawn_size(draw(s_st), "sparsity", minimum=0), nn)
+        x = np.zeros(nn)
+        if s <= _DRAWN_SUPPORT:
+            support = draw(st.lists(st.integers(0, nn - 1), unique=True, min_size=s if exact else 0, max_size=s))
+            for i in support:
+                value = draw(magnitudes)
+                x[i] = value if nonnegative or not draw(st.booleans()) else -value
+            return x
+        # A large support: its size is drawn, the rest comes from a drawn seed (entropy budget).
+        k = draw(st.integers(s if exact else 0, s))
+        rng = np.random.default_rng(draw(_SEEDS))
+        values = rng.uniform(b, B, size=k)
+        values[values == 0.0] = B  # probability ~2**-53; keeps exact supports nonzero
+        if not nonnegative:
+            values *= rng.choice([-1.0, 1.0], size=k)
+        x[rng.choice(nn, size=k, replace=False)] = values
+        return x
+
+    return build()
+
+
+# ---------------------------------------------------------------------------- unrolled networks
+@dataclass(frozen=True, eq=False)
+class UnrolledParameters:
+    """The raw parameters of an unrolled network ``x_k = φ_k(W_k x_{k−1} + V_k y)``.
+
+    ``W`` and ``V`` hold ``K`` arrays of shapes (n, n) and (n, m) (``W[0]`` multiplies
+    ``x_0 = 0`` and has no effect); ``thresholds`` holds ``K`` floats or n-vectors. ``A`` and
+    ``L = ‖A‖₂²`` are the sensing matrix and Lipschitz constant the ISTA-like weights were built
+    from (``None`` for random weights); ``eps`` is the spectral norm of the perturbation added
+    to them.
+    """
+
+    W: tuple[np.ndarray, ...]
+    V: tuple[np.ndarray, ...]
+    thresholds: tuple[float | np.ndarray, ...]
+    activation: str
+    A: np.ndarray | None = None
+    L: float | None = None
+    eps: float = 0.0
+
+    @property
+    def K(self) -> int:
+        return len(self.V)
+
+    def spec(self, name: str = "unrolled") -> NetworkSpec:
+        """The network, built with :func:`unfoldtheory.spec.unrolled`."""
+        return unrolled(list(self.W), list(self.V), list(self.thresholds), activation=self.activation, name=name)
+
+
+def _with_norm(G: np.ndarray, target: float) -> np.ndarray:
+    """``G`` rescaled to spectral norm ``target`` (just inside it); zero when target or G is 0."""
+    norm = float(np.linalg.norm(G, 2))
+    if norm == 0.0 or target == 0.0:
+        return np.zeros_like(G)
+    return G * (target * _NORM_MARGIN / norm)
+
+
+def _capped(M: np.ndarray, cap: float | None) -> np.ndarray:
+    if cap is None:
+        return M
+    norm = float(np.linalg.norm(M, 2))
+    return M if norm <= cap else _with_norm(M, cap)
+
+
+def unrolled_parameters(m: IntOrStrategy | None = None, n: IntOrStrategy | None = None,
+                        K: IntOrStrategy | None = None, *, max_layers: int | None = None,
+                        activation: str | SearchStrategy[str] = "soft_threshold",
+                        max_norm: float | None = None, min_threshold: float = 0.0, max_threshold: float = 1.0,
+                        per_coordinate_thresholds: bool = False, near_ista: bool = False,
+                        perturbation: float = 0.05) -> SearchStrategy[UnrolledParameters]:
+    """Parameters of unrolled networks, as :class:`UnrolledParameters` (see :func:`unrolled_specs`)."""
+    m_st = _size(st.integers(1, 6) if m is None else m, "m")
+    n_st = _size(st.integers(1, 8) if n is None else n, "n")
+    if max_layers is not None:
+        if K is not None:
+            raise ValueError("give K or max_layers, not both")
+        K = st.integers(1, _int_arg(max_layers, "max_layers"))
+    K_st = _size(st.integers(1, 4) if K is None else K, "K")
+    if isinstance(activation, SearchStrategy):
+        act_st = activation
+    elif activation in UNROLLED_ACTIVATIONS:
+        act_st = st.just(activation)
+    else:
+        raise ValueError(f"activation must be one of {UNROLLED_ACTIVATIONS} or a strategy of them, got {activation!r}")
+    cap = None if max_norm is None else _real(max_norm, "max_norm", low=0.0)
+    lo = _real(min_threshold, "min_threshold", low=0.0)
+    hi = _real(max_threshold, "max_threshold", low=0.0)
+    _ordered(lo, hi, "min_threshold", "max_threshold")
+    eps_max = _real(perturbation, "perturbation", low=0.0)
+    for flag, name in ((per_coordinate_thresholds, "per_coordinate_thresholds"), (near_ista, "near_ista")):
+        if not isinstance(flag, bool):
+            raise ValueError(f"{name} must be a bool, got {flag!r}")
+    theta_elements = st.floats(lo, hi, allow_nan=False, allow_infinity=False)
+    unit = st.floats(0.0, 1.0, allow_nan=False, allow_infinity=False)
+
+    @st.composite
+    def build(draw: st.DrawFn) -> UnrolledParameters:
+        mm = _drawn_size(draw(m_st), "m")
+        nn = _drawn_size(draw(n_st), "n")
+        kk = _drawn_size(draw(K_st), "K")
+        act = draw(act_st)
+        if act not in UNROLLED_ACTIVATIONS:
+            raise ValueError(f"activation strategy drew {act!r}; expected one of {UNROLLED_ACTIVATIONS}")
+        rng = np.random.default_rng(draw(_SEEDS))
+        A = L = None
+        eps = 0.0
+        if near_ista:
+            A = _gaussian(rng, mm, nn, normalize_columns=True)
+            L = float(np.linalg.norm(A, 2) ** 2)
+            eps = eps_max * draw(unit)
+            W0, V0 = np.eye(nn) - A.T @ A / L, A.T / L
+            Ws = [_capped(W0 + _with_norm(rng.standard_normal((nn, nn)), eps), cap) for _ in range(kk)]
+            Vs = [_capped(V0 + _with_norm(rng.standard_normal((nn, mm)), eps), cap) for _ in range(kk)]
+        else:
+            bound = 1.0 if cap is None else cap
+            Ws = [_with_norm(rng.standard_normal((nn, nn)), bound * draw(unit)) for _ in range(kk)]
+            Vs = [_with_norm(rng.standard_normal((nn, mm)), bound * draw(unit)) for _ in range(kk)]
+        if per_coordinate_thresholds:
+            thetas: list[float | np.ndarray] = [draw(hnp.arrays(np.float64, nn, elements=theta_elements))
+                                                for _ in range(kk)]
+        else:
+            thetas = [draw(theta_elements) for _ in range(kk)]
+        return UnrolledParameters(tuple(Ws), tuple(Vs), tuple(thetas), act, A, L, eps)
+
+    return build()
+
+
+def unrolled_specs(m: IntOrStrategy | None = None, n: IntOrStrategy | None = None,
+                   K: IntOrStrategy | None = None, *, max_layers: int | None = None,
+                   activation: str | SearchStrategy[str] = "soft_threshold",
+                   max_norm: float | None = None, min_threshold: float = 0.0, max_threshold: float = 1.0,
+                   per_coordinate_thresholds: bool = False, near_ista: bool = False,
+                   perturbation: float = 0.05, name: str = "unrolled") -> SearchStrategy[NetworkSpec]:
+    """Valid :class:`~unfoldtheory.spec.NetworkSpec` s of unrolled networks
+    ``x_0 = 0``, ``x_k = φ_k(W_k x_{k−1} + V_k y)``, built with :func:`unfoldtheory.spec.unrolled`.
+
+    Parameters
+    ----------
+    m, n, K:
+        Input dimension, state dimension and number of layers: ints or strategies of ints
+        (defaults ``st.integers(1, 6)``, ``st.integers(1, 8)``, ``st.integers(1, 4)``).
+    max_layers:
+        Shorthand for ``K=st.integers(1, max_layers)`` (give ``K`` or ``max_layers``, not both).
+    activation:
+        ``"soft_threshold"`` (LISTA/ISTA) or ``"relu"`` (``max(v − θ, 0)``), or a strategy of
+        these, e.g. ``st.sampled_from(["soft_threshold", "relu"])``.
+    max_norm:
+        Bound on the spectral norm of every ``W_k`` and ``V_k``. Random weights
+        (``near_ista=False``) have Gaussian directions and spectral norms drawn from
+        ``[0, max_norm]`` (default ``max_norm`` 1.0). ISTA-like weights are rescaled onto
+        ``max_norm`` only where they exceed it (default: no cap).
+    min_threshold, max_threshold:
+        Range of the thresholds ``θ_k ≥ 0``.
+    per_coordinate_thresholds:
+        Draw each ``θ_k`` as an n-vector instead of a scalar.
+    near_ista:
+        ISTA-like weights: with ``A`` from :func:`sensing_matrices` (unit columns) and
+        ``L = ‖A‖₂²``, ``W_k = I − AᵀA/L + E_k`` and ``V_k = Aᵀ/L + F_k``, where the
+        perturbations have spectral norm ``eps ∈ [0, perturbation]`` (drawn once per network;
+        ``eps = 0`` is ISTA with step ``1/L``, whose thresholds are ``θ_k = λ/L``).
+    perturbation:
+        The largest ``eps`` (≥ 0).
+    name:
+        The spec's name.
+
+    Use :func:`unrolled_parameters` with the same arguments to get the raw ``W``, ``V``,
+    thresholds (and ``A``, ``L``) instead.
+    """
+    if not isinstance(name, str):
+        raise ValueError(f"name must be a str, got {name!r}")
+    return unrolled_parameters(m, n, K, max_layers=max_layers, activation=activation, max_norm=max_norm,
+                               min_threshold=min_threshold, max_threshold=max_threshold,
+                               per_coordinate_thresholds=per_coordinate_thresholds, near_ista=near_ista,
+                               perturbation=perturbation).map(lambda p: p.spec(name))
+
+
+# ---------------------------------------------------------------------------- step sizes
+def step_size_schedules(K: IntOrStrategy | None = None, L: float = 1.0, mu: float = 0.0, *,
+                        low: float = 0.0, high: float | None = None, exclude_low: bool = True,
+                        exclude_high: bool = True, constant: bool = False) -> SearchStrategy[np.ndarray]:
+    """Step-size schedules ``γ_1 … γ_K`` as float64 arrays of shape ``(K,)``.
+
+    By default every step lies in the open interval ``(0, 2/L)``, the range in which a
+    gradient step on an ``L``-smooth, ``μ``-strongly convex function is nonexpansive (and
+    contracting when ``μ > 0``). ``low``/``high`` change the range (``high`` defaults to
+    ``2/L``) and ``exclude_low``/``exclude_high`` make its ends open (default) or closed; a step
+    is always ``> 0``. The classical steps ``1/L`` and ``2/(L + μ)`` are drawn with raised
+    probability when they lie in the range.
+
+    Parameters
+    ----------
+    K:
+        Number of steps: an int or a strategy of ints (default ``st.integers(1, 10)``).
+    L, mu:
+        Smoothness ``L > 0`` and strong convexity ``0 ≤ μ ≤ L`` of the function class.
+    constant:
+        All ``K`` steps equal (one drawn step, repeated).
+    """
+    K_st = _size(st.integers(1, 10) if K is None else K, "K")
+    LL = _real(L, "L", low=0.0, low_open=True)
+    mm = _real(mu, "mu", low=0.0)
+    if mm > LL:
+        raise ValueError(f"mu ({mm}) exceeds L ({LL})")
+    for flag, flag_name in ((exclude_low, "exclude_low"), (exclude_high, "exclude_high"), (constant, "constant")):
+        if not isinstance(flag, bool):
+            raise ValueError(f"{flag_name} must be a bool, got {flag!r}")
+    lo = _real(low, "low", low=0.0)
+    hi = 2.0 / LL if high is None else _real(high, "high", low=0.0, low_open=True)
+    if lo == 0.0 and not exclude_low:
+        raise ValueError("low = 0 with exclude_low=False would allow a zero step; steps must be > 0")
+    _ordered(lo, hi, "low", "high")
+    if lo == hi and (exclude_low or exclude_high):
+        raise ValueError(f"low = high = {lo} with an excluded end: the step range is empty")
+    inside = [g for g in (1.0 / LL, 2.0 / (LL + mm))
+              if (lo < g or (lo == g and not exclude_low)) and (g < hi or (g == hi and not exclude_high))]
+    steps = st.floats(lo, hi, exclude_min=exclude_low, exclude_max=exclude_high,
+                      allow_nan=False, allow_infinity=False, allow_subnormal=False)
+    if inside:
+        steps = st.one_of(st.sampled_from(sorted(set(inside))), steps)
+
+    @st.composite
+    def build(draw: st.DrawFn) -> np.ndarray:
+        kk = _drawn_size(draw(K_st), "K")
+        if constant:
+            return np.full(kk, draw(steps), dtype=np.float64)
+        return draw(hnp.arrays(np.float64, kk, elements=steps))
+
+    return build()
