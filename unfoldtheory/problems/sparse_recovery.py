@@ -91,6 +91,17 @@ class SparseRecovery:
         value = lasso_objective(self.A, np.atleast_2d(x), np.atleast_2d(y), self.lam)
         return float(value[0]) if x.ndim == 1 and y.ndim == 1 else value
 
+    def torch_objective(self, x: Any, y: Any) -> Any:
+        """The Lasso objective averaged over a batch, in torch (for unsupervised training).
+
+        ``x`` (batch, n) and ``y`` (batch, m) are tensors; A is cast to their dtype and device.
+        """
+        import torch
+
+        A = torch.as_tensor(self.A, dtype=x.dtype, device=x.device)
+        r = x @ A.T - y
+        return (0.5 * (r**2).sum(dim=1) + self.lam * x.abs().sum(dim=1)).mean()
+
     def __repr__(self) -> str:
         return (f"SparseRecovery(m={self.m}, n={self.n}, sparsity={self.sparsity}, "
                 f"noise_std={self.noise_std}, lam={self.lam:.6g}, seed={self.seed})")

@@ -57,6 +57,9 @@ class UnfoldedModel(nn.Module, ABC):
     """Base of the unfolded sparse-recovery models; see the module docstring for the contract."""
 
     paradigm: ClassVar[str] = ""
+    #: Names of ParameterLists that must stay >= 0; :meth:`project_parameters` clamps them after an
+    #: optimiser step (a projected gradient step keeps thresholds meaningful and their gradient alive).
+    nonnegative: ClassVar[tuple[str, ...]] = ("threshold", "step")
 
     def __init__(self, A: Any, layers: int, lam: float) -> None:
         super().__init__()
@@ -117,6 +120,13 @@ class UnfoldedModel(nn.Module, ABC):
     def A_numpy(self) -> np.ndarray:
         return to_numpy(self.A)
 
+    @torch.no_grad()
+    def project_parameters(self) -> None:
+        """Clamp the parameters named in :attr:`nonnegative` to ``>= 0`` (called by ``fit`` after each step)."""
+        for name in self.nonnegative:
+            for p in getattr(self, name, []):
+                p.clamp_(min=0.0)
+
     def num_parameters(self) -> int:
         """Distinct learned scalars (a parameter shared by several layers counts once)."""
         return sum(p.numel() for p in self.parameters() if p.requires_grad)
@@ -125,6 +135,13 @@ class UnfoldedModel(nn.Module, ABC):
         """What :func:`unfoldtheory.unfold.load` needs besides the state dict."""
         return {"class": type(self).__name__, "layers": self.layers, "lam": self.lam, "m": self.m, "n": self.n,
                 **self.extra_config()}
+
+    @classmethod
+    def from_checkpoint(cls, config: dict[str, Any], state: dict[str, torch.Tensor]) -> UnfoldedModel:
+        """Rebuild an (untrained) model of this class from a saved config and state dict; the caller
+        then loads the state dict. Classes with constructor tensors besides ``A`` override this."""
+        kwargs = {k: v for k, v in config.items() if k not in ("m", "n")}
+        return cls(state["A"].to(torch.float64), **kwargs)
 
     def extra_repr(self) -> str:
         return f"m={self.m}, n={self.n}, layers={self.layers}, lam={self.lam:.4g}, parameters={self.num_parameters()}"

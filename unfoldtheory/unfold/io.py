@@ -21,7 +21,6 @@ from typing import Any
 import torch
 
 from unfoldtheory.diagnostics.files import atomic_write_bytes
-from unfoldtheory.unfold.base import UnfoldedModel
 
 FORMAT = "unfoldtheory-model"
 VERSION = 1
@@ -31,25 +30,30 @@ class CheckpointError(ValueError):
     """A checkpoint that is not ours, is corrupt, or does not match its model."""
 
 
-def _registry() -> dict[str, type[UnfoldedModel]]:
+def _registry() -> dict[str, type[torch.nn.Module]]:
     from unfoldtheory import unfold
 
     return {name: getattr(unfold, name) for name in unfold.MODEL_CLASSES}
 
 
-def save(model: UnfoldedModel, path: str | os.PathLike[str]) -> Path:
+def _dtype_of(model: torch.nn.Module) -> str:
+    tensor = next(iter(model.state_dict().values()))
+    return str(tensor.dtype).removeprefix("torch.")
+
+
+def save(model: torch.nn.Module, path: str | os.PathLike[str]) -> Path:
     """Write ``model`` (config + state dict, on the CPU) to ``path`` atomically."""
-    if not isinstance(model, UnfoldedModel):
+    if type(model).__name__ not in _registry():
         raise TypeError(f"save() takes an unfoldtheory model, got {type(model).__name__}")
     state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
     payload = {"format": FORMAT, "version": VERSION, "config": json.dumps(model.config()),
-               "dtype": str(model.A.dtype).removeprefix("torch."), "state_dict": state}
+               "dtype": _dtype_of(model), "state_dict": state}
     buf = io.BytesIO()
     torch.save(payload, buf)
     return atomic_write_bytes(path, buf.getvalue())
 
 
-def load(path: str | os.PathLike[str], map_location: str | torch.device = "cpu") -> UnfoldedModel:
+def load(path: str | os.PathLike[str], map_location: str | torch.device = "cpu") -> torch.nn.Module:
     """Read a model written by :func:`save`; untrusted or foreign files raise CheckpointError."""
     path = Path(path)
     if not path.is_file():
@@ -76,16 +80,15 @@ def load(path: str | os.PathLike[str], map_location: str | torch.device = "cpu")
     return _build(cls, config, state, dtype, path)
 
 
-def _build(cls: type[UnfoldedModel], config: dict[str, Any], state: dict[str, torch.Tensor], dtype: torch.dtype,
-           path: Path) -> UnfoldedModel:
-    if not isinstance(state, dict) or "A" not in state:
-        raise CheckpointError(f"{path}: state dict has no sensing matrix 'A'")
-    kwargs = {k: v for k, v in config.items() if k not in ("m", "n")}
-    if "W" in state and cls.__name__ == "ALISTA":
-        kwargs["W"] = state["W"].to(torch.float64)
+def _build(cls: type[Any], config: dict[str, Any], state: dict[str, torch.Tensor], dtype: torch.dtype,
+           path: Path) -> torch.nn.Module:
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise CheckpointError(f"{path}: the state dict is not a dictionary of tensors")
     try:
-        model = cls(state["A"].to(torch.float64), **kwargs).to(dtype)
+        model = cls.from_checkpoint(config, state).to(dtype)
         model.load_state_dict(state, strict=True)
+    except KeyError as exc:
+        raise CheckpointError(f"{path}: checkpoint has no tensor {exc} needed by {cls.__name__}") from None
     except (TypeError, ValueError, RuntimeError) as exc:
         raise CheckpointError(f"{path}: checkpoint does not fit {cls.__name__}: {str(exc).splitlines()[0]}") from None
     return model

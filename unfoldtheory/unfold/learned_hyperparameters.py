@@ -142,6 +142,11 @@ class ALISTA(UnfoldedModel):
         self.step = scalar_parameters([gamma] * self.layers)
         self.threshold = scalar_parameters([self.lam * gamma] * self.layers)
 
+    @classmethod
+    def from_checkpoint(cls, config: dict[str, Any], state: dict[str, torch.Tensor]) -> ALISTA:
+        kwargs = {k: v for k, v in config.items() if k not in ("m", "n")}
+        return cls(state["A"].to(torch.float64), W=state["W"].to(torch.float64), **kwargs)
+
     def _iterate(self, y: torch.Tensor) -> list[torch.Tensor]:
         x, its = self.zeros(y), []
         for gamma, theta in zip(self.step, self.threshold, strict=True):
