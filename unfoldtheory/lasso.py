@@ -28,8 +28,9 @@ def dual_point(A: np.ndarray, X: np.ndarray, Y: np.ndarray, lam: float) -> np.nd
     """A dual-feasible ``u_i`` (``‖Aᵀu_i‖_∞ ≤ λ``) built from the residual of each ``x_i``."""
     R = Y - X @ A.T
     corr = np.abs(R @ A).max(axis=1)
-    with np.errstate(divide="ignore"):
-        scale = np.where(corr > lam, lam / np.where(corr > 0, corr, 1.0), 1.0)
+    scale = np.ones_like(corr)
+    over = corr > lam
+    scale[over] = lam / corr[over]
     return (scale * (1.0 - _FEASIBILITY_SHRINK))[:, None] * R
 
 

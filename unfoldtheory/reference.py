@@ -210,7 +210,7 @@ def _polished(A: np.ndarray, G: np.ndarray, aty: np.ndarray, y: np.ndarray, lam:
         return None
     cgap, cprim = duality_gap(A, cand[None], y[None], lam)
     crel = float(relative_gap(cgap, cprim)[0])
-    if cprim[0] <= primal and crel <= rel:
+    if cprim[0] <= primal * (1 + 1e-12) and crel <= rel:  # slack: P(x*) may round above P(x)
         return cand, crel
     return None
 
@@ -235,10 +235,9 @@ def _active_set_polish(G: np.ndarray, aty: np.ndarray, lam: float, x: np.ndarray
         x = np.zeros_like(x)
         if S.size:
             GS, rhs = G[np.ix_(S, S)], aty[S] - lam * np.sign(v[S])
-            try:
-                sol = np.linalg.solve(GS, rhs)
-            except np.linalg.LinAlgError:
-                return None
+            # lstsq also handles a singular A_SᵀA_S (duplicated columns), where the system is still
+            # consistent and its minimum-norm solution satisfies the optimality conditions.
+            sol = np.linalg.lstsq(GS, rhs, rcond=None)[0]
             if not np.all(np.isfinite(sol)) or np.linalg.norm(GS @ sol - rhs) > 1e-8 * max(np.linalg.norm(rhs), 1.0):
                 return None
             x[S] = sol

@@ -44,6 +44,8 @@ def positive_int(x: Any, what: str) -> int:
 def finite_float(x: Any, what: str, *, low: float | None = None, high: float | None = None,
                  low_open: bool = False, high_open: bool = False) -> float:
     """``x`` as a finite float inside the given (closed unless ``*_open``) range."""
+    if isinstance(x, bool):
+        raise ValueError(f"{what} must be a number, got {x!r}")
     try:
         val = float(x)
     except (TypeError, ValueError):

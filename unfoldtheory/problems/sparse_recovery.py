@@ -88,6 +88,8 @@ class SparseRecovery:
             raise ValueError(f"x has {x.shape[-1]} entries per row; expected n = {self.n}")
         if y.shape[-1] != self.m:
             raise ValueError(f"y has {y.shape[-1]} entries per row; expected m = {self.m}")
+        if x.ndim == 2 and y.ndim == 2 and x.shape[0] != y.shape[0]:
+            raise ValueError(f"x has {x.shape[0]} rows but y has {y.shape[0]}; they must pair up")
         value = lasso_objective(self.A, np.atleast_2d(x), np.atleast_2d(y), self.lam)
         return float(value[0]) if x.ndim == 1 and y.ndim == 1 else value
 
@@ -98,7 +100,7 @@ class SparseRecovery:
         """
         import torch
 
-        A = torch.as_tensor(self.A, dtype=x.dtype, device=x.device)
+        A = torch.tensor(self.A, dtype=x.dtype, device=x.device)
         r = x @ A.T - y
         return (0.5 * (r**2).sum(dim=1) + self.lam * x.abs().sum(dim=1)).mean()
 
