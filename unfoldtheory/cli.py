@@ -25,6 +25,11 @@ def _report_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--crosscheck", type=int, default=d.crosscheck,
                    help="instances also solved with cvxpy to check the reference (default: %(default)s)")
     p.add_argument("--iterations", type=int, default=d.iterations, help="ISTA/FISTA iterations K (default: %(default)s)")
+    p.add_argument("--layers", type=int, default=d.layers, help="depth of the trained models (default: %(default)s)")
+    p.add_argument("--train-steps", type=int, default=d.train_steps,
+                   help="training steps per model, batches of 64 (default: %(default)s)")
+    p.add_argument("--test-samples", type=int, default=d.test_samples,
+                   help="held-out samples for the trained models (default: %(default)s)")
     p.add_argument("--seed", type=int, default=d.seed, help="random seed (default: %(default)s)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
@@ -48,6 +53,7 @@ def _run_report(args: argparse.Namespace) -> int:
     try:
         config = ReportConfig(m=args.m, n=args.n, sparsity=args.sparsity, noise_std=args.noise_std,
                               instances=args.instances, crosscheck=args.crosscheck, iterations=args.iterations,
+                              layers=args.layers, train_steps=args.train_steps, test_samples=args.test_samples,
                               seed=args.seed)
     except ValueError as exc:
         print(f"unfoldtheory report: error: {exc}", file=sys.stderr)

@@ -2,6 +2,7 @@
 
 from unfoldtheory.diagnostics.figures import new_figure, save_figure
 from unfoldtheory.diagnostics.files import atomic_write_bytes, atomic_write_json, atomic_write_text
-from unfoldtheory.diagnostics.tables import markdown_table
+from unfoldtheory.diagnostics.tables import latex_table, markdown_table, save_table
 
-__all__ = ["atomic_write_bytes", "atomic_write_json", "atomic_write_text", "markdown_table", "new_figure", "save_figure"]
+__all__ = ["atomic_write_bytes", "atomic_write_json", "atomic_write_text", "latex_table", "markdown_table", "new_figure",
+           "save_figure", "save_table"]
