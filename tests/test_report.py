@@ -9,13 +9,16 @@ from unfoldtheory.cli import main
 from unfoldtheory.report import ReportConfig, run_report
 from unfoldtheory.report.baselines import identification_iteration, tail_rate
 
-SMALL = ["--m", "16", "--n", "32", "--instances", "6", "--crosscheck", "2", "--iterations", "80", "--quiet"]
+SMALL = ["--m", "16", "--n", "32", "--instances", "6", "--crosscheck", "2", "--iterations", "80", "--layers", "3",
+         "--train-steps", "60", "--test-samples", "100", "--quiet"]
+SMALL_CONFIG = ReportConfig(m=16, n=32, instances=6, crosscheck=2, iterations=80, layers=3, train_steps=60, test_samples=100)
 
 
 def test_run_report_writes_everything(tmp_path):
-    config = ReportConfig(m=16, n=32, instances=6, crosscheck=2, iterations=80)
+    config = SMALL_CONFIG
     results = run_report(config, tmp_path, progress=False)
-    for name in ["report.md", "results.json", "baselines_error.png", "baselines_error.pdf"]:
+    for name in ["report.md", "results.json", "baselines_error.png", "baselines_error.pdf", "models_nmse.png",
+                 "models_nmse.pdf", "models_table.md", "models_table.tex", "models/ALISTA.pt", "models/LISTA.pt"]:
         assert (tmp_path / name).stat().st_size > 0
     on_disk = json.loads((tmp_path / "results.json").read_text())
     assert on_disk["config"] == config.to_dict()
@@ -23,6 +26,10 @@ def test_run_report_writes_everything(tmp_path):
     base = on_disk["sections"]["baselines"]
     assert base["reference_crosscheck"]["certified_max_relative_gap"] <= 1e-10
     assert base["ista_support_rate"]["envelope_violations"] == 0
+    methods = on_disk["sections"]["models"]["methods"]
+    assert set(methods) == {"ISTA", "FISTA", "ALISTA", "LISTA"}
+    assert all(len(m["nmse_db_per_layer"]) == config.layers for m in methods.values())
+    assert methods["ALISTA"]["parameters"] == 2 * config.layers
     text = (tmp_path / "report.md").read_text()
     assert "![ISTA and FISTA error](baselines_error.png)" in text and "Cross-checks: all passed." in text
 
