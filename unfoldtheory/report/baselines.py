@@ -115,7 +115,8 @@ def run(config: ReportConfig, out: Path, progress: bool | None = None) -> Sectio
     }
     checks = {"reference_agrees_with_cvxpy": agree, "ista_within_support_rate_envelope": violations == 0}
     md = _markdown(results, crosscheck, agree, figures, out)
-    return Section("baselines", "Classical baselines: ISTA and FISTA against the certified reference", md, results, figures, checks)
+    title = "Classical baselines: ISTA and FISTA against the certified reference"
+    return Section("baselines", title, md, results, figures, checks)
 
 
 def _figures(errors: dict[str, np.ndarray], rates: list[float], k0s: list[int | None],

@@ -14,9 +14,10 @@ from unfoldtheory.unfold.io import CheckpointError, load, save
 from unfoldtheory.unfold.learned_correction import HybridISTA
 from unfoldtheory.unfold.learned_hyperparameters import ALISTA, UnfoldedADMM, UnfoldedFISTA, UnfoldedISTA
 from unfoldtheory.unfold.learned_objective import LISTA, LISTACP
+from unfoldtheory.unfold.learned_rpca import LearnedRPCA
 
 MODEL_CLASSES = ("UnfoldedISTA", "UnfoldedFISTA", "ALISTA", "UnfoldedADMM", "LISTA", "LISTACP", "HybridISTA",
-                 "LearnedUpdate")
+                 "LearnedUpdate", "LearnedRPCA")
 
-__all__ = ["ALISTA", "LISTA", "LISTACP", "MODEL_CLASSES", "CheckpointError", "HybridISTA", "LearnedUpdate",
+__all__ = ["ALISTA", "LISTA", "LISTACP", "MODEL_CLASSES", "CheckpointError", "HybridISTA", "LearnedRPCA", "LearnedUpdate",
            "UnfoldedADMM", "UnfoldedFISTA", "UnfoldedISTA", "UnfoldedModel", "load", "save"]

@@ -84,11 +84,15 @@ def _build(cls: type[Any], config: dict[str, Any], state: dict[str, torch.Tensor
            path: Path) -> torch.nn.Module:
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise CheckpointError(f"{path}: the state dict is not a dictionary of tensors")
+    A = state.get("A")
+    if A is not None and "m" in config and tuple(A.shape) != (config["m"], config["n"]):
+        raise CheckpointError(f"{path}: tensor 'A' has shape {tuple(A.shape)}; the config says ({config['m']}, {config['n']})")
     try:
         model = cls.from_checkpoint(config, state).to(dtype)
         model.load_state_dict(state, strict=True)
     except KeyError as exc:
         raise CheckpointError(f"{path}: checkpoint has no tensor {exc} needed by {cls.__name__}") from None
     except (TypeError, ValueError, RuntimeError) as exc:
-        raise CheckpointError(f"{path}: checkpoint does not fit {cls.__name__}: {str(exc).splitlines()[0]}") from None
+        detail = " ".join(line.strip() for line in str(exc).splitlines() if line.strip())
+        raise CheckpointError(f"{path}: checkpoint does not fit {cls.__name__}: {detail}") from None
     return model
