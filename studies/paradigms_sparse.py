@@ -53,6 +53,8 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--models", nargs="+", default=list(MODELS), choices=MODELS)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cpu")
+    p.add_argument("--threads", type=int, default=1,
+                   help="torch CPU threads (default 1: these small models gain nothing from more, and threads contend)")
     p.add_argument("--float64", action="store_true", help="train in float64 (default float32)")
     p.add_argument("--out", type=Path, default=Path("studies/out/paradigms_sparse"))
     p.add_argument("--resume", action="store_true", help="skip models whose results are already in OUT/results")
@@ -62,6 +64,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
+    torch.set_num_threads(args.threads)
     problem = SparseRecovery(args.m, args.n, args.sparsity, args.noise_std, seed=args.seed)
     Y, X = problem.sample(args.test, seed=10_000 + args.seed)
     results: list[MethodResult] = classical_results(problem, Y, X, args.layers)

@@ -6,9 +6,11 @@ import pytest
 from unfoldtheory.diagnostics import (
     atomic_write_json,
     atomic_write_text,
+    latex_table,
     markdown_table,
     new_figure,
     save_figure,
+    save_table,
 )
 from unfoldtheory.results import Bound
 
@@ -51,3 +53,20 @@ def test_save_figure_writes_png_and_pdf(tmp_path):
     ax.plot([0, 1], [1, 0], label="series")
     png, pdf = save_figure(fig, tmp_path / "fig")
     assert png.read_bytes().startswith(b"\x89PNG") and pdf.read_bytes().startswith(b"%PDF")
+
+
+def test_latex_table_is_booktabs_and_escaped():
+    text = latex_table(["method", "NMSE_dB"], [["LISTA & co", -12.3456], ["50%", 1.0]], digits=3)
+    lines = text.splitlines()
+    assert lines[0] == r"\begin{tabular}{lr}" and lines[1] == r"\toprule" and lines[-2] == r"\bottomrule"
+    assert r"method & NMSE\_dB \\" in lines
+    assert r"LISTA \& co & -12.3 \\" in lines and r"50\% & 1 \\" in lines
+
+
+def test_save_table_writes_four_formats(tmp_path):
+    paths = save_table(["a", "b"], [[1, 2.5], [3, float("inf")]], tmp_path / "t")
+    assert sorted(p.suffix for p in paths) == [".csv", ".json", ".md", ".tex"]
+    assert (tmp_path / "t.csv").read_text().splitlines() == ["a,b", "1,2.5", "3,inf"]
+    assert json.loads((tmp_path / "t.json").read_text()) == [{"a": 1, "b": 2.5}, {"a": 3, "b": "inf"}]
+    with pytest.raises(ValueError, match="every row needs 2 cells"):
+        save_table(["a", "b"], [[1, 2, 3]], tmp_path / "bad")
