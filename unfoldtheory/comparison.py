@@ -56,9 +56,16 @@ def classical_results(problem: SparseRecovery, Y: np.ndarray, X: np.ndarray, lay
 
 def train_and_evaluate(name: str, model: UnfoldedModel, problem: SparseRecovery, test: tuple[np.ndarray, np.ndarray], *,
                        scheme: str = "end_to_end", steps: int = 1000, lr: float = 1e-2, seed: int = 0,
-                       batch_size: int = 64, device: str = "cpu", progress: bool | None = None) -> tuple[MethodResult, History]:
-    """Train ``model`` with :func:`unfoldtheory.train.fit` and evaluate it on ``test = (Y, X)``."""
-    history = fit(model, problem, scheme, steps, seed, lr=lr, batch_size=batch_size, device=device, progress=progress)
+                       batch_size: int = 64, validation_size: int = 500, device: str = "cpu",
+                       progress: bool | None = None) -> tuple[MethodResult, History]:
+    """Train ``model`` with :func:`unfoldtheory.train.fit` and evaluate it on ``test = (Y, X)``.
+
+    Early stopping uses a validation set of ``validation_size`` fresh samples, disjoint from the
+    test set by construction (its own seed); the test set is never seen during training.
+    """
+    validation = problem.sample(validation_size, seed=30_000 + seed)
+    history = fit(model, problem, scheme, steps, seed, lr=lr, batch_size=batch_size, validation=validation,
+                  device=device, progress=progress)
     Y, X = test
     per_layer = evaluate_nmse(model, Y, X, per_layer=True)
     with torch.no_grad():
@@ -70,7 +77,8 @@ def train_and_evaluate(name: str, model: UnfoldedModel, problem: SparseRecovery,
             torch.cuda.synchronize()
         per_sample = (time.perf_counter() - start) / Y.shape[0]
     result = MethodResult(name, model.paradigm, [float(v) for v in per_layer], model.num_parameters(), history.seconds,
-                          model.flops_per_sample(), per_sample, {"scheme": scheme, "steps": steps, "lr": lr})
+                          model.flops_per_sample(), per_sample,
+                          {"scheme": scheme, "steps": steps, "lr": lr, "best_step": history.best_step})
     return result, history
 
 

@@ -26,6 +26,7 @@ example thresholds ``>= 0``.
 
 from __future__ import annotations
 
+import copy
 import math
 import time
 from dataclasses import dataclass, field
@@ -63,6 +64,7 @@ class History:
     loss: list[float] = field(default_factory=list)
     stage: list[int] = field(default_factory=list)
     validation: list[tuple[int, float]] = field(default_factory=list)
+    best_step: int | None = None
     seconds: float = 0.0
 
     @property
@@ -106,11 +108,13 @@ class _Batches:
 def fit(model: nn.Module, problem: TrainableProblem, scheme: Scheme = "end_to_end", steps: int = 1000, seed: int = 0, *,
         batch_size: int = 64, lr: float = 1e-2, data: tuple[Any, Any] | None = None,
         layer_weights: Any = None, validation: tuple[Any, Any] | None = None, eval_every: int | None = None,
-        device: str | torch.device = "cpu", progress: bool | None = None) -> History:
+        keep_best: bool = True, device: str | torch.device = "cpu", progress: bool | None = None) -> History:
     """Train ``model`` on ``problem`` in place and return its :class:`History`.
 
     ``lr`` is relative (see the module docstring); ``steps`` counts optimiser steps of
-    ``batch_size`` samples.
+    ``batch_size`` samples. With a validation set and ``keep_best`` (the default), the model ends
+    with the parameters of its best validation NMSE (early stopping), recorded in
+    ``History.best_step``.
 
     ``model`` must provide ``forward(y, return_iterates=True)`` returning every layer's output, and,
     for ``"layerwise"``, ``layers`` and ``layer_parameters(k)``. ``validation=(Y, X)`` is evaluated
@@ -137,6 +141,7 @@ def fit(model: nn.Module, problem: TrainableProblem, scheme: Scheme = "end_to_en
         val = (torch.as_tensor(as_finite_array(validation[0], "validation Y"), dtype=dtype, device=device),
                torch.as_tensor(as_finite_array(validation[1], "validation X"), dtype=dtype, device=device))
     eval_every = eval_every or max(1, steps // 10)
+    best: dict[str, Any] = {"score": None, "step": None, "state": None}
     scale = {id(p): _relative_scale(p) for p in model.parameters()}
     history = History(scheme, seed, str(device), steps)
     start = time.perf_counter()
@@ -175,7 +180,10 @@ def fit(model: nn.Module, problem: TrainableProblem, scheme: Scheme = "end_to_en
             if done % 10 == 0:
                 bar.set_postfix(loss=f"{history.loss[-1]:.4g}")
             if val is not None and (done % eval_every == 0 or done == steps):
-                history.validation.append((done, evaluate_nmse(model, *val)))
+                score = evaluate_nmse(model, *val)
+                history.validation.append((done, score))
+                if keep_best and (best["score"] is None or score < best["score"]):
+                    best.update(score=score, step=done, state=copy.deepcopy(model.state_dict()))
 
     if scheme == "layerwise":
         per_stage = max(1, steps // (2 * K))
@@ -190,6 +198,9 @@ def fit(model: nn.Module, problem: TrainableProblem, scheme: Scheme = "end_to_en
     else:
         run([{"params": list(model.parameters()), "lr": lr}], steps, None, 0)
     bar.close()
+    if best["state"] is not None:
+        model.load_state_dict(best["state"])
+        history.best_step = best["step"]
     history.seconds = time.perf_counter() - start
     return history
 
