@@ -240,3 +240,18 @@ def test_float32_model_trains_in_float32():
     history = _fit(model, steps=30, lr=0.05)
     assert all(np.isfinite(history.loss))
     assert all(p.dtype == torch.float32 for p in model.parameters())
+
+
+def test_keep_best_restores_the_best_validation_parameters():
+    problem = SparseRecovery(8, 16, 0.2, seed=4)
+    val = problem.sample(64, seed=5)
+    model = UnfoldedISTA(problem.A, 3, problem.lam)
+    history = fit(model, problem, "end_to_end", steps=60, seed=0, lr=0.05, validation=val, eval_every=10, progress=False)
+    scores = [s for _, s in history.validation]
+    best = min(range(len(scores)), key=scores.__getitem__)
+    assert history.best_step == history.validation[best][0]
+    assert evaluate_nmse(model, *val) == pytest.approx(scores[best], abs=1e-9)
+    plain = UnfoldedISTA(problem.A, 3, problem.lam)
+    h2 = fit(plain, problem, "end_to_end", steps=60, seed=0, lr=0.05, validation=val, eval_every=10, keep_best=False,
+             progress=False)
+    assert h2.best_step is None and evaluate_nmse(plain, *val) == pytest.approx(h2.validation[-1][1], abs=1e-9)
