@@ -73,6 +73,8 @@ class UnfoldedFISTA(UnfoldedModel):
 
     Layer k computes ``z = x_{k−1} + β_k(x_{k−1} − x_{k−2})``, ``x_k = ST_{θ_k}(z − γ_k Aᵀ(Az − y))``.
     Initialised at FISTA: ``γ = 1/L``, ``θ = λ/L``, ``β_k`` from :func:`fista_momentum`.
+    Training keeps ``β_k ∈ [0, 1]``, FISTA's range: unbounded learned momentum (values near 1.8
+    were seen) makes the iteration blow up on rare inputs while the average loss looks fine.
     """
 
     paradigm = "learned hyperparameters"
@@ -107,6 +109,12 @@ class UnfoldedFISTA(UnfoldedModel):
                     weights[k - 1] = -beta * W
             layers.append(Layer(weights, SoftThreshold(nonneg(self.threshold[k])), None, self.n))
         return NetworkSpec(self.m, layers, name=type(self).__name__)
+
+    @torch.no_grad()
+    def project_parameters(self) -> None:
+        super().project_parameters()
+        for beta in self.momentum:
+            beta.clamp_(0.0, 1.0)
 
     def layer_parameters(self, k: int) -> list[nn.Parameter]:
         return [self.step[k], self.threshold[k]] + ([self.momentum[k - 1]] if k >= 1 else [])
