@@ -31,6 +31,8 @@ def _report_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--test-samples", type=int, default=d.test_samples,
                    help="held-out samples for the trained models (default: %(default)s)")
     p.add_argument("--seed", type=int, default=d.seed, help="random seed (default: %(default)s)")
+    p.add_argument("--threads", type=int, default=1,
+                   help="torch CPU threads (default %(default)s: the report's models are small, and threads contend)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
@@ -48,8 +50,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _run_report(args: argparse.Namespace) -> int:
+    import torch
+
     from unfoldtheory.report import ReportConfig, run_report
 
+    if args.threads < 1:
+        print(f"unfoldtheory report: error: --threads must be at least 1, got {args.threads}", file=sys.stderr)
+        return 2
+    torch.set_num_threads(args.threads)
     try:
         config = ReportConfig(m=args.m, n=args.n, sparsity=args.sparsity, noise_std=args.noise_std,
                               instances=args.instances, crosscheck=args.crosscheck, iterations=args.iterations,
