@@ -29,7 +29,7 @@ class ReportConfig:
     crosscheck: int = 8
     iterations: int = 300
     layers: int = 12
-    train_steps: int = 600
+    train_steps: int = 2000
     test_samples: int = 1000
     seed: int = 0
 
