@@ -22,14 +22,6 @@ PROBLEM = SparseRecovery(6, 9, 0.2, lam=0.1, seed=3)
 Y, _ = PROBLEM.sample(5, seed=0)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
-
 def _perturbed(cls, seed=0):
     model = cls(PROBLEM.A, 3, PROBLEM.lam)
     rng = np.random.default_rng(seed)

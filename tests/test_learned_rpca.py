@@ -34,15 +34,6 @@ def _rel_err(Lhat: np.ndarray, L: np.ndarray) -> float:
     return float(np.mean(np.linalg.norm(Lhat - L, axis=(-2, -1)) / np.linalg.norm(L, axis=(-2, -1))))
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny batched solves gain nothing from threads, and on a shared machine OpenMP waits slow them 40×."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
-
 @pytest.fixture(scope="module")
 def data():
     p = RobustPCA(14, 10, 2, 0.1, seed=3)

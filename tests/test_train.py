@@ -14,15 +14,6 @@ VAL_Y, VAL_X = PROBLEM.sample(400, seed=12345)
 K = 4
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny matrices: torch's thread pool only adds contention on a shared machine."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
-
 def _fit(model, scheme="end_to_end", steps=20, **kwargs):
     kwargs.setdefault("progress", False)
     kwargs.setdefault("batch_size", 32)

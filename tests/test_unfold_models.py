@@ -31,15 +31,6 @@ SPARSE_MODELS = [getattr(unfold, name) for name in unfold.MODEL_CLASSES
 THRESHOLD_MODELS = [UnfoldedISTA, UnfoldedFISTA, ALISTA, LISTA, LISTACP, HybridISTA]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny matrices: torch's thread pool only adds contention on a shared machine."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
-
 def _matrix(m, n, seed):
     rng = np.random.default_rng(seed)
     A = rng.standard_normal((m, n)) / np.sqrt(m)
