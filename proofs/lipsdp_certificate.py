@@ -1,0 +1,97 @@
+"""Soundness of the LipSDP multiplier check (unfoldtheory/lipschitz/certificate.py).
+
+Claims
+------
+1. **S-procedure.** For the quadratic form built in ``unfoldtheory.lipschitz.quadratic_form``,
+   ``ξᵀ M(ρ, λ) ξ = ‖Δout‖² − ρ‖Δy‖² + Σ_i λ_i (Δz_i − αΔv_i)(βΔv_i − Δz_i)`` identically
+   (checked symbolically on a two-layer, two-neuron graph with input injection and generic
+   slopes). Hence ``M ⪯ 0`` and ``λ ≥ 0`` give ``‖Δout‖² ≤ ρ‖Δy‖²`` whenever every neuron obeys
+   its slope restriction, i.e. ``L ≤ √ρ`` (Fazlyab et al., NeurIPS 2019, Theorem 2).
+2. **Schur complement.** For ``M = [[a − ρ, b], [b, z]]`` with ``z < 0``:
+   ``M ⪯ 0 ⟺ ρ ≥ a − b²/z`` — both eigenvalues are ≤ 0 exactly when the determinant is ≥ 0
+   (the trace is then negative); checked symbolically. The block version (Boyd & Vandenberghe,
+   *Convex Optimization*, A.5.5) is the same statement with ``b²/z`` replaced by ``BZ⁻¹Bᵀ``, and
+   the check uses it with ``ρ* = λ_max(A − BZ⁻¹Bᵀ)``.
+3. **Monotonicity in ρ.** ``M(ρ') = M(ρ) − (ρ' − ρ) E_0ᵀE_0`` with ``E_0ᵀE_0 ⪰ 0``, so a
+   certified ρ stays certified when increased (used when the check moves past rounding).
+4. **Rounding (Weyl).** If the computed largest eigenvalue of the computed matrix is below
+   ``−τ`` and ``τ`` bounds the assembly error plus the eigensolver's backward error, the exact
+   matrix is negative semidefinite: ``λ_max(M) ≤ λ_max(M̂) + ‖M − M̂‖₂``. Stated, not symbolic.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import sympy as sp
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _check import check, finish
+
+
+def s_procedure_identity() -> None:
+    # input y (1-D), state z1 (2 neurons) reading y, state z2 (2 neurons) reading z1 and y; output C z2
+    dy = sp.Symbol("dy", real=True)
+    z1 = sp.Matrix(sp.symbols("z1_0 z1_1", real=True))
+    z2 = sp.Matrix(sp.symbols("z2_0 z2_1", real=True))
+    V1 = sp.Matrix(2, 1, sp.symbols("v1_0 v1_1", real=True))
+    W2 = sp.Matrix(2, 2, sp.symbols("w_0 w_1 w_2 w_3", real=True))
+    V2 = sp.Matrix(2, 1, sp.symbols("v2_0 v2_1", real=True))
+    C = sp.Matrix(1, 2, sp.symbols("c_0 c_1", real=True))
+    rho = sp.Symbol("rho", real=True)
+    al, be = sp.symbols("alpha beta", real=True)
+    lam = sp.symbols("l0:4", real=True)
+    xi = sp.Matrix([dy, *z1, *z2])
+    # selection and pre-activation rows, as quadratic_form builds them
+    E = sp.zeros(4, 5)
+    for i in range(4):
+        E[i, 1 + i] = 1
+    P = sp.zeros(4, 5)
+    P[0:2, 0:1] = V1
+    P[2:4, 0:1] = V2
+    P[2:4, 1:3] = W2
+    Cfull = sp.zeros(1, 5)
+    Cfull[0, 3:5] = C
+    Fa, Fb = E - al * P, be * P - E
+    S = Fa.T * sp.diag(*lam) * Fb
+    M = Cfull.T * Cfull + (S + S.T) / 2
+    M[0, 0] -= rho
+    quad = sp.expand((xi.T * M * xi)[0, 0])
+    dz = list(z1) + list(z2)
+    dv = list(V1 * dy) + list(W2 * z1 + V2 * dy)
+    direct = (C * z2)[0, 0] ** 2 - rho * dy**2 + sum(lam[i] * (dz[i] - al * dv[i]) * (be * dv[i] - dz[i]) for i in range(4))
+    check("xiᵀ M(ρ, λ) xi equals ‖Δout‖² − ρ‖Δy‖² + Σ λ_i(Δz_i − αΔv_i)(βΔv_i − Δz_i)",
+          sp.simplify(quad - sp.expand(direct)) == 0)
+
+
+def schur_complement() -> None:
+    a, b, rho = sp.symbols("a b rho", real=True)
+    z = sp.Symbol("z", negative=True)
+    M = sp.Matrix([[a - rho, b], [b, z]])
+    det = sp.expand(M.det())
+    threshold = a - b**2 / z
+    # det = z (a − ρ) − b² = −z (ρ − threshold) ... ≥ 0 ⟺ ρ ≥ threshold since −z > 0
+    check("det M = (−z)·(ρ − (a − b²/z))", sp.simplify(det - (-z) * (rho - threshold)) == 0)
+    t = sp.Symbol("t", nonnegative=True)
+    tr = sp.simplify(M.trace().subs(rho, threshold + t))
+    # trace = a − ρ + z = b²/z − t + z < 0 because z < 0, b²/z ≤ 0, t ≥ 0
+    check("trace(M) = b²/z − t + z is negative for t ≥ 0, z < 0", sp.simplify(tr - (b**2 / z - t + z)) == 0
+          and (b**2 / z - t + z).is_negative is True)
+    check("det(M) ≥ 0 at ρ = a − b²/z + t", sp.simplify(det.subs(rho, threshold + t) - (-z) * t) == 0)
+
+
+def monotone_in_rho() -> None:
+    r1, d = sp.Symbol("rho", real=True), sp.Symbol("delta", nonnegative=True)
+    a, b, z, y, w = sp.symbols("a b z y w", real=True)
+    M = lambda r: sp.Matrix([[a - r, b], [b, z]])  # noqa: E731
+    v = sp.Matrix([y, w])
+    diff = sp.expand((v.T * (M(r1 + d) - M(r1)) * v)[0, 0])
+    check("vᵀ(M(ρ + δ) − M(ρ))v = −δ y² ≤ 0", sp.simplify(diff + d * y**2) == 0 and (-d * y**2).is_nonpositive is True)
+
+
+if __name__ == "__main__":
+    s_procedure_identity()
+    schur_complement()
+    monotone_in_rho()
+    finish()

@@ -1,0 +1,136 @@
+"""LipSDP-Neuron over the spec graph: solver against solver, bound against witness and against the
+activation-agnostic ground truth, and the multiplier check against tampering."""
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from unfoldtheory.activations import Identity, ReLU, SoftThreshold
+from unfoldtheory.classical import ista_spec
+from unfoldtheory.lipschitz import upper_bound
+from unfoldtheory.lipschitz.agnostic import activation_agnostic
+from unfoldtheory.lipschitz.certificate import certify_multipliers
+from unfoldtheory.lipschitz.lower import lower_bound
+from unfoldtheory.lipschitz.product import product_bound
+from unfoldtheory.lipschitz.quadratic_form import eliminate_linear_states, quadratic_form
+from unfoldtheory.lipschitz.sdp import sdp_bound
+from unfoldtheory.problems import SparseRecovery
+from unfoldtheory.spec import Layer, NetworkSpec
+from unfoldtheory.testing import unrolled_specs
+from unfoldtheory.unfold import LISTA, HybridISTA, LearnedUpdate, UnfoldedADMM, UnfoldedFISTA
+
+MARGIN = 1e-7
+
+
+def _ista(m=4, n=6, K=3, seed=0):
+    p = SparseRecovery(m, n, 0.3, seed=seed)
+    return ista_spec(p.A, p.lam, K)
+
+
+def test_scs_and_clarabel_certify_the_same_value():
+    spec = _ista()
+    scs, clarabel = sdp_bound(spec, solver="SCS"), sdp_bound(spec, solver="CLARABEL")
+    assert scs.certified and clarabel.certified
+    assert scs.value == pytest.approx(clarabel.value, rel=1e-3)
+    # the certified value is recomputed from the multipliers, never below what the solver itself claims
+    assert clarabel.value >= clarabel.details["solver_rho"] ** 0.5 * (1 - 1e-6)
+
+
+@settings(max_examples=12, deadline=None)
+@given(spec=unrolled_specs(m=st.integers(1, 3), n=st.integers(1, 3), K=st.integers(1, 3)))
+def test_order_lower_agnostic_sdp_product(spec):
+    low = lower_bound(spec, restarts=4, seed=0)
+    agn = activation_agnostic(spec)
+    sdp = upper_bound(spec, method="sdp")
+    prod = product_bound(spec)
+    assert sdp.certified
+    assert low.value <= agn.value * (1 + MARGIN) + 1e-12
+    assert agn.value <= sdp.value * (1 + 1e-5) + 1e-9
+    # the certified ρ carries an absolute rounding margin (~1e-12), so √ρ ≥ ~1e-6 even for a zero map
+    assert sdp.value <= prod.value * (1 + 1e-5) + 1e-5
+
+
+def test_single_linear_layer_gives_the_norm():
+    rng = np.random.default_rng(0)
+    V = rng.standard_normal((3, 4))
+    spec = NetworkSpec(4, [Layer({0: V}, SoftThreshold(0.0))])  # ST_0 is the identity, declared in [0, 1]
+    sdp = sdp_bound(spec, solver="CLARABEL")
+    assert sdp.certified and sdp.value == pytest.approx(np.linalg.norm(V, 2), rel=1e-5)
+    assert sdp.value >= np.linalg.norm(V, 2) * (1 - 1e-9)
+
+
+def test_nonnegative_chain_is_exact():
+    """Positive weights, ReLU, positive inputs: the all-active pattern is reachable, so the true constant
+    is the norm of the product, and LipSDP certifies it."""
+    rng = np.random.default_rng(1)
+    W1, W2 = rng.uniform(0.1, 1.0, (3, 2)), rng.uniform(0.1, 1.0, (2, 3))
+    spec = NetworkSpec(2, [Layer({0: W1}, ReLU()), Layer({1: W2}, ReLU())])
+    exact = np.linalg.norm(W2 @ W1, 2)
+    sdp = sdp_bound(spec, solver="CLARABEL")
+    assert sdp.certified and sdp.value == pytest.approx(exact, rel=1e-4) and sdp.value >= exact * (1 - 1e-9)
+
+
+@pytest.mark.parametrize("cls", [UnfoldedFISTA, UnfoldedADMM, HybridISTA, LearnedUpdate, LISTA])
+def test_models_with_momentum_identity_states_and_mlps(cls):
+    p = SparseRecovery(4, 5, 0.3, seed=2)
+    model = cls(p.A, 2, p.lam)
+    spec = model.spec()
+    bound = upper_bound(spec, method="sdp")
+    assert bound.certified, bound.details
+    rng = np.random.default_rng(0)
+    witness = max(np.linalg.norm(spec.jacobian(3 * rng.standard_normal(4)), 2) for _ in range(50))
+    assert witness <= bound.value * (1 + 1e-9)
+    assert bound.value <= product_bound(spec).value * (1 + 1e-5)
+
+
+def test_linear_states_are_eliminated_exactly():
+    p = SparseRecovery(4, 5, 0.3, seed=3)
+    spec = UnfoldedADMM(p.A, 3, p.lam).spec()
+    reduced = eliminate_linear_states(spec)
+    assert not any(isinstance(a, Identity) for a in reduced.activations)
+    Y = np.random.default_rng(0).standard_normal((6, 4))
+    f, g = spec.evaluate(Y), reduced.evaluate(Y)
+    np.testing.assert_allclose(f - f[0], g - g[0], atol=1e-12)  # equal up to a constant offset
+    for y in Y:
+        np.testing.assert_allclose(spec.jacobian(y), reduced.jacobian(y), atol=1e-12)
+
+
+def test_tampered_multipliers_never_certify_less_than_the_truth():
+    spec = _ista()
+    form = quadratic_form(spec)
+    good = sdp_bound(spec, solver="CLARABEL")
+    lam = good.certificate["multipliers"]
+    witness = lower_bound(spec, restarts=4, seed=0).value
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        tampered = lam * rng.uniform(0.0, 2.0, lam.shape)
+        check = certify_multipliers(form, tampered)
+        assert not check.ok or check.bound >= witness * (1 - 1e-12)
+        assert not check.ok or check.bound >= good.value * (1 - 1e-6)  # the optimum cannot be beaten
+    negative = lam.copy()
+    negative[0] = -1.0
+    assert not certify_multipliers(form, negative).ok
+    assert not certify_multipliers(form, np.zeros_like(lam)).ok
+    assert "negative" in certify_multipliers(form, negative).reason
+    with pytest.raises(ValueError, match="multipliers; expected"):
+        certify_multipliers(form, lam[:-1])
+
+
+def test_best_picks_the_tightest_certified():
+    spec = _ista(K=2)
+    best = upper_bound(spec)
+    assert best.certified and best.method.startswith("best (")
+    values = [c["value"] for c in best.details["candidates"].values() if c["certified"]]
+    assert best.value == min(values)
+
+
+def test_bad_input():
+    with pytest.raises(TypeError, match="NetworkSpec"):
+        upper_bound("not a spec")
+    with pytest.raises(ValueError, match="method 'magic' is not known"):
+        upper_bound(_ista(), method="magic")
+    with pytest.raises(ValueError, match="solver 'MOSEK' is not supported"):
+        sdp_bound(_ista(), solver="MOSEK")
+    with pytest.raises(ValueError, match=r"> max_size = 5"):
+        sdp_bound(_ista(), max_size=5)

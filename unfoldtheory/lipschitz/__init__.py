@@ -1,0 +1,86 @@
+"""Lipschitz constants of unfolded networks with respect to their input (ℓ2), as intervals.
+
+* :func:`upper_bound` — certified upper bounds: ``"product"`` (norms with the input-injection
+  recursion), ``"averaged"`` (Combettes–Pesquet for firmly nonexpansive activations),
+  ``"sdp"`` (LipSDP-Neuron over the spec's graph, multipliers checked after the solve) and
+  ``"best"`` (the tightest certified one of those that apply within a time budget).
+* :func:`lower_bound` — a witness pair ``(y₁, y₂)`` whose ratio is re-evaluated from the spec.
+* :func:`activation_agnostic` — for tiny nets, ``max ‖J(D)‖`` over the slope box's vertices:
+  what any method that only uses the slope restrictions can at best certify.
+
+Every function takes a :class:`~unfoldtheory.spec.NetworkSpec` and returns a
+:class:`~unfoldtheory.results.Bound`.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from unfoldtheory.lipschitz.agnostic import activation_agnostic
+from unfoldtheory.lipschitz.averaged import averaged_bound
+from unfoldtheory.lipschitz.lower import lower_bound
+from unfoldtheory.lipschitz.product import product_bound
+from unfoldtheory.lipschitz.quadratic_form import quadratic_form
+from unfoldtheory.lipschitz.sdp import sdp_bound
+from unfoldtheory.results import Bound
+from unfoldtheory.spec import NetworkSpec
+
+METHODS = ("product", "averaged", "sdp", "best")
+
+__all__ = ["METHODS", "activation_agnostic", "averaged_bound", "lower_bound", "product_bound", "sdp_bound",
+           "upper_bound"]
+
+
+def _sdp_with_fallback(spec: NetworkSpec, max_size: int) -> Bound:
+    """SCS first (fast); if its multipliers do not pass the check, Clarabel (accurate)."""
+    first = sdp_bound(spec, solver="SCS", max_size=max_size)
+    if first.certified:
+        return first
+    second = sdp_bound(spec, solver="CLARABEL", max_size=max_size)
+    return second if second.certified else second.replace(details={**second.details, "scs": first.details})
+
+
+def upper_bound(spec: NetworkSpec, method: str = "best", *, time_budget: float = 60.0, max_sdp_size: int = 1500) -> Bound:
+    """A certified upper bound on the ℓ2 Lipschitz constant of ``spec``'s input–output map.
+
+    ``method="best"`` computes the product bound, the averaged bound where it applies, and the SDP
+    bound when its matrix has at most ``max_sdp_size`` rows and the time spent so far leaves room
+    in ``time_budget`` seconds; it returns the smallest *certified* value, with every candidate
+    listed in ``details["candidates"]``.
+    """
+    if not isinstance(spec, NetworkSpec):
+        raise TypeError(f"upper_bound takes a NetworkSpec, got {type(spec).__name__}")
+    if method == "product":
+        return product_bound(spec)
+    if method == "averaged":
+        return averaged_bound(spec)
+    if method == "sdp":
+        return _sdp_with_fallback(spec, max_sdp_size)
+    if method != "best":
+        raise ValueError(f"method {method!r} is not known; choose one of {METHODS}")
+    start = time.perf_counter()
+    candidates = [product_bound(spec)]
+    skipped: dict[str, str] = {}
+    try:
+        candidates.append(averaged_bound(spec))
+    except ValueError as exc:
+        skipped["averaged"] = str(exc)
+    try:
+        size = quadratic_form(spec).size
+    except ValueError as exc:
+        size, skipped["sdp"] = None, str(exc)
+    if size is not None:
+        if size > max_sdp_size:
+            skipped["sdp"] = f"LipSDP matrix of size {size} exceeds max_sdp_size = {max_sdp_size}"
+        elif time.perf_counter() - start > time_budget:
+            skipped["sdp"] = "time budget spent"
+        else:
+            candidates.append(_sdp_with_fallback(spec, max_sdp_size))
+    certified = [b for b in candidates if b.certified]
+    best = min(certified, key=lambda b: b.value) if certified else min(candidates, key=lambda b: b.value)
+    summary = {b.method: {"value": b.value, "certified": b.certified, "seconds": b.seconds} for b in candidates}
+    return best.replace(method=f"best ({best.method})", seconds=time.perf_counter() - start,
+                        details={**best.details, "candidates": summary, "skipped": skipped,
+                                 "chosen": best.method if np.isfinite(best.value) else None})

@@ -1,0 +1,84 @@
+"""LipSDP-Neuron over a spec's graph, solved by cvxpy, certified by :mod:`.certificate`.
+
+``min ρ  s.t.  M(ρ, λ) ⪯ 0, λ ≥ 0`` (Fazlyab et al., NeurIPS 2019) with one multiplier per neuron
+of a separable layer and one per non-separable firmly nonexpansive block
+(:mod:`.quadratic_form`). The solver's ρ is never reported: the multipliers it returns are
+checked by :func:`~.certificate.certify_multipliers`, and the certified value is the one they
+prove. A solver status other than optimal still yields a certified bound if its multipliers pass
+the check, and none otherwise.
+
+This is the plain dense formulation (one LMI of size m + Σ_k d_k); it suits small and medium
+networks.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from unfoldtheory.lipschitz.certificate import certify_multipliers
+from unfoldtheory.lipschitz.quadratic_form import quadratic_form
+from unfoldtheory.results import Bound
+from unfoldtheory.spec import NetworkSpec
+
+QUANTITY = "Lipschitz constant of the input-output map (l2)"
+SOLVERS = ("SCS", "CLARABEL")
+STRICTNESS = 1e-6
+
+
+def sdp_bound(spec: NetworkSpec, solver: str = "SCS", max_size: int = 1500) -> Bound:
+    """Certified LipSDP-Neuron upper bound (see the module docstring).
+
+    ``solver`` names the cvxpy solver (SCS by default: it is the faster one here, and its answer
+    is verified anyway). Matrices larger than ``max_size`` are refused with a ValueError.
+    """
+    import cvxpy as cp
+
+    if not isinstance(spec, NetworkSpec):
+        raise TypeError(f"sdp_bound takes a NetworkSpec, got {type(spec).__name__}")
+    if solver not in SOLVERS:
+        raise ValueError(f"solver {solver!r} is not supported; choose one of {SOLVERS}")
+    start = time.perf_counter()
+    form = quadratic_form(spec)
+    if form.size > max_size:
+        raise ValueError(f"the LipSDP matrix has size {form.size} > max_size = {max_size}; the dense formulation "
+                         "would not fit (raise max_size to try anyway)")
+    # scale so that the data are O(1): L(c·f) = c·L(f); ρ scales by c²
+    scale = max(float(np.linalg.norm(form.CtC, 2)), 1e-300)
+    lam = cp.Variable(form.num_multipliers, nonneg=True)
+    rho = cp.Variable(nonneg=True)
+    weights = np.zeros((form.Fa.shape[0], form.num_multipliers))
+    for g, rows in enumerate(form.groups):
+        weights[rows, g] = 1.0
+    w = weights @ lam
+    S = form.Fa.T @ cp.diag(w) @ form.Fb
+    Ein = np.zeros((form.size, form.size))
+    Ein[: form.m, : form.m] = np.eye(form.m)
+    M = form.CtC / scale + 0.5 * (S + S.T) - rho * Ein
+    # strict feasibility in the state block (Z ⪯ −δI) so that the check's Schur complement exists;
+    # it costs O(δ) in ρ, and only the checked value is reported anyway
+    strict = STRICTNESS * (np.eye(form.size) - Ein)
+    problem = cp.Problem(cp.Minimize(rho), [0.5 * (M + M.T) + strict << 0])
+    try:
+        problem.solve(solver=getattr(cp, solver))
+    except cp.error.SolverError as exc:
+        return _failed(f"{solver} failed: {exc}", start, solver)
+    if lam.value is None:
+        return _failed(f"{solver} returned status {problem.status!r} and no multipliers", start, solver)
+    multipliers = np.maximum(np.asarray(lam.value, dtype=float), 0.0) * scale
+    check = certify_multipliers(form, multipliers)
+    solver_rho = float(rho.value) * scale if rho.value is not None else None
+    details = {"solver": solver, "status": problem.status, "solver_rho": solver_rho,
+               "matrix_size": form.size, "multipliers": form.num_multipliers, "check": check.reason,
+               "rounding_margin": check.margin}
+    if not check.ok:
+        return Bound(np.inf, "upper", QUANTITY, "lipsdp-neuron", False, {"multipliers": multipliers},
+                     time.perf_counter() - start, details)
+    return Bound(check.bound, "upper", QUANTITY, "lipsdp-neuron", True, {"multipliers": multipliers, "rho": check.rho},
+                 time.perf_counter() - start, details)
+
+
+def _failed(reason: str, start: float, solver: str) -> Bound:
+    return Bound(np.inf, "upper", QUANTITY, "lipsdp-neuron", False, None, time.perf_counter() - start,
+                 {"solver": solver, "check": reason})
