@@ -47,8 +47,10 @@ def test_order_lower_agnostic_sdp_product(spec):
     assert sdp.certified
     assert low.value <= agn.value * (1 + MARGIN) + 1e-12
     assert agn.value <= sdp.value * (1 + 1e-5) + 1e-9
-    # the certified ρ carries an absolute rounding margin (~1e-12), so √ρ ≥ ~1e-6 even for a zero map
-    assert sdp.value <= prod.value * (1 + 1e-5) + 1e-5
+    # The exact SDP is never above the product bound (the product bound is one feasible multiplier
+    # choice), but the certified value carries SCS's accuracy (~1e-4 relative), the strictness margin of
+    # the state block, and absolute errors in ρ of ~1e-6 (SCS) that give √ρ ~ 1e-3 for a zero map.
+    assert sdp.value <= prod.value * (1 + 1e-3) + 1e-3
 
 
 def test_single_linear_layer_gives_the_norm():
