@@ -250,10 +250,10 @@ def test_unique_solution_is_found_by_both(m, n, seed, lam_frac):
         assert np.linalg.norm(x - exact) <= _distance_bound(A, y, lam, x, exact, sol.duality_gap[0] + slack)
     # A relative gap ε only pins x to ≈ √(2εP)/σ_min(A_E); the bound above is the check that follows from
     # the certificates alone. Beyond it: the certified x is polished onto the optimality system of its
-    # support, so it is nearly always exact to rounding (but see the xfail below: 7e-9 once), and Clarabel
-    # at tolerance 1e-12 is within 1e-5.
+    # support (accepted with a rounding slack), so it is exact to rounding, and Clarabel at tolerance
+    # 1e-12 is within 1e-5.
     size = max(1.0, float(np.abs(exact).max()))
-    np.testing.assert_allclose(x_cert, exact, rtol=0, atol=1e-7 * size)
+    np.testing.assert_allclose(x_cert, exact, rtol=0, atol=1e-9 * size)
     np.testing.assert_allclose(x_cvx, exact, rtol=0, atol=1e-5 * size)
 
 
