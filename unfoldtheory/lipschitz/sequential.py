@@ -157,12 +157,18 @@ def sequential_bound(spec: NetworkSpec, sweeps: int = 3, max_check_size: int = 3
     logs = np.zeros(K)
     best, lams = _rho_of(layers, C, logs)
     evaluations = 1
-    # raising the factors until the read-out term CᵀC is dominated finds a feasible start (c_1 alone
-    # scales every later multiplier when the layers are coupled; all of them are raised in case not)
-    while not np.isfinite(best) and evaluations < 30:
-        logs += np.log(4.0)
-        best, lams = _rho_of(layers, C, logs)
-        evaluations += 1
+    # Raise the factors until the read-out term CᵀC is dominated: first c_1 alone, which scales every
+    # later multiplier when the layers are coupled, then (uncoupled layers, W ≈ 0) all of them.
+    for raise_all in (False, True):
+        for _ in range(60):
+            if np.isfinite(best):
+                break
+            if raise_all:
+                logs += np.log(4.0)
+            else:
+                logs[0] += np.log(4.0)
+            best, lams = _rho_of(layers, C, logs)
+            evaluations += 1
     for _ in range(sweeps):
         for step in (2.0, 1.0, 0.5, 0.25):
             for k in range(K):
