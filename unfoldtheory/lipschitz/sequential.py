@@ -160,6 +160,8 @@ def sequential_bound(spec: NetworkSpec, sweeps: int = 3, max_check_size: int = 3
     # Raise the factors until the read-out term CᵀC is dominated: first c_1 alone, which scales every
     # later multiplier when the layers are coupled, then (uncoupled layers, W ≈ 0) all of them.
     for raise_all in (False, True):
+        if raise_all and not np.isfinite(best):
+            logs = np.zeros(K)  # c_1 alone did not help: start again from 1 and raise every factor
         for _ in range(60):
             if np.isfinite(best):
                 break
