@@ -14,6 +14,7 @@ networks.
 from __future__ import annotations
 
 import time
+import warnings
 
 import numpy as np
 
@@ -61,7 +62,10 @@ def sdp_bound(spec: NetworkSpec, solver: str = "SCS", max_size: int = 1500) -> B
     strict = STRICTNESS * (np.eye(form.size) - Ein)
     problem = cp.Problem(cp.Minimize(rho), [0.5 * (M + M.T) + strict << 0])
     try:
-        problem.solve(solver=getattr(cp, solver))
+        with warnings.catch_warnings():
+            # "Solution may be inaccurate": the status is kept in details, and the check decides
+            warnings.filterwarnings("ignore", message="Solution may be inaccurate", category=UserWarning)
+            problem.solve(solver=getattr(cp, solver))
     except cp.error.SolverError as exc:
         return _failed(f"{solver} failed: {exc}", start, solver)
     if lam.value is None:
