@@ -44,7 +44,7 @@ def sdp_bound(spec: NetworkSpec, solver: str = "SCS", max_size: int = 1500) -> B
     form = quadratic_form(spec)
     if form.size > max_size:
         raise ValueError(f"the LipSDP matrix has size {form.size} > max_size = {max_size}; the dense formulation "
-                         "would not fit (raise max_size to try anyway)")
+                         "would be too large or too slow (raise max_size to try anyway)")
     # scale so that the data are O(1): L(c·f) = c·L(f); ρ scales by c²
     scale = max(float(np.linalg.norm(form.CtC, 2)), 1e-300)
     lam = cp.Variable(form.num_multipliers, nonneg=True)
