@@ -53,6 +53,7 @@ from hypothesis.extra import numpy as hnp
 from hypothesis.strategies import SearchStrategy
 
 from unfoldtheory.spec import NetworkSpec, unrolled
+from unfoldtheory.validation import finite_float
 
 __all__ = [
     "UnrolledParameters",
@@ -97,20 +98,6 @@ def _drawn_size(value: Any, name: str, minimum: int = 1) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
         raise ValueError(f"{name} strategy drew {value!r}; expected an int >= {minimum}")
     return int(value)
-
-
-def _real(value: Any, name: str, *, low: float | None = None, low_open: bool = False) -> float:
-    if isinstance(value, bool):
-        raise ValueError(f"{name} must be a finite number, got {value!r}")
-    try:
-        val = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a finite number, got {value!r}") from None
-    if not math.isfinite(val):
-        raise ValueError(f"{name} must be finite, got {val}")
-    if low is not None and (val < low or (low_open and val == low)):
-        raise ValueError(f"{name} must be {'>' if low_open else '>='} {low}, got {val}")
-    return val
 
 
 def _ordered(lo: float, hi: float, lo_name: str, hi_name: str) -> None:
@@ -193,8 +180,8 @@ def sparse_signals(n: IntOrStrategy, sparsity: IntOrStrategy | None = None, *, a
     s_st = None if sparsity is None else _size(sparsity, "sparsity", minimum=0)
     if isinstance(n, (int, np.integer)) and isinstance(sparsity, (int, np.integer)) and sparsity > n:
         raise ValueError(f"sparsity ({sparsity}) exceeds n ({n})")
-    B = _real(amplitude, "amplitude", low=0.0, low_open=True)
-    b = _real(min_amplitude, "min_amplitude", low=0.0)
+    B = finite_float(amplitude, "amplitude", low=0.0, low_open=True)
+    b = finite_float(min_amplitude, "min_amplitude", low=0.0)
     _ordered(b, B, "min_amplitude", "amplitude")
     for flag, name in ((exact, "exact"), (nonnegative, "nonnegative")):
         if not isinstance(flag, bool):
@@ -290,11 +277,11 @@ def unrolled_parameters(m: IntOrStrategy | None = None, n: IntOrStrategy | None 
         act_st = st.just(activation)
     else:
         raise ValueError(f"activation must be one of {UNROLLED_ACTIVATIONS} or a strategy of them, got {activation!r}")
-    cap = None if max_norm is None else _real(max_norm, "max_norm", low=0.0)
-    lo = _real(min_threshold, "min_threshold", low=0.0)
-    hi = _real(max_threshold, "max_threshold", low=0.0)
+    cap = None if max_norm is None else finite_float(max_norm, "max_norm", low=0.0)
+    lo = finite_float(min_threshold, "min_threshold", low=0.0)
+    hi = finite_float(max_threshold, "max_threshold", low=0.0)
     _ordered(lo, hi, "min_threshold", "max_threshold")
-    eps_max = _real(perturbation, "perturbation", low=0.0)
+    eps_max = finite_float(perturbation, "perturbation", low=0.0)
     for flag, name in ((per_coordinate_thresholds, "per_coordinate_thresholds"), (near_ista, "near_ista")):
         if not isinstance(flag, bool):
             raise ValueError(f"{name} must be a bool, got {flag!r}")
@@ -405,15 +392,15 @@ def step_size_schedules(K: IntOrStrategy | None = None, L: float = 1.0, mu: floa
         All ``K`` steps equal (one drawn step, repeated).
     """
     K_st = _size(st.integers(1, 10) if K is None else K, "K")
-    LL = _real(L, "L", low=0.0, low_open=True)
-    mm = _real(mu, "mu", low=0.0)
+    LL = finite_float(L, "L", low=0.0, low_open=True)
+    mm = finite_float(mu, "mu", low=0.0)
     if mm > LL:
         raise ValueError(f"mu ({mm}) exceeds L ({LL})")
     for flag, flag_name in ((exclude_low, "exclude_low"), (exclude_high, "exclude_high"), (constant, "constant")):
         if not isinstance(flag, bool):
             raise ValueError(f"{flag_name} must be a bool, got {flag!r}")
-    lo = _real(low, "low", low=0.0)
-    hi = 2.0 / LL if high is None else _real(high, "high", low=0.0, low_open=True)
+    lo = finite_float(low, "low", low=0.0)
+    hi = 2.0 / LL if high is None else finite_float(high, "high", low=0.0, low_open=True)
     if lo == 0.0 and not exclude_low:
         raise ValueError("low = 0 with exclude_low=False would allow a zero step; steps must be > 0")
     _ordered(lo, hi, "low", "high")
