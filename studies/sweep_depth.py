@@ -38,7 +38,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
                    help="'processes' (default), 'serial', 'local-dask', or a Dask scheduler address tcp://HOST:PORT")
     p.add_argument("--workers", type=int, default=None, help="local processes or LocalCluster workers (default: CPUs)")
     p.add_argument("--out", type=Path, default=Path("studies/out/sweep_depth"))
-    p.add_argument("--quick", action="store_true", help=f"a small grid: {QUICK}")
+    p.add_argument("--quick", action="store_true", help=f"a small grid (defaults {QUICK}); options given explicitly still apply")
     p.add_argument("--depths", type=int, nargs="+", default=[2, 4, 8, 12, 16])
     p.add_argument("--sparsities", type=float, nargs="+", default=[0.05, 0.1, 0.2])
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
@@ -48,11 +48,9 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--train-samples", type=int, default=1000, help="fixed training set size (0: fresh samples every step)")
     p.add_argument("--steps", type=int, default=300, help="optimiser steps per cell")
     p.add_argument("--quiet", action="store_true")
-    args = p.parse_args(argv)
-    if args.quick:
-        for name, value in QUICK.items():
-            setattr(args, name, value)
-    return args
+    if p.parse_args(argv).quick:
+        p.set_defaults(**QUICK)  # explicit options still win
+    return p.parse_args(argv)
 
 
 def summarize(records: list[dict[str, Any]]) -> list[list[Any]]:
