@@ -50,7 +50,9 @@ def envelope_figure(traces: Mapping[str, Any], bounds: Mapping[str, Any], path: 
     """
     if not traces:
         raise ValueError("no traces to plot")
-    fig, ax = new_figure(width=8.5, height=4.2)
+    if target not in ("truth", "reference"):
+        raise ValueError(f"target {target!r} is not known; choose 'truth' or 'reference'")
+    fig, ax = new_figure(width=7.0, height=5.2)
     colors: dict[str, Any] = {}
     cycle = iter(f"C{i}" for i in range(10_000))
     for name, trace in traces.items():
@@ -77,5 +79,5 @@ def envelope_figure(traces: Mapping[str, Any], bounds: Mapping[str, Any], path: 
     ax.set_xlabel("layer k")
     ax.set_ylabel(ylabel or ("‖x_k − x_true‖₂" if target == "truth" else "‖x_k − x_lasso‖₂"))
     ax.set_title(title)
-    ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2, frameon=False)
     return save_figure(fig, Path(path))
