@@ -44,3 +44,13 @@ def squared_losses(model: torch.nn.Module, data: Any, what: str = "data", batch_
             diff = out.detach().cpu().to(torch.float64).numpy() - X[start:stop]
             losses[start:stop] = np.sum(diff * diff, axis=1)
     return losses
+
+
+def data_radii(data: Any, what: str = "data") -> tuple[float, float]:
+    """``(max_i ‖y_i‖, max_i ‖x_i‖)`` of ``data = (Y, X)``: the smallest input and target radii that contain it.
+
+    Bounds that assume ``‖y‖ ≤ R`` and ``‖x‖ ≤ B`` almost surely hold, for unbounded signal models, for the
+    distribution conditioned on that event; these radii show whether a data set lies inside.
+    """
+    Y, X = as_dataset(data, what)
+    return float(np.max(np.linalg.norm(Y, axis=1))), float(np.max(np.linalg.norm(X, axis=1)))
