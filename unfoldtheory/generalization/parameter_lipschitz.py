@@ -335,9 +335,11 @@ def parameter_lipschitz_estimate(model: nn.Module, input_radius: float, paramete
     Witness and certification: the pair ``θ₁,₂ = θ* ∓ (s/2)u`` (inside the ball; for ``r = 0`` a
     pair at distance ``s/2`` from the centre, recorded as ``witness_radius``) and ``y*`` is
     re-evaluated from ``spec()`` alone in float64; ``value`` is the ratio
-    ``‖h_θ₂(y*) − h_θ₁(y*)‖ / ‖θ₂ − θ₁‖``, a lower bound on ``K_L`` for every ball of radius
-    ``≥ witness_radius`` around the centre. It is certified when the spec and the torch forward pass
-    agree on it to within the rounding estimate.
+    ``‖h_θ₂(y*) − h_θ₁(y*)‖ / ‖θ₂ − θ₁‖`` less a generous estimate of its float64 rounding error
+    (``certificate["rounding_estimate"]``, the cancellation in the difference), a lower bound on
+    ``K_L`` for every ball of radius ``≥ witness_radius`` around the centre. It is certified when the
+    witness lies in the set and the spec and the torch forward pass agree on the ratio to within the
+    rounding estimate.
     """
     start = time.perf_counter()
     check_supported(model)
@@ -390,7 +392,8 @@ def parameter_lipschitz_estimate(model: nn.Module, input_radius: float, paramete
     details = {"center": kind, "parameter_radius": r, "input_radius": R, "restarts": restarts, "steps": steps,
                "jacobian_norm_at_search_point": best[0], "num_parameters": D}
     certified = certificate["agrees"] and certificate["inside"]
-    return Bound(certificate["ratio"], "lower", QUANTITY, "jacobian ascent + pair witness", certified=certified,
+    value = max(0.0, certificate["ratio"] - certificate["rounding_estimate"])
+    return Bound(value, "lower", QUANTITY, "jacobian ascent + pair witness", certified=certified,
                  certificate=certificate, seconds=time.perf_counter() - start, details=details)
 
 
