@@ -1,0 +1,197 @@
+"""Certified worst-case rates of K-step methods with per-step (learned) parameters, by PEP.
+
+:func:`pep_rate` writes the performance-estimation SDP (Drori & Teboulle 2014; Taylor, Hendrickx &
+Glineur 2017) of the method directly from the interpolation conditions
+(:mod:`~unfoldtheory.convergence.interpolation`, :mod:`~unfoldtheory.convergence.pep_problem`),
+solves it with cvxpy + Clarabel, and certifies the answer from the dual multipliers
+(:mod:`~unfoldtheory.convergence.pep_certificate`). The convention is PEPit's: the value is the
+worst case of the metric divided by ``‖x_0 − x*‖²``.
+
+:func:`pep_rate_of` applies it to the learned step schedule of an unfolded model.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from unfoldtheory.convergence.pep_certificate import MultiplierCheck, check_multipliers
+from unfoldtheory.convergence.pep_problem import METHODS, METRICS, PEPProblem, build_problem, objective_matrix, row_matrix
+from unfoldtheory.results import Bound
+from unfoldtheory.validation import as_finite_array, finite_float
+
+#: Clarabel tolerances tried in turn (gap and feasibility) until the status is optimal; the first is
+#: Clarabel's default. The certified value does not depend on reaching it: it is recomputed from the
+#: multipliers (typically to ~1e-9 relative even when the solver's own value is off by 1e-6).
+TOLERANCES: tuple[float, ...] = (1e-8, 1e-7, 1e-6)
+#: Largest Gram dimension checked exactly in rationals by default (above it: float64 with margin).
+EXACT_MAX_DIM = 12
+
+_METRIC_WORDS = {
+    "distance": "‖x_K − x*‖²",
+    "function_value": "f(x_K) − f(x*)",
+    "gradient_norm": "‖∇f(x_K)‖²",
+}
+_METHOD_WORDS = {
+    "gradient": "gradient method",
+    "proximal_gradient": "proximal gradient method (f + h, h convex)",
+    "accelerated": "accelerated gradient method (per-step momentum)",
+}
+
+
+@dataclass(frozen=True)
+class _Solution:
+    status: str
+    primal: float
+    dual: float
+    multipliers: np.ndarray | None
+    tolerance: float
+
+
+def _validate(steps: Any, mu: Any, L: Any, method: str, momentum: Any, metric: str) -> tuple[np.ndarray, float, float, np.ndarray]:
+    if method not in METHODS:
+        raise ValueError(f"method is {method!r}; expected one of {METHODS}")
+    if metric not in METRICS:
+        raise ValueError(f"metric is {metric!r}; expected one of {METRICS}")
+    if method == "proximal_gradient" and metric == "gradient_norm":
+        raise ValueError("metric 'gradient_norm' is not applicable to the proximal gradient method: F = f + h has "
+                         "no gradient (use 'distance' or 'function_value')")
+    steps = as_finite_array(steps, "steps", ndim=1)
+    if steps.size == 0:
+        raise ValueError("steps is empty; give at least one step size")
+    if np.any(steps <= 0):
+        k = int(np.argmax(steps <= 0))
+        raise ValueError(f"steps must be > 0 (step sizes, not multiples of 1/L); steps[{k}] = {steps[k]}")
+    mu = finite_float(mu, "mu", low=0.0)
+    L = finite_float(L, "L", low=0.0, low_open=True)
+    if not mu < L:
+        raise ValueError(f"mu must be < L (got mu={mu}, L={L}); the interpolation conditions need L − μ > 0")
+    K = steps.size
+    if method != "accelerated":
+        if momentum is not None:
+            raise ValueError(f"momentum is only used by method='accelerated', not {method!r}")
+        return steps, mu, L, np.zeros(0)
+    if momentum is None:
+        from unfoldtheory.unfold.learned_hyperparameters import fista_momentum
+
+        return steps, mu, L, fista_momentum(K)
+    momentum = as_finite_array(momentum, "momentum", ndim=1)
+    if momentum.size != K - 1:
+        raise ValueError(f"momentum has {momentum.size} entries; expected K − 1 = {K - 1} (β_1..β_(K−1), applied "
+                         "before steps 2..K)")
+    return steps, mu, L, momentum
+
+
+def _solve(problem: PEPProblem, rows, tolerance: float) -> _Solution:
+    import cvxpy as cp
+    import scipy.sparse as sp
+
+    d = problem.dim
+    G = cp.Variable((d, d), PSD=True)
+    g = cp.vec(G, order="C")
+    lhs = rows @ g
+    objective = 0
+    if problem.obj_vec is not None:
+        objective = objective_matrix(problem).ravel() @ g
+    if problem.n_values:
+        F = cp.Variable(problem.n_values)
+        lhs = lhs + sp.csr_matrix(problem.value_rows) @ F
+        if np.any(problem.value_objective):
+            objective = objective + (problem.value_objective / problem.objective_scale) @ F
+    constraints = [lhs <= 0, G[0, 0] <= 1]
+    sdp = cp.Problem(cp.Maximize(objective), constraints)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # an inaccurate solution is recorded as the status
+            sdp.solve(solver=cp.CLARABEL, tol_gap_abs=tolerance, tol_gap_rel=tolerance, tol_feas=tolerance)
+    except cp.SolverError as exc:
+        return _Solution(f"solver_error: {exc}", float("nan"), float("nan"), None, tolerance)
+    lam = constraints[0].dual_value
+    primal = float(sdp.value) if sdp.value is not None and np.isfinite(sdp.value) else float("nan")
+    tau = constraints[1].dual_value
+    dual = float(tau) if tau is not None and np.isfinite(tau) else float("nan")
+    return _Solution(str(sdp.status), primal, dual, None if lam is None else np.asarray(lam, dtype=float), tolerance)
+
+
+def pep_rate(steps: Any, mu: float, L: float, method: str = "gradient", momentum: Any = None,
+             metric: str = "distance", *, exact_max_dim: int = EXACT_MAX_DIM,
+             tolerances: tuple[float, ...] = TOLERANCES) -> Bound:
+    """Certified worst case of a K-step method with per-step parameters over ``F_{μ,L}`` (and
+    closed convex ``h`` for ``method="proximal_gradient"``), by performance estimation.
+
+    Parameters
+    ----------
+    steps:
+        The actual step sizes ``γ_1..γ_K`` (> 0; not multiples of ``1/L``).
+    mu, L:
+        ``0 ≤ μ < L``: f is L-smooth and μ-strongly convex.
+    method:
+        ``"gradient"``, ``"proximal_gradient"`` or ``"accelerated"``; the iterations are stated in
+        :mod:`~unfoldtheory.convergence.pep_problem`.
+    momentum:
+        ``"accelerated"`` only: ``β_1..β_{K−1}`` (``y_k = x_k + β_k(x_k − x_{k−1})``); default
+        FISTA's sequence (:func:`~unfoldtheory.unfold.learned_hyperparameters.fista_momentum`).
+    metric:
+        ``"distance"`` (worst ``‖x_K − x*‖²/‖x_0 − x*‖²``), ``"function_value"``
+        (``(f(x_K) − f*)/‖x_0 − x*‖²``; ``F = f + h`` for the proximal method) or ``"gradient_norm"``
+        (``‖∇f(x_K)‖²/‖x_0 − x*‖²``; not applicable to the proximal method: ValueError).
+    exact_max_dim:
+        Gram dimensions up to this are certified exactly in rationals, larger ones in float64 with
+        a rigorous rounding margin.
+    tolerances:
+        Clarabel tolerances tried in turn until the status is optimal.
+
+    Returns
+    -------
+    Bound
+        ``kind="upper"``. ``certified=True`` only if the solver status is optimal and the
+        multipliers pass :func:`~unfoldtheory.convergence.pep_certificate.check_multipliers`; the
+        value is then what they prove. ``details["lower"]`` is the solver's primal value (a worst
+        case attained by a Gram matrix feasible to the solver's tolerance: a lower bound up to that
+        tolerance, not certified). Otherwise the value is the solver's (or ``inf``) with the reason.
+    """
+    start = time.perf_counter()
+    steps, mu, L, momentum = _validate(steps, mu, L, method, momentum, metric)
+    problem = build_problem(method, steps, mu, L, momentum, metric, exact=False)
+    rows = row_matrix(problem)
+    solution = _Solution("not solved", float("nan"), float("nan"), None, float("nan"))
+    for tolerance in tolerances:
+        solution = _solve(problem, rows, tolerance)
+        if solution.status == "optimal":
+            break
+    scale = problem.objective_scale
+    K = steps.size
+    quantity = f"worst-case {_METRIC_WORDS[metric]} / ‖x_0 − x*‖² after K={K} steps of the {_METHOD_WORDS[method]}, " \
+               f"f ∈ F(μ={mu:g}, L={L:g})"
+    details: dict[str, Any] = {
+        "method": method, "metric": metric, "K": K, "mu": mu, "L": L, "steps": steps.copy(),
+        "momentum": momentum.copy() if method == "accelerated" else None,
+        "solver": "clarabel", "status": solution.status, "tolerance": solution.tolerance,
+        "lower": solution.primal * scale, "solver_value": solution.dual * scale, "gram_dimension": problem.dim, "constraints": problem.n_rows,
+        "objective_unit": scale,
+    }
+    check: MultiplierCheck | None = None
+    if solution.multipliers is not None:
+        exact = build_problem(method, steps, mu, L, momentum, metric, exact=True) if problem.dim <= exact_max_dim else None
+        check = check_multipliers(problem, solution.multipliers, rows, row_matrix(problem, magnitude=True), exact)
+        details.update(check_route=check.route, check=check.reason, tau_star=check.tau_star * scale,
+                       tau_increase=check.tau_increase * scale, min_pivot=check.min_pivot, margin=check.margin,
+                       balance_shift=check.balance_shift)
+    certified = solution.status == "optimal" and check is not None and check.ok
+    if certified:
+        value = check.tau * scale
+        certificate = {"tau": check.tau, "objective_unit": scale,
+                       "multipliers": [str(q) for q in check.multipliers], "route": check.route}
+    else:
+        value = solution.dual * scale if np.isfinite(solution.dual) else np.inf  # the solver's own claim
+        certificate = None
+        reason = [] if solution.status == "optimal" else [f"solver status {solution.status!r}"]
+        if check is not None and not check.ok:
+            reason.append(check.reason)
+        details["reason"] = "; ".join(reason) or "no multipliers returned"
+    return Bound(value=value, kind="upper", quantity=quantity, method="pep (cvxpy + Clarabel; dual multipliers checked)",
+                 certified=certified, certificate=certificate, seconds=time.perf_counter() - start, details=details)

@@ -1,0 +1,212 @@
+"""Checking PEP dual multipliers after the solve: the worst-case bound that given ``λ`` prove.
+
+The solver proposes multipliers; only what this module verifies becomes a certified number.
+
+**Weak duality** (``proofs/pep_certificate.py``). For the problem of
+:class:`~unfoldtheory.convergence.pep_problem.PEPProblem` let
+``S(τ, λ) = τ e₀e₀ᵀ − C + Σ_p λ_p Q_p``. If ``λ ≥ 0``, ``Σ_p λ_p a_p = c`` exactly and
+``S(τ, λ) ⪰ 0``, then every run of the method on every function of the class satisfies
+``objective = τ‖x_0 − x*‖² + Σ_p λ_p·row_p − ⟨S, G⟩ ≤ τ‖x_0 − x*‖²``, since each row is ``≤ 0``
+(interpolation inequalities hold for every function of the class) and ``G ⪰ 0``.
+
+**The check.**
+
+1. *Rationalise.* ``λ`` from the solver is clipped to ``λ ≥ 0`` and read exactly as rationals.
+2. *Equalities, exactly.* The value coefficients ``Σ_p λ_p a_p = c`` are one equation per value
+   variable ``m``, and the rows ``(x*, m)`` and ``(m, x*)`` touch only that equation (the optimum's
+   value is fixed). Its exact residual is moved onto those two rows, keeping ``λ ≥ 0``.
+3. *Smallest τ.* ``S(τ) = B + τe₀e₀ᵀ``; if the block ``B_rr`` without row/column 0 is positive
+   definite the smallest feasible ``τ`` is ``τ* = bᵀB_rr⁻¹b − B₀₀`` (Schur complement), computed
+   in float64 as a candidate only.
+4. *Verify* ``S(τ_c, λ) ≻ 0`` at ``τ_c = τ* + δ`` (``δ ≈ 1e-10·|τ*|``, grown if needed) either
+   - **exactly**: ``S`` assembled in rationals from the exact problem data and an ``LDLᵀ``
+     factorisation in :class:`~fractions.Fraction` with every pivot ``> 0`` (Sylvester), used when
+     the dimension allows (``exact_max_dim``); or
+   - **in float64 with a rigorous margin**: ``Ŝ`` is assembled in float64. Each entry of ``S`` is a
+     sum of at most ``N = 2·n_terms + 2`` monomials (products of the inputs), each computed through
+     at most ``N + 64`` rounded operations (``≤ 19`` multiplications, divisions and coefficient
+     additions; the rest are the summations), so ``|Ŝ_ij − S_ij| ≤ γ_D·Σ|monomials| ≤ 2γ_D·M̂_ij``
+     with ``D = N + 64``, ``γ_D = Du/(1 − Du)`` and ``M̂`` the same assembly from magnitudes
+     (Higham, *Accuracy and Stability of Numerical Algorithms*, 2nd ed., Lemma 3.1 and §3.1; the
+     bound holds for every order of summation, blocked or with FMA). Hence
+     ``‖S − Ŝ‖₂ ≤ ‖S − Ŝ‖_F ≤ 2γ_D‖M̂‖_F``. The eigensolver returns the eigenvalues of ``Ŝ + E``
+     with ``‖E‖₂ ≤ p(d)·u·‖Ŝ‖₂`` (backward stability of the symmetric eigensolver; LAPACK Users'
+     Guide §4.7). LAPACK leaves ``p(d)`` as a modestly growing function; the worst-case bound for
+     Householder tridiagonalisation grows like ``d²`` (Higham, Thm. 19.4), and we take
+     ``p(d) = 4d²``. By Weyl's inequality ``λ_min(S) ≥ λ̂_min − 2γ_D‖M̂‖_F − 4d²u‖Ŝ‖_F``; the check
+     passes when this is ``> 0``. Here ``u = 2⁻⁵²`` (twice the unit roundoff, for safety).
+
+The certified value is ``τ_c`` (times the problem's power-of-two objective unit). A wrong or
+inaccurate solver answer can therefore never be certified: at worst its multipliers prove a larger
+value, or none.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from fractions import Fraction
+
+import numpy as np
+import scipy.sparse as sp
+
+from unfoldtheory.convergence.pep_problem import PEPProblem, objective_matrix
+
+U = float(np.finfo(float).eps)  # 2^-52
+EIG_CONSTANT = 4.0  # p(d) = EIG_CONSTANT·d²
+ARITHMETIC_DEPTH = 64  # bound on the non-summation operations on the path of one monomial
+
+
+@dataclass(frozen=True)
+class MultiplierCheck:
+    """Outcome of :func:`check_multipliers`.
+
+    ``tau`` is the certified bound on the *scaled* SDP value (``inf`` when ``ok`` is False);
+    ``multipliers`` are the exact rationals that were checked; ``min_pivot`` is the smallest
+    ``LDLᵀ`` pivot (exact route) or the smallest computed eigenvalue (float route), ``margin`` the
+    rounding margin it had to beat (0 on the exact route).
+    """
+
+    ok: bool
+    tau: float
+    multipliers: list[Fraction] | None
+    route: str
+    reason: str
+    tau_star: float = float("nan")
+    tau_increase: float = float("nan")
+    min_pivot: float = float("nan")
+    margin: float = 0.0
+    balance_shift: float = 0.0
+
+
+def balance_values(problem: PEPProblem, lam: np.ndarray) -> tuple[list[Fraction], float]:
+    """Multipliers (exact, ``≥ 0``) meeting ``Σ_p λ_p a_p = c`` exactly, by moving each equation's
+    residual onto the rows ``(x*, m)`` / ``(m, x*)``; also the largest change made."""
+    q = [Fraction(float(v)) for v in lam]
+    scale = Fraction(problem.objective_scale)
+    shift = Fraction(0)
+    for m in range(problem.n_values):
+        column = problem.value_rows[:, m]
+        rows = np.nonzero(column)[0]
+        residual = Fraction(float(problem.value_objective[m])) / scale - sum(q[p] * Fraction(float(column[p])) for p in rows)
+        p_in, p_out = (int(r) for r in problem.star_rows[m])
+        c_in, c_out = Fraction(float(column[p_in])), Fraction(float(column[p_out]))  # c_in > 0 > c_out
+        before = (q[p_in], q[p_out])
+        if residual > 0:  # raise the sum: lower λ_out first, then raise λ_in
+            drop = min(q[p_out], residual / -c_out)
+            q[p_out] -= drop
+            q[p_in] += (residual - drop * -c_out) / c_in
+        elif residual < 0:
+            drop = min(q[p_in], -residual / c_in)
+            q[p_in] -= drop
+            q[p_out] += (-residual - drop * c_in) / -c_out
+        shift = max(shift, abs(q[p_in] - before[0]), abs(q[p_out] - before[1]))
+    return q, float(shift)
+
+
+def smallest_tau(B: np.ndarray) -> float | None:
+    """Float candidate for the smallest ``τ`` with ``B + τe₀e₀ᵀ ⪰ 0`` (None if ``B_rr`` is not PD)."""
+    try:
+        chol = np.linalg.cholesky(B[1:, 1:])
+    except np.linalg.LinAlgError:
+        return None
+    y = np.linalg.solve(chol, B[1:, 0])
+    return float(y @ y - B[0, 0])
+
+
+def float_dual_matrix(problem: PEPProblem, rows: sp.csr_matrix, lam: np.ndarray, tau: float) -> np.ndarray:
+    """``Ŝ(τ, λ)`` in float64 from the row matrix of :func:`~.pep_problem.row_matrix`."""
+    d = problem.dim
+    S = np.asarray(rows.T @ lam).reshape(d, d)
+    S = 0.5 * (S + S.T) - objective_matrix(problem)
+    S[0, 0] += tau
+    return S
+
+
+def exact_dual_matrix(problem: PEPProblem, lam: list[Fraction], tau: Fraction) -> np.ndarray:
+    """``S(τ, λ)`` in exact rationals (object array) from the exact problem data."""
+    if not problem.exact:
+        raise ValueError("exact_dual_matrix needs the problem built with exact=True")
+    d = problem.dim
+    S = np.array([[Fraction(0)] * d for _ in range(d)], dtype=object)
+    for b in problem.blocks:
+        weights = np.array(lam[b.start:b.stop], dtype=object)
+        T = (b.A.val.T * weights) @ b.B.val
+        S = S + (T + T.T) * (Fraction(b.weight) / 2)
+    if problem.obj_vec is not None:
+        v = problem.obj_vec.val
+        S = S - np.outer(v, v) / Fraction(problem.objective_scale)
+    S[0, 0] += tau
+    return S
+
+
+def ldl_min_pivot(S: np.ndarray) -> Fraction:
+    """Smallest pivot of the exact ``LDLᵀ`` of a symmetric rational matrix; ``S ≻ 0`` iff all pivots
+    are ``> 0`` (Sylvester's criterion). Uses the upper triangle; stops at the first pivot ``≤ 0``."""
+    A = [list(row) for row in S]
+    n = len(A)
+    smallest = A[0][0] if n else Fraction(0)
+    for k in range(n):
+        pivot = A[k][k]
+        smallest = min(smallest, pivot)
+        if pivot <= 0:
+            return pivot
+        row_k = A[k]
+        for i in range(k + 1, n):  # Schur complement on the upper triangle: A_ij -= A_ki A_kj / A_kk
+            factor = row_k[i] / pivot
+            if factor:
+                row_i = A[i]
+                for j in range(i, n):
+                    row_i[j] -= factor * row_k[j]
+    return smallest
+
+
+def float_margin_check(problem: PEPProblem, rows: sp.csr_matrix, rows_mag: sp.csr_matrix, lam: np.ndarray,
+                       tau: float) -> tuple[bool, float, float]:
+    """``(S ≻ 0 proved, λ̂_min(Ŝ), margin)`` with the rigorous float64 margin of the module docstring."""
+    d = problem.dim
+    S = float_dual_matrix(problem, rows, lam, tau)
+    mag = np.asarray(rows_mag.T @ np.abs(lam)).reshape(d, d)
+    mag = 0.5 * (mag + mag.T) + objective_matrix(problem, magnitude=True)
+    mag[0, 0] += abs(tau)
+    D = 2 * problem.n_terms + 2 + ARITHMETIC_DEPTH
+    if D * U >= 0.01:
+        return False, float("nan"), float("inf")
+    gamma = D * U / (1 - D * U)
+    margin = 2 * gamma * float(np.linalg.norm(mag)) + EIG_CONSTANT * d * d * U * float(np.linalg.norm(S))
+    low = float(np.linalg.eigvalsh(S)[0])
+    return bool(low > margin), low, margin
+
+
+def check_multipliers(problem: PEPProblem, lam: np.ndarray, rows: sp.csr_matrix, rows_mag: sp.csr_matrix,
+                      exact_problem: PEPProblem | None = None, attempts: int = 8) -> MultiplierCheck:
+    """The bound that the solver's multipliers ``lam`` prove (see the module docstring).
+
+    ``problem`` is the float64 problem with its row matrices; with ``exact_problem`` (the same
+    problem built in rationals) the final check is the exact ``LDLᵀ``, otherwise the float margin.
+    """
+    route = "exact LDLᵀ in rationals" if exact_problem is not None else "float64 with rigorous rounding margin"
+    lam = np.asarray(lam, dtype=float)
+    if lam.shape != (problem.n_rows,):
+        raise ValueError(f"got {lam.shape} multipliers; expected ({problem.n_rows},)")
+    if not np.all(np.isfinite(lam)):
+        return MultiplierCheck(False, np.inf, None, route, "multipliers contain non-finite values")
+    q, shift = balance_values(problem, np.maximum(lam, 0.0))
+    lam_f = np.array([float(v) for v in q])
+    tau_star = smallest_tau(float_dual_matrix(problem, rows, lam_f, 0.0))
+    if tau_star is None or not np.isfinite(tau_star):
+        return MultiplierCheck(False, np.inf, q, route, "the dual matrix without the initial-condition row is not "
+                               "positive definite for these multipliers, so no τ is certified", balance_shift=shift)
+    delta = 1e-10 * max(abs(tau_star), 1e-6 * float(np.abs(float_dual_matrix(problem, rows, lam_f, 0.0)).max()))
+    low, margin = float("nan"), 0.0
+    for _ in range(attempts):
+        tau_c = float(np.nextafter(tau_star + delta, np.inf))
+        if exact_problem is not None:
+            pivot = ldl_min_pivot(exact_dual_matrix(exact_problem, q, Fraction(tau_c)))
+            ok, low = pivot > 0, float(pivot)
+        else:
+            ok, low, margin = float_margin_check(problem, rows, rows_mag, lam_f, tau_c)
+        if ok:
+            return MultiplierCheck(True, tau_c, q, route, "S(τ, λ) ≻ 0 verified", tau_star, tau_c - tau_star, low, margin, shift)
+        delta *= 8
+    return MultiplierCheck(False, np.inf, q, route, f"could not verify S(τ, λ) ≻ 0 up to τ = τ* + {delta / 8:.3g} "
+                           f"(smallest pivot/eigenvalue {low:.3g}, margin {margin:.3g})", tau_star, np.nan, low, margin, shift)
