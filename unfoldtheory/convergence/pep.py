@@ -52,7 +52,8 @@ class _Solution:
     tolerance: float
 
 
-def _validate(steps: Any, mu: Any, L: Any, method: str, momentum: Any, metric: str) -> tuple[np.ndarray, float, float, np.ndarray]:
+def _validate(steps: Any, mu: Any, L: Any, method: str, momentum: Any,
+              metric: str) -> tuple[np.ndarray, float, float, np.ndarray]:
     if method not in METHODS:
         raise ValueError(f"method is {method!r}; expected one of {METHODS}")
     if metric not in METRICS:
@@ -171,7 +172,8 @@ def pep_rate(steps: Any, mu: float, L: float, method: str = "gradient", momentum
         "method": method, "metric": metric, "K": K, "mu": mu, "L": L, "steps": steps.copy(),
         "momentum": momentum.copy() if method == "accelerated" else None,
         "solver": "clarabel", "status": solution.status, "tolerance": solution.tolerance,
-        "lower": solution.primal * scale, "solver_value": solution.dual * scale, "gram_dimension": problem.dim, "constraints": problem.n_rows,
+        "lower": solution.primal * scale, "solver_value": solution.dual * scale,
+        "gram_dimension": problem.dim, "constraints": problem.n_rows,
         "objective_unit": scale,
     }
     check: MultiplierCheck | None = None
@@ -195,3 +197,97 @@ def pep_rate(steps: Any, mu: float, L: float, method: str = "gradient", momentum
         details["reason"] = "; ".join(reason) or "no multipliers returned"
     return Bound(value=value, kind="upper", quantity=quantity, method="pep (cvxpy + Clarabel; dual multipliers checked)",
                  certified=certified, certificate=certificate, seconds=time.perf_counter() - start, details=details)
+
+
+@dataclass(frozen=True)
+class ScheduleRates:
+    """The learned step schedule of a model, certified by PEP next to the classical fixed step."""
+
+    learned: Bound
+    classical: Bound
+    steps: np.ndarray
+    classical_step: float
+    mu: float
+    L: float
+    metric: str
+    model: str
+    certifies: str
+
+    @property
+    def ratio(self) -> float:
+        """Learned worst case / classical worst case (< 1: the learned schedule is better in the worst case)."""
+        return self.learned.value / self.classical.value if self.classical.value > 0 else float("inf")
+
+
+def _class_constants(A: np.ndarray) -> tuple[float, float]:
+    """``(μ, L)`` of ``f(x) = ½‖Ax − y‖²`` as safe bounds: ``μ ≤ λ_min(AᵀA)``, ``L ≥ ‖A‖₂²``.
+
+    The computed eigenvalues are moved outward by the rounding of ``AᵀA`` (``≤ γ_{m+2}‖|A|ᵀ|A|‖_F``,
+    Higham Lemma 3.1 with ``u = 2⁻⁵²``) plus the eigensolver's backward error ``4n²u‖AᵀA‖_F`` (the
+    constant of :mod:`~unfoldtheory.convergence.pep_certificate`); a larger class only makes the
+    bound larger. ``μ = 0`` whenever ``AᵀA`` is numerically singular (e.g. ``n > m``).
+    """
+    from unfoldtheory.convergence.pep_certificate import EIG_CONSTANT, U
+
+    m, n = A.shape
+    gram = A.T @ A
+    evals = np.linalg.eigvalsh(gram)
+    absolute = np.abs(A)
+    rounding = 2 * (m + 2) * U * float(np.linalg.norm(absolute.T @ absolute))
+    slack = rounding + EIG_CONSTANT * n * n * U * float(np.linalg.norm(gram))
+    return max(float(evals[0]) - slack, 0.0), float(evals[-1]) + slack
+
+
+def pep_rate_of(model: Any, metric: str | None = None, **options: Any) -> ScheduleRates:
+    """Certified worst case of the learned step schedule of an ``UnfoldedISTA`` or ``ALISTA`` model,
+    next to the classical fixed step ``1/L`` with the same K.
+
+    **Function class.** ``f(x) = ½‖Ax − y‖²`` is L-smooth with ``L = ‖A‖₂²`` and μ-strongly convex
+    with ``μ = λ_min(AᵀA)``, which is 0 when ``n > m`` (safe bounds: :func:`_class_constants`);
+    ``h = λ‖x‖₁`` is convex, so the method is ``"proximal_gradient"`` over ``F_{μ,L}`` plus any closed
+    convex h. **Metric.** Default ``"distance"`` when ``μ > 0``; when ``μ = 0`` the distance worst case
+    is 1 for every schedule with steps ≤ 2/L (f may be flat around x*), so the default is
+    ``"function_value"`` (worst ``(F(x_K) − F*)/‖x_0 − x*‖²``). ``"gradient_norm"`` is not defined for
+    ``F = f + h`` (ValueError).
+
+    **What is certified.**
+
+    * ``UnfoldedISTA``: the iteration is ``x⁺ = ST_{θ_k}(x − γ_k Aᵀ(Ax − y))``. With ``θ_k = γ_kλ`` it
+      is proximal gradient with the learned steps, and the bound holds for it. Learned thresholds
+      ``θ_k ≠ γ_kλ`` mean a different ``h_k = (θ_k/γ_k)‖·‖₁`` per layer; the bound certifies the step
+      schedule on a fixed ``F = f + h``, not the thresholds.
+    * ``ALISTA``: the update ``x − γ_k W̃ᵀ(Ax − y)`` is not a gradient step on f (``W̃ᵀA`` is not
+      symmetric in general). The bound certifies the learned schedule ``γ_k`` *used as proximal
+      gradient steps* on ``F_{μ,L} + h`` with ``L = ‖A‖₂²``: what ISTA with ALISTA's learned steps
+      guarantees, not a bound on ALISTA's own iterates.
+
+    ``options`` go to :func:`pep_rate`. Steps ``≤ 0`` (possible after training) raise a ValueError
+    naming the layer.
+    """
+    from unfoldtheory.unfold import ALISTA, UnfoldedISTA
+    from unfoldtheory.unfold.base import to_numpy
+
+    if not isinstance(model, (UnfoldedISTA, ALISTA)):
+        raise ValueError(f"pep_rate_of supports UnfoldedISTA and ALISTA (a learned step per layer); got "
+                         f"{type(model).__name__}")
+    name = type(model).__name__
+    steps = np.array([float(to_numpy(g)) for g in model.step])
+    if np.any(steps <= 0):
+        k = int(np.argmax(steps <= 0))
+        raise ValueError(f"{name} layer {k} has step {steps[k]:.3g} <= 0; a PEP needs positive steps")
+    mu, L = _class_constants(model.A_numpy())
+    if metric is None:
+        metric = "distance" if mu > 0 else "function_value"
+    if name == "ALISTA":
+        certifies = ("ALISTA's learned steps γ_k applied as proximal gradient steps on f = ½‖Ax − y‖² (L = ‖A‖²) plus "
+                     "a convex h; ALISTA's own update x − γ_k W̃ᵀ(Ax − y) is not a gradient step on f and is not covered")
+    else:
+        certifies = ("UnfoldedISTA's learned steps γ_k as proximal gradient on f = ½‖Ax − y‖² plus any convex h; exact "
+                     "for the network when θ_k = γ_k·λ, otherwise the thresholds are not covered")
+    classical_step = 1.0 / model.L
+    learned = pep_rate(steps, mu, L, "proximal_gradient", None, metric, **options)
+    classical = pep_rate(np.full(steps.size, classical_step), mu, L, "proximal_gradient", None, metric, **options)
+    learned = learned.replace(details={**learned.details, "certifies": certifies, "model": name})
+    classical = classical.replace(details={**classical.details, "certifies": "ISTA with the fixed step 1/L on the same class",
+                                           "model": "ISTA"})
+    return ScheduleRates(learned, classical, steps, classical_step, mu, L, metric, name, certifies)
