@@ -20,7 +20,14 @@ from typing import Any
 import numpy as np
 
 from unfoldtheory.convergence.pep_certificate import MultiplierCheck, check_multipliers
-from unfoldtheory.convergence.pep_problem import METHODS, METRICS, PEPProblem, build_problem, objective_matrix, row_matrix
+from unfoldtheory.convergence.pep_problem import (
+    METHODS,
+    METRICS,
+    PEPProblem,
+    build_problem,
+    objective_matrix,
+    row_matrix,
+)
 from unfoldtheory.results import Bound
 from unfoldtheory.validation import as_finite_array, finite_float
 
@@ -28,10 +35,16 @@ from unfoldtheory.validation import as_finite_array, finite_float
 #: Clarabel's default. The certified value does not depend on reaching it: it is recomputed from the
 #: multipliers (typically to ~1e-9 relative even when the solver's own value is off by 1e-6).
 TOLERANCES: tuple[float, ...] = (1e-8, 1e-7, 1e-6)
+#: Clarabel settings besides the tolerances: a static regularisation of 1e-7 (default 1e-8) and a
+#: step fraction of 0.95 (default 0.99) take 79 of 80 random PEPs to status optimal at 1e-8, against
+#: 63 with the defaults (the PEP's optimal faces are degenerate; e.g. f ≡ 0 is a worst case for μ = 0).
+CLARABEL_SETTINGS: dict[str, float] = {"static_regularization_constant": 1e-7, "max_step_fraction": 0.95}
 #: Largest Gram dimension checked exactly in rationals by default (above it: float64 with margin).
 EXACT_MAX_DIM = 12
-#: Trace bonuses ε tried in turn when the first multipliers cannot be certified (see :func:`pep_rate`).
-TRACE_BONUSES: tuple[float, ...] = (1e-8, 1e-7, 1e-6, 1e-5)
+#: Trace bonuses ε tried in turn when the first multipliers cannot be certified, and the weights t of
+#: the mixtures (1 − t)λ₀ + tλ_ε that are checked (see :func:`pep_rate`).
+TRACE_BONUSES: tuple[float, ...] = (1e-7, 1e-6, 1e-5)
+MIXTURES: tuple[float, ...] = (1e-3, 1e-2, 1e-1, 1.0)
 
 _METRIC_WORDS = {
     "distance": "‖x_K − x*‖²",
@@ -52,6 +65,8 @@ class _Solution:
     dual: float
     multipliers: np.ndarray | None
     tolerance: float
+    gram: np.ndarray | None = None
+    values: np.ndarray | None = None
 
 
 def _validate(steps: Any, mu: Any, L: Any, method: str, momentum: Any,
@@ -112,14 +127,49 @@ def _solve(problem: PEPProblem, rows, tolerance: float, trace_bonus: float = 0.0
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # an inaccurate solution is recorded as the status
-            sdp.solve(solver=cp.CLARABEL, tol_gap_abs=tolerance, tol_gap_rel=tolerance, tol_feas=tolerance)
+            sdp.solve(solver=cp.CLARABEL, tol_gap_abs=tolerance, tol_gap_rel=tolerance, tol_feas=tolerance, **CLARABEL_SETTINGS)
     except cp.SolverError as exc:
         return _Solution(f"solver_error: {exc}", float("nan"), float("nan"), None, tolerance)
     lam = constraints[0].dual_value
     primal = float(sdp.value) if sdp.value is not None and np.isfinite(sdp.value) else float("nan")
     tau = constraints[1].dual_value
     dual = float(tau) if tau is not None and np.isfinite(tau) else float("nan")
-    return _Solution(str(sdp.status), primal, dual, None if lam is None else np.asarray(lam, dtype=float), tolerance)
+    values = F.value if problem.n_values else None
+    return _Solution(str(sdp.status), primal, dual, None if lam is None else np.asarray(lam, dtype=float), tolerance,
+                     None if G.value is None else np.asarray(G.value), None if values is None else np.asarray(values))
+
+
+def _solve_until_optimal(problem: PEPProblem, rows, tolerances: tuple[float, ...]) -> _Solution:
+    solution = _Solution("not solved", float("nan"), float("nan"), None, float("nan"))
+    for tolerance in tolerances:
+        solution = _solve(problem, rows, tolerance)
+        if solution.status == "optimal":
+            break
+    return solution
+
+
+def _certify(problem: PEPProblem, rows, solution: _Solution, exact: PEPProblem | None) -> tuple[MultiplierCheck, float, float]:
+    """Check the solution's multipliers; if that fails on an optimal solve, re-solve with a trace
+    bonus and check mixtures ``(1 − t)λ₀ + tλ_ε`` (the smallest certified value wins: a small ``t``
+    keeps ``λ₀``'s accuracy and borrows just enough of ``λ_ε``'s margin ``S ⪰ εI``).
+    Returns the check, the bonus ``ε`` and the mixing weight ``t`` (0, 0 when not needed)."""
+    rows_mag = row_matrix(problem, magnitude=True)
+    check = check_multipliers(problem, solution.multipliers, rows, rows_mag, exact)
+    if check.ok or solution.status != "optimal":
+        return check, 0.0, 0.0
+    for bonus in TRACE_BONUSES:
+        retry = _solve(problem, rows, solution.tolerance, bonus)
+        if retry.status != "optimal" or retry.multipliers is None:
+            continue
+        best: tuple[MultiplierCheck, float, float] | None = None
+        for t in MIXTURES:
+            mixed = (1 - t) * np.maximum(solution.multipliers, 0) + t * np.maximum(retry.multipliers, 0)
+            candidate = check_multipliers(problem, mixed, rows, rows_mag, exact)
+            if candidate.ok and (best is None or candidate.tau < best[0].tau):
+                best = (candidate, bonus, t)
+        if best is not None:
+            return best
+    return check, 0.0, 0.0
 
 
 def pep_rate(steps: Any, mu: float, L: float, method: str = "gradient", momentum: Any = None,
@@ -150,12 +200,13 @@ def pep_rate(steps: Any, mu: float, L: float, method: str = "gradient", momentum
     tolerances:
         Clarabel tolerances tried in turn until the status is optimal.
 
-    When the worst case is attained by a Gram matrix of rank > 1 the optimal dual matrix ``S`` is
-    singular on a subspace that raising ``τ`` cannot reach, and the first multipliers may fail the
-    check. The SDP is then re-solved with the objective plus ``ε·tr(G)`` (``ε`` from
-    :data:`TRACE_BONUSES`); its multipliers give ``S ⪰ εI ≻ 0`` for the *original* problem, at the
-    price of a value larger by about ``ε·tr(G*)`` (the Gram matrix is in units where the objective
-    is O(1)); ``details["trace_bonus"]`` records the ``ε`` used (0 if none).
+    **Rank > 1 worst cases.** Then the optimal dual matrix ``S`` is singular on a subspace that
+    raising ``τ`` cannot reach, and the first multipliers ``λ₀`` may fail the check. The SDP is
+    re-solved with the objective plus ``ε·tr(G)`` (``ε`` from :data:`TRACE_BONUSES`), whose
+    multipliers ``λ_ε`` give ``S ⪰ εI`` for the *original* problem at a value larger by about
+    ``ε·tr(G*)``; mixtures ``(1 − t)λ₀ + tλ_ε`` (``t`` from :data:`MIXTURES`) are checked and the
+    smallest certified value kept, which costs only about ``t·ε·tr(G*)``
+    (``details["trace_bonus"]``, ``details["mixture"]``; 0 when not needed).
 
     Returns
     -------
@@ -170,11 +221,7 @@ def pep_rate(steps: Any, mu: float, L: float, method: str = "gradient", momentum
     steps, mu, L, momentum = _validate(steps, mu, L, method, momentum, metric)
     problem = build_problem(method, steps, mu, L, momentum, metric, exact=False)
     rows = row_matrix(problem)
-    solution = _Solution("not solved", float("nan"), float("nan"), None, float("nan"))
-    for tolerance in tolerances:
-        solution = _solve(problem, rows, tolerance)
-        if solution.status == "optimal":
-            break
+    solution = _solve_until_optimal(problem, rows, tolerances)
     scale = problem.objective_scale
     K = steps.size
     quantity = f"worst-case {_METRIC_WORDS[metric]} / ‖x_0 − x*‖² after K={K} steps of the {_METHOD_WORDS[method]}, " \
@@ -189,22 +236,13 @@ def pep_rate(steps: Any, mu: float, L: float, method: str = "gradient", momentum
     }
     check: MultiplierCheck | None = None
     if solution.multipliers is not None:
-        exact = build_problem(method, steps, mu, L, momentum, metric, exact=True) if problem.dim <= exact_max_dim else None
-        rows_mag = row_matrix(problem, magnitude=True)
-        check = check_multipliers(problem, solution.multipliers, rows, rows_mag, exact)
-        details["trace_bonus"] = 0.0
-        for bonus in TRACE_BONUSES if solution.status == "optimal" and not check.ok else ():
-            retry = _solve(problem, rows, solution.tolerance, bonus)
-            if retry.status != "optimal" or retry.multipliers is None:
-                continue
-            retry_check = check_multipliers(problem, retry.multipliers, rows, rows_mag, exact)
-            if retry_check.ok:
-                check = retry_check
-                details["trace_bonus"] = bonus
-                break
+        exact = None
+        if problem.dim <= exact_max_dim:
+            exact = build_problem(method, steps, mu, L, momentum, metric, exact=True, units=problem.units)
+        check, bonus, mixture = _certify(problem, rows, solution, exact)
         details.update(check_route=check.route, check=check.reason, tau_star=check.tau_star * scale,
                        tau_increase=check.tau_increase * scale, min_pivot=check.min_pivot, margin=check.margin,
-                       balance_shift=check.balance_shift)
+                       balance_shift=check.balance_shift, trace_bonus=bonus, mixture=mixture)
     certified = solution.status == "optimal" and check is not None and check.ok
     if certified:
         value = check.tau * scale

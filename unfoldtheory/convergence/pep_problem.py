@@ -60,6 +60,7 @@ class PEPProblem:
     value_objective: np.ndarray  # (n_values,)
     objective_scale: float
     exact: bool
+    units: Units
     labels: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -98,24 +99,44 @@ def quadratic_runs(method: str, steps: np.ndarray, momentum: np.ndarray, lam: np
 
 
 @dataclass(frozen=True)
-class _Units:
-    x: np.ndarray  # iterate leaves x_0..x_K
-    grad: np.ndarray  # gradient at the k-th gradient point (k = 0..K−1) and at x_K (index K)
-    value: np.ndarray  # f value at the k-th gradient point (0..K−1) and at x_K (index K)
+class Units:
+    """Power-of-two units of the leaves (``leaf``, in the order the builder creates them), of the
+    value variables (``value``) and of the objective. Leaf 0 (``x_0 − x*``) always has unit 1."""
+
+    leaf: np.ndarray
+    value: np.ndarray
     objective: float
 
 
-def _units(method: str, metric: str, steps: np.ndarray, momentum: np.ndarray, mu: float, L: float) -> _Units:
+def _powers_of_two(x: np.ndarray) -> np.ndarray:
+    return np.array([power_of_two(float(v)) for v in np.ravel(x)])
+
+
+def default_units(method: str, metric: str, steps: np.ndarray, momentum: np.ndarray, mu: float, L: float) -> Units:
+    """Units from the method run on the quadratics ``λx²/2``, ``λ`` on :func:`curvature_grid`.
+
+    Leaves: iterates ``x_0..x_K``, then (proximal) gradients ``∇f(x_0..x_{K−1})``, then
+    ``∇f(x_K)`` when the metric needs it. Values: ``f`` at the gradient points (and at ``x_K``),
+    then (proximal) ``h(x_1..x_K)``.
+    """
+    K = len(steps)
     lam = curvature_grid(mu, L)
     xs, ys = quadratic_runs(method, steps, momentum, lam)
     pts = np.vstack([ys, xs[-1:]])  # gradient points, then x_K
-    p2 = np.vectorize(power_of_two, otypes=[float])
-    x_unit = p2(np.abs(xs).max(axis=1))
+    x_unit = _powers_of_two(np.abs(xs).max(axis=1))
     x_unit[0] = 1.0
-    grad_unit = p2(np.abs(lam * pts).max(axis=1))
-    value_unit = p2((lam * pts**2 / 2).max(axis=1))
-    final = {"distance": xs[-1] ** 2, "function_value": lam * xs[-1] ** 2 / 2, "gradient_norm": (lam * xs[-1]) ** 2}[metric]
-    return _Units(x_unit, grad_unit, value_unit, power_of_two(float(final.max())))
+    grad_unit = _powers_of_two(np.abs(lam * pts).max(axis=1))
+    value_unit = _powers_of_two((lam * pts**2 / 2).max(axis=1))
+    final = metric != "distance"
+    leaf = [x_unit]
+    value = [value_unit[: K + int(final)]]
+    if method == "proximal_gradient":
+        leaf.append(grad_unit[:K])
+        value.append(value_unit[1: K + 1])
+    if final:
+        leaf.append(grad_unit[K:])
+    objective = {"distance": xs[-1] ** 2, "function_value": lam * xs[-1] ** 2 / 2, "gradient_norm": (lam * xs[-1]) ** 2}[metric]
+    return Units(np.concatenate(leaf), np.concatenate(value), power_of_two(float(objective.max())))
 
 
 @dataclass
@@ -138,10 +159,12 @@ class _Assembly:
 
 
 def build_problem(method: str, steps: np.ndarray, mu: float, L: float, momentum: np.ndarray, metric: str,
-                  exact: bool) -> PEPProblem:
-    """The PEP of ``method`` with validated inputs (see :func:`unfoldtheory.convergence.pep_rate`)."""
+                  exact: bool, units: Units | None = None) -> PEPProblem:
+    """The PEP of ``method`` with validated inputs (see :func:`unfoldtheory.convergence.pep_rate`),
+    in the given units (default :func:`default_units`)."""
     K = len(steps)
-    units = _units(method, metric, steps, momentum, mu, L)
+    if units is None:
+        units = default_units(method, metric, steps, momentum, mu, L)
     final_gradient = metric != "distance"
     if method == "proximal_gradient":
         dim = (K + 1) + K + int(final_gradient)
@@ -150,13 +173,15 @@ def build_problem(method: str, steps: np.ndarray, mu: float, L: float, momentum:
     basis = Basis(dim, exact)
     num = basis.num
     gam = [num(g) for g in steps]
-    xs = [basis.leaf(k, units.x[k]) for k in range(K + 1)]
+    if units.leaf.shape != (dim,):
+        raise ValueError(f"units.leaf has shape {units.leaf.shape}; expected ({dim},)")
+    xs = [basis.leaf(k, units.leaf[k]) for k in range(K + 1)]
     zero = basis.zero()
     asm = _Assembly(basis)
     value_unit: list[float] = []
 
-    def new_value(unit: float) -> int:
-        value_unit.append(unit)
+    def new_value() -> int:
+        value_unit.append(float(units.value[len(value_unit)]))
         return asm.value()
 
     f_points = [Point(zero, zero, None)]
@@ -166,14 +191,14 @@ def build_problem(method: str, steps: np.ndarray, mu: float, L: float, momentum:
     else:
         ys = xs[:K]
     if method == "proximal_gradient":
-        grads = [basis.leaf(K + 1 + k, units.grad[k]) for k in range(K)]
+        grads = [basis.leaf(K + 1 + k, units.leaf[K + 1 + k]) for k in range(K)]
     else:
         grads = [(ys[k] - xs[k + 1]) / gam[k] for k in range(K)]
-    f_points += [Point(ys[k], grads[k], new_value(units.value[k])) for k in range(K)]
+    f_points += [Point(ys[k], grads[k], new_value()) for k in range(K)]
     g_final = None
     if final_gradient:
-        g_final = basis.leaf(dim - 1, units.grad[K])
-        f_points.append(Point(xs[K], g_final, new_value(units.value[K])))
+        g_final = basis.leaf(dim - 1, units.leaf[dim - 1])
+        f_points.append(Point(xs[K], g_final, new_value()))
     f_final = len(f_points) - 1
     asm.add(f_points, "smooth_strongly_convex", num(mu), num(L))
     value_objective = [0.0] * asm.n_values
@@ -181,7 +206,7 @@ def build_problem(method: str, steps: np.ndarray, mu: float, L: float, momentum:
         h_points = [Point(zero, zero, None)]
         for k in range(1, K + 1):
             s_k = (xs[k - 1] - xs[k]) / gam[k - 1] - grads[k - 1]
-            h_points.append(Point(xs[k], s_k, new_value(units.value[k])))
+            h_points.append(Point(xs[k], s_k, new_value()))
         h_final = h_points[-1].f
         asm.add(h_points, "convex")
         value_objective += [0.0] * (asm.n_values - len(value_objective))
@@ -219,6 +244,7 @@ def build_problem(method: str, steps: np.ndarray, mu: float, L: float, momentum:
         value_objective=np.array(value_objective),
         objective_scale=units.objective,
         exact=exact,
+        units=units,
         labels={"method": method, "metric": metric, "K": K},
     )
 
