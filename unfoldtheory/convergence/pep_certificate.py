@@ -122,20 +122,37 @@ def float_dual_matrix(problem: PEPProblem, rows: sp.csr_matrix, lam: np.ndarray,
     return S
 
 
-def exact_dual_matrix(problem: PEPProblem, lam: list[Fraction], tau: Fraction) -> np.ndarray:
-    """``S(τ, λ)`` in exact rationals (object array) from the exact problem data."""
+def exact_dual_matrix(problem: PEPProblem, lam: list[Fraction], tau: Fraction) -> list[list[Fraction]]:
+    """``S(τ, λ)`` in exact rationals from the exact problem data (sparse accumulation: each row's
+    vectors have a handful of nonzero leaves)."""
     if not problem.exact:
         raise ValueError("exact_dual_matrix needs the problem built with exact=True")
     d = problem.dim
-    S = np.array([[Fraction(0)] * d for _ in range(d)], dtype=object)
+    S = [[Fraction(0)] * d for _ in range(d)]
     for b in problem.blocks:
-        weights = np.array(lam[b.start:b.stop], dtype=object)
-        T = (b.A.val.T * weights) @ b.B.val
-        S = S + (T + T.T) * (Fraction(b.weight) / 2)
+        half = Fraction(b.weight) / 2
+        for p in range(b.stop - b.start):
+            weight = lam[b.start + p]
+            if not weight:
+                continue
+            a_row, b_row = b.A.val[p], b.B.val[p]
+            a_nz = [(i, a_row[i]) for i in range(d) if a_row[i]]
+            b_nz = [(j, b_row[j]) for j in range(d) if b_row[j]]
+            c = half * weight
+            for i, ai in a_nz:
+                ci = c * ai
+                for j, bj in b_nz:
+                    v = ci * bj
+                    S[i][j] += v
+                    S[j][i] += v
     if problem.obj_vec is not None:
         v = problem.obj_vec.val
-        S = S - np.outer(v, v) / Fraction(problem.objective_scale)
-    S[0, 0] += tau
+        unit = Fraction(problem.objective_scale)
+        for i in range(d):
+            for j in range(d):
+                if v[i] and v[j]:
+                    S[i][j] -= v[i] * v[j] / unit
+    S[0][0] += tau
     return S
 
 
