@@ -115,10 +115,11 @@ def _value(norms: PeelingNorms, key: tuple[str, Any]) -> float:
     return float(norms.thresholds[idx] or 0.0)
 
 
-def _class_radii(norms: PeelingNorms, ref: PeelingNorms, radii: Any) -> tuple[dict[tuple[str, Any], float], float, str]:
+def _class_radii(norms: PeelingNorms, model: nn.Module, radii: Any) -> tuple[dict[tuple[str, Any], float], float, str]:
     keys = _keys(norms)
     values = np.array([_value(norms, key) for key in keys])
     if radii is None:
+        ref = peeling_norms(initial_model(model).spec())
         if _keys(ref) != keys:
             raise ValueError("the initial model's spec has a different graph than the model's")
         ref_values = np.array([_value(ref, key) for key in keys])
@@ -179,7 +180,7 @@ def shultzman_bound(model: nn.Module, data: Any, *, clip: float, delta: float = 
     Y, X = as_dataset(data, "data", m=spec.input_dim, n=spec.output_dim)
     m = Y.shape[0]
     norms = peeling_norms(spec)
-    r, weight, how = _class_radii(norms, peeling_norms(initial_model(model).spec()), radii)
+    r, weight, how = _class_radii(norms, model, radii)
     terms = peeling_rademacher(spec, r, Y, b)
     gap = gap_from_rademacher(terms["loss_complexity"], b, m, delta * weight) + terms["offgrid_cost"]
     gap = float(np.nextafter(gap * (1.0 + _MARGIN), math.inf))
