@@ -153,7 +153,7 @@ def _certify(problem: PEPProblem, rows, solution: _Solution, exact: PEPProblem |
     bonus and check mixtures ``(1 − t)λ₀ + tλ_ε`` (the smallest certified value wins: a small ``t``
     keeps ``λ₀``'s accuracy and borrows just enough of ``λ_ε``'s margin ``S ⪰ εI``).
     Returns the check, the bonus ``ε`` and the mixing weight ``t`` (0, 0 when not needed)."""
-    rows_mag = row_matrix(problem, magnitude=True)
+    rows_mag = None if exact is not None else row_matrix(problem, magnitude=True)  # the float route's margin
     check = check_multipliers(problem, solution.multipliers, rows, rows_mag, exact)
     if check.ok or solution.status != "optimal":
         return check, 0.0, 0.0

@@ -194,13 +194,16 @@ def float_margin_check(problem: PEPProblem, rows: sp.csr_matrix, rows_mag: sp.cs
     return bool(low > margin), low, margin
 
 
-def check_multipliers(problem: PEPProblem, lam: np.ndarray, rows: sp.csr_matrix, rows_mag: sp.csr_matrix,
+def check_multipliers(problem: PEPProblem, lam: np.ndarray, rows: sp.csr_matrix, rows_mag: sp.csr_matrix | None,
                       exact_problem: PEPProblem | None = None, attempts: int = 8) -> MultiplierCheck:
     """The bound that the solver's multipliers ``lam`` prove (see the module docstring).
 
-    ``problem`` is the float64 problem with its row matrices; with ``exact_problem`` (the same
-    problem built in rationals) the final check is the exact ``LDLᵀ``, otherwise the float margin.
+    ``problem`` is the float64 problem with its row matrices (``rows_mag``, the magnitudes, is
+    needed by the float route only); with ``exact_problem`` (the same problem built in rationals)
+    the final check is the exact ``LDLᵀ``, otherwise the float margin.
     """
+    if exact_problem is None and rows_mag is None:
+        raise ValueError("the float route needs rows_mag = row_matrix(problem, magnitude=True)")
     route = "exact LDLᵀ in rationals" if exact_problem is not None else "float64 with rigorous rounding margin"
     lam = np.asarray(lam, dtype=float)
     if lam.shape != (problem.n_rows,):

@@ -1,0 +1,163 @@
+"""PEP worst cases: ``unfoldtheory.convergence.pep_rate`` against PEPit, same problems, same solver.
+
+Both run Clarabel through cvxpy with the same tolerances (gap and feasibility ``--tolerance``,
+default 1e-8, Clarabel's own default), PEPit with verbose off. The problem is the gradient method
+(``--method``, ``--metric``) on ``F_{μ,L}`` with a learned-looking schedule
+``γ_k = (1 + 0.5 sin(k + 1))/L ∈ [0.5/L, 1.5/L]``; every step is below ``2/(L + μ)``, so the exact
+worst case of the distance metric is known in closed form, ``Π_k (1 − γ_kμ)²``
+(``unfoldtheory.convergence.schedule_rate`` squared), and the table reports both codes' relative
+error against it. Our time includes building the SDP and the post-solve certificate check.
+
+For each K (``--ks``, default 1 5 10 20 50) the table lists value ours, value PEPit, their relative
+difference, each against the closed form (distance metric only), time ours, time PEPit (each the
+median over repeats totalling ``--min-time`` s, at most ``--max-repeats``) and the speed ratio.
+``--largest`` then searches, for each code, the largest K on the grid ``--largest-ks`` that
+finishes within ``--budget`` seconds (default 60; each attempt runs once, in a child process that
+is stopped at the budget).
+
+    python benchmarks/pep.py [--ks 1 5 10 20 50] [--largest] [--json PATH]
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import multiprocessing as mp
+import platform
+import time
+from typing import Any
+
+import numpy as np
+
+from unfoldtheory.convergence import pep_rate, schedule_rate
+from unfoldtheory.convergence.pep_reference import pepit_rate
+from unfoldtheory.diagnostics import atomic_write_json, markdown_table
+
+
+def schedule(K: int, L: float) -> np.ndarray:
+    """``γ_k = (1 + 0.5 sin(k + 1))/L``, k = 0..K−1."""
+    return (1.0 + 0.5 * np.sin(np.arange(1, K + 1))) / L
+
+
+def _momentum(K: int, args: argparse.Namespace) -> np.ndarray | None:
+    if args.method != "accelerated":
+        return None
+    from unfoldtheory.unfold.learned_hyperparameters import fista_momentum
+
+    return fista_momentum(K)
+
+
+def _timed(run, args: argparse.Namespace) -> tuple[Any, float, int]:
+    """``run()``'s result and its median time over repeats (until ``args.min_time`` s or
+    ``args.max_repeats`` runs; machines shared with others make single small timings noisy)."""
+    times, result = [], None
+    while not times or (sum(times) < args.min_time and len(times) < args.max_repeats):
+        start = time.perf_counter()
+        result = run()
+        times.append(time.perf_counter() - start)
+    return result, float(np.median(times)), len(times)
+
+
+def ours(K: int, args: argparse.Namespace) -> dict[str, Any]:
+    bound, seconds, repeats = _timed(lambda: pep_rate(schedule(K, args.L), args.mu, args.L, args.method, _momentum(K, args),
+                                                      args.metric, tolerances=(args.tolerance,)), args)
+    return {"value": bound.value, "seconds": seconds, "repeats": repeats, "ok": bound.certified,
+            "status": bound.details["status"], "lower": bound.details["lower"]}
+
+
+def pepit(K: int, args: argparse.Namespace) -> dict[str, Any]:
+    (value, _, status), seconds, repeats = _timed(lambda: pepit_rate(schedule(K, args.L), args.mu, args.L, args.method,
+                                                                      _momentum(K, args), args.metric,
+                                                                      tolerance=args.tolerance), args)
+    return {"value": value, "seconds": seconds, "repeats": repeats, "ok": status == "optimal", "status": status}
+
+
+def _child(fn, K, args, queue) -> None:
+    queue.put(fn(K, args))
+
+
+def within_budget(fn, K: int, args: argparse.Namespace) -> dict[str, Any] | None:
+    """``fn(K, args)`` in a child process, or None if it does not finish within ``args.budget`` s."""
+    queue: mp.Queue = mp.Queue()
+    child = mp.get_context("fork").Process(target=_child, args=(fn, K, args, queue))
+    start = time.perf_counter()
+    child.start()
+    child.join(args.budget)
+    if child.is_alive():
+        child.terminate()
+        child.join()
+        return None
+    result = queue.get() if not queue.empty() else None
+    if result is not None:
+        result["wall"] = time.perf_counter() - start
+    return result
+
+
+def closed_form(K: int, args: argparse.Namespace) -> float | None:
+    steps = schedule(K, args.L)
+    if args.method == "accelerated" or args.metric != "distance" or np.any(steps > 2 / (args.L + args.mu)):
+        return None
+    return schedule_rate(args.mu, args.L, steps).value ** 2
+
+
+def rel(a: float, b: float) -> float:
+    return abs(a - b) / abs(b) if b else math.inf
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--ks", type=int, nargs="+", default=[1, 5, 10, 20, 50])
+    parser.add_argument("--method", default="gradient", choices=["gradient", "proximal_gradient", "accelerated"])
+    parser.add_argument("--metric", default="distance", choices=["distance", "function_value", "gradient_norm"])
+    parser.add_argument("--mu", type=float, default=0.1)
+    parser.add_argument("--L", type=float, default=1.0)
+    parser.add_argument("--tolerance", type=float, default=1e-8)
+    parser.add_argument("--largest", action="store_true", help="search the largest K solved within --budget seconds")
+    parser.add_argument("--largest-ks", type=int, nargs="+", default=[55, 60, 65, 70, 75, 80, 90, 100])
+    parser.add_argument("--budget", type=float, default=60.0)
+    parser.add_argument("--min-time", type=float, default=1.0, help="repeat a timing until this many seconds (median)")
+    parser.add_argument("--max-repeats", type=int, default=15)
+    parser.add_argument("--json", default=None, help="also write the results to this path")
+    args = parser.parse_args()
+
+    pep_rate([1.0], 0.1, 1.0)  # imports and first-call set-up are not timed
+    pepit_rate([1.0], 0.1, 1.0)
+    largest_args = argparse.Namespace(**{**vars(args), "min_time": 0.0})  # one run per attempt
+    header = ["K", "value ours", "value PEPit", "rel diff", "ours vs exact", "PEPit vs exact",
+              "time ours (s)", "time PEPit (s)", "speed ratio", "ours certified", "PEPit status"]
+    rows, records = [], []
+    for K in args.ks:
+        a, b = ours(K, args), pepit(K, args)
+        exact = closed_form(K, args)
+        record = {"K": K, "ours": a, "pepit": b, "exact": exact}
+        records.append(record)
+        rows.append([K, a["value"], b["value"], rel(a["value"], b["value"]),
+                     "—" if exact is None else rel(a["value"], exact), "—" if exact is None else rel(b["value"], exact),
+                     a["seconds"], b["seconds"], b["seconds"] / a["seconds"], a["ok"], b["status"]])
+        print(f"done K={K}", flush=True)
+    print(f"\n{args.method}, metric {args.metric}, μ = {args.mu}, L = {args.L}, schedule γ_k = (1 + 0.5 sin(k+1))/L, "
+          f"Clarabel tolerance {args.tolerance:g}\n")
+    print(markdown_table(header, rows, digits=4))
+    largest: dict[str, Any] = {}
+    if args.largest:
+        for name, fn in (("ours", ours), ("PEPit", pepit)):
+            best, attempts = None, []
+            for K in args.largest_ks:
+                result = within_budget(fn, K, largest_args)
+                attempts.append({"K": K, "result": result})
+                if result is None or not result["ok"]:
+                    print(f"{name}: K={K} not solved within {args.budget:g} s"
+                          + ("" if result is None else f" (status {result['status']})"), flush=True)
+                    break
+                best = (K, result["seconds"])
+                print(f"{name}: K={K} solved in {result['seconds']:.1f} s", flush=True)
+            largest[name] = {"largest_K": None if best is None else best[0], "attempts": attempts}
+            print(f"largest K solved within {args.budget:g} s by {name}: "
+                  f"{'none on the grid' if best is None else f'{best[0]} ({best[1]:.1f} s)'}")
+    if args.json:
+        atomic_write_json(args.json, {"parameters": vars(args), "rows": records, "largest": largest,
+                                      "environment": {"python": platform.python_version(), "machine": platform.machine()}})
+
+
+if __name__ == "__main__":
+    main()
