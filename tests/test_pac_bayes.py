@@ -32,7 +32,7 @@ from unfoldtheory.generalization.pac_bayes import (
 )
 from unfoldtheory.problems import SparseRecovery
 from unfoldtheory.train import fit
-from unfoldtheory.unfold import ALISTA, LISTACP, UnfoldedISTA
+from unfoldtheory.unfold import ALISTA, LISTACP, UnfoldedADMM, UnfoldedFISTA, UnfoldedISTA
 
 probabilities = st.floats(0.0, 0.999, allow_nan=False)
 budgets = st.floats(1e-6, 5.0, allow_nan=False)
@@ -192,12 +192,18 @@ def test_matrix_models_use_chunked_draws():
     assert bound.details["expected_loss_bound"] >= bound.details["gibbs_train_loss_mc"]
 
 
-def test_zero_posterior_noise_reproduces_the_model():
+@pytest.mark.parametrize("cls", [UnfoldedISTA, ALISTA, UnfoldedFISTA, UnfoldedADMM])
+def test_zero_posterior_noise_reproduces_the_model(cls):
+    """The per-sample parameter broadcast of the scalar-parameter models computes the forward pass."""
     problem = SparseRecovery(8, 12, 0.2, seed=1)
-    model = UnfoldedISTA(problem.A, 3, problem.lam)
+    model = cls(problem.A, 3, problem.lam)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.mul_(1.1)
     data = problem.sample(50, seed=1)
-    losses, _ = gibbs_losses(model, np.zeros(6), data)
-    np.testing.assert_allclose(losses[0], squared_losses(model, data), rtol=1e-12)
+    losses, groups = gibbs_losses(model, np.zeros(model.num_parameters()), data)
+    np.testing.assert_allclose(losses[0], squared_losses(model, data), rtol=1e-10)
+    assert len(np.unique(groups)) == 50
 
 
 def test_pac_bayes_bad_input(trained):

@@ -51,8 +51,6 @@ def kl_inverse_upper(p: float, c: float) -> float:
     c = finite_float(c, "c", low=0.0)
     if p >= 1.0:
         return 1.0
-    if kl_bernoulli(p, 1.0) <= c:  # finite only for p = 0: kl(0‖1) = inf; kept for clarity
-        return 1.0
     lo, hi = p, 1.0
     for _ in range(_BISECTION_STEPS):
         mid = 0.5 * (lo + hi)

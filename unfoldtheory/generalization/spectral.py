@@ -40,8 +40,10 @@ shared scalar ``γ_k`` of ``W_k`` and ``V_k`` is one perturbation of one block).
 the layer's input, so a matrix tied across layers (none of the supported models has one) would still
 be covered once per layer; BFT counts no parameters, only ``log W``.
 
-**Spectral PAC-Bayes bound** — :func:`spectral_pac_bayes_bound` (Neyshabur et al. 2018, Lemmas 1–2,
-adapted; re-derived):
+**Spectral PAC-Bayes bound** — :func:`spectral_pac_bayes_bound` (Neyshabur et al. 2018: a Gaussian
+perturbation whose effect is controlled by the layers' spectral norms (their Lemma 2) turns a PAC-Bayes
+bound for the perturbed network into one for the network itself (their Lemma 1); recalled, the paper
+could not be read here, so the adaptation below is re-derived):
 
 1. *Posterior and prior over the distinct parameters* (counted once): ``Q = N(θ̂, σ² diag r²)``,
    ``P = N(θ_init, σ² diag r²)`` (``r`` per tensor, :func:`~unfoldtheory.generalization.pac_bayes.reference_scale`),

@@ -1,0 +1,292 @@
+# ruff: noqa: E402  (the BLAS thread count must be set before numpy is imported)
+"""Generalization: the measured gap and every bound, as the training set and the depth grow.
+
+For ALISTA, UnfoldedISTA, LISTA and LISTA-CP on sparse recovery (default m = 64, n = 128, 10 %
+nonzeros, noiseless) every cell trains one model on a fixed training set and computes
+
+* the measured gap (``empirical_gap``: test − train, with a 95 % t interval) and the test loss;
+* the covering-number bound (``covering_bound``; statement for data inside the training radii);
+* the adapted spectral covering bound (Bartlett–Foster–Telgarsky), the adapted spectral PAC-Bayes bound
+  (Neyshabur et al.) and the ℓ∞-peeling bound (Shultzman et al. style) for the loss clipped at b;
+* the PAC-Bayes bound with an optimised Gaussian posterior and the data-free prior (the Gibbs
+  predictor), and, for the models with scalar parameters, the split-prior variant: a model trained on
+  the first half of the sample is the prior mean *and* the posterior mean, and the bound uses the second
+  half (its predictor is that half-data model, whose own test loss is reported beside it).
+
+The clipping level b is the smallest power of two above the largest training loss, chosen from the
+grid ``2^j``, ``|j| ≤ 30``: every bound pays the union bound over that grid (δ/61). The bounds on the
+expected loss are the training loss plus the gap bound; for the clipped bounds they bound
+``E min(ℓ, b)`` (``tail`` = test mean − clipped test mean estimates the part left out). A bound is
+marked *vacuous* when it reaches b (the range of the clipped loss; for the covering bound its own range).
+
+Cells (one per model, training-set size and depth, plus the headline cell) are stored in OUT/cells as
+they finish, so a killed run, started again with the same options, runs only the missing ones.
+Outputs (OUT = studies/out/generalization):
+
+    OUT/table.{md,tex,csv,json}        bound / measured gap per model, method, size and depth
+    OUT/headline.{md,tex,csv,json}     ALISTA and UnfoldedISTA at the headline size: losses and bounds
+    OUT/gap_vs_samples_MODEL.{png,pdf} the gap and every bound against the number of samples (log-log)
+    OUT/gap_vs_depth_MODEL.{png,pdf}   the same against depth (log y)
+
+``--quick`` runs a small grid; ``--workers`` sets the process pool (default 1). Run
+``python studies/generalization.py --help`` for the options.
+"""
+
+from __future__ import annotations
+
+import os
+
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
+import argparse
+import math
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from unfoldtheory import unfold
+from unfoldtheory.diagnostics import atomic_write_json, markdown_table, new_figure, save_figure, save_table
+from unfoldtheory.generalization.covering import covering_bound
+from unfoldtheory.generalization.data import data_radii, squared_losses
+from unfoldtheory.generalization.empirical import empirical_gap
+from unfoldtheory.generalization.pac_bayes import curvature_shape, gibbs_losses, pac_bayes_bound
+from unfoldtheory.generalization.shultzman import design_rule, shultzman_bound
+from unfoldtheory.generalization.spectral import spectral_bound, spectral_pac_bayes_bound
+from unfoldtheory.problems import SparseRecovery
+from unfoldtheory.sweep import ResultStore, executor_for, run_sweep
+from unfoldtheory.train import fit
+
+MODELS = ("ALISTA", "UnfoldedISTA", "LISTA", "LISTACP")
+LEARNING_RATES = {"ALISTA": 0.02, "UnfoldedISTA": 0.02, "LISTA": 0.05, "LISTACP": 0.05}
+CLIP_GRID = 61  # b = 2^j, |j| <= 30
+METHODS = ("covering", "spectral", "spectral PAC-Bayes", "l-inf peeling", "PAC-Bayes (data-free prior)",
+           "PAC-Bayes (split prior)")
+TRAIN_SEED, TEST_SEED = 1, 2
+QUICK = {"samples": [100, 1000], "depths": [2, 6], "depth_samples": 300, "headline_samples": 1000, "steps": 150,
+         "test_samples": 4000, "m": 32, "n": 64, "layers": 6}
+
+
+# ---------------------------------------------------------------------------- one cell
+def _record(bound: Any, train_loss: float, test_loss: float, seconds: float | None = None) -> dict[str, Any]:
+    d = bound.details
+    expected = float(d.get("expected_loss_bound", train_loss + bound.value))
+    trivial = float(d.get("trivial_bound", d.get("loss_range", math.inf)))
+    return {"gap_bound": float(bound.value), "expected_loss_bound": expected, "ratio_to_test": expected / test_loss,
+            "vacuous": bool(d.get("vacuous", expected >= trivial)), "certified": bool(bound.certified),
+            "trivial_bound": trivial, "seconds": float(bound.seconds if seconds is None else seconds),
+            "statement": str(d.get("statement", d.get("applies_to", "")))}
+
+
+def _try(fn: Any, *args: Any, **kwargs: Any) -> tuple[Any, str | None]:
+    try:
+        return fn(*args, **kwargs), None
+    except ValueError as exc:  # a bound that does not apply to this model says why
+        return None, str(exc)
+
+
+def _train(name: str, problem: SparseRecovery, data: tuple[np.ndarray, np.ndarray], layers: int, steps: int,
+           seed: int) -> torch.nn.Module:
+    model = getattr(unfold, name)(problem.A, layers, problem.lam)
+    fit(model, problem, steps=steps, lr=LEARNING_RATES[name], data=data, seed=seed, keep_best=False, progress=False)
+    return model
+
+
+def generalization_cell(model: str, samples: int, depth: int, *, seed: int = 0, steps: int = 2000, m: int = 64,
+                        n: int = 128, sparsity: float = 0.1, test_samples: int = 20000, delta: float = 0.05,
+                        split: bool = True) -> dict[str, Any]:
+    """Train ``model`` (``depth`` layers) on ``samples`` samples and compute the gap and every bound."""
+    torch.set_num_threads(1)
+    problem = SparseRecovery(m, n, sparsity, seed=seed)
+    train = problem.sample(samples, seed=TRAIN_SEED)
+    test = problem.sample(test_samples, seed=TEST_SEED)
+    start = time.perf_counter()
+    net = _train(model, problem, train, depth, steps, seed)
+    train_seconds = time.perf_counter() - start
+    tr, te = squared_losses(net, train), squared_losses(net, test)
+    train_loss, test_loss = float(tr.mean()), float(te.mean())
+    clip = 2.0 ** math.ceil(math.log2(max(float(tr.max()), 2.0 ** -30)))
+    d_clip = delta / CLIP_GRID
+    gap = empirical_gap(net, train, test)
+    out: dict[str, Any] = {
+        "train_loss": train_loss, "test_loss": test_loss, "gap": gap.value, "gap_interval": list(gap.details["interval"]),
+        "clip": clip, "test_loss_clipped": float(np.minimum(te, clip).mean()), "zero_predictor_loss":
+        float(np.mean(np.sum(test[1] ** 2, axis=1))), "parameters": int(net.num_parameters()),
+        "train_seconds": train_seconds, "bounds": {}, "errors": {},
+    }
+    out["tail"] = out["test_loss"] - out["test_loss_clipped"]
+    R, B = data_radii(train)
+    candidates = {
+        "covering": lambda: covering_bound(net, samples, delta, R, B),
+        "spectral": lambda: spectral_bound(net, train, clip=clip, delta=d_clip),
+        "spectral PAC-Bayes": lambda: spectral_pac_bayes_bound(net, train, clip=clip, delta=d_clip),
+        "l-inf peeling": lambda: shultzman_bound(net, train, clip=clip, delta=d_clip),
+        "PAC-Bayes (data-free prior)": lambda: pac_bayes_bound(net, train, clip=clip, union=CLIP_GRID, progress=False),
+    }
+    for name, compute in candidates.items():
+        bound, error = _try(compute)
+        if bound is None:
+            out["errors"][name] = error
+            continue
+        out["bounds"][name] = _record(bound, train_loss, test_loss)
+        if name.startswith("PAC-Bayes"):
+            losses, _ = gibbs_losses(net, bound.details["posterior_std"], test, draws=2, seed=seed + 11)
+            out["bounds"][name]["gibbs_test_loss_clipped"] = float(np.minimum(losses, clip).mean())
+            out["bounds"][name]["gibbs_test_loss"] = float(losses.mean())
+        if name == "covering":
+            out["bounds"][name]["statement"] = "data inside the training radii ‖y‖ ≤ R, ‖x‖ ≤ B"
+    if split and all(p.numel() == 1 for p in net.parameters()) and samples >= 4:
+        out["bounds"]["PAC-Bayes (split prior)"] = _split_cell(model, problem, train, test, depth, steps, seed, delta)
+    rule = design_rule(net, samples)
+    out["design_rule"] = {"limit": rule.limit, "max_norm": max(rule.norms) if rule.norms else 0.0,
+                          "satisfied": rule.satisfied, "product": rule.product}
+    return out
+
+
+def _split_cell(model: str, problem: SparseRecovery, train: tuple[np.ndarray, np.ndarray], test: tuple[np.ndarray, np.ndarray],
+                depth: int, steps: int, seed: int, delta: float) -> dict[str, Any]:
+    """Prior (and posterior) mean trained on the first half, bound on the second half."""
+    half = train[0].shape[0] // 2
+    first, second = (train[0][:half], train[1][:half]), (train[0][half:], train[1][half:])
+    net = _train(model, problem, first, depth, steps, seed)
+    tr2, te = squared_losses(net, second), squared_losses(net, test)
+    clip = 2.0 ** math.ceil(math.log2(max(float(tr2.max()), 2.0 ** -30)))
+    bound = pac_bayes_bound(net, second, clip=clip, prior_mean=net, prior_shape=curvature_shape(net, first), delta=delta,
+                            union=CLIP_GRID, progress=False)
+    record = _record(bound, float(tr2.mean()), float(te.mean()))
+    losses, _ = gibbs_losses(net, bound.details["posterior_std"], test, draws=2, seed=seed + 13)
+    record.update({"predictor_test_loss": float(te.mean()), "measured_gap": float(te.mean() - tr2.mean()),
+                   "gibbs_test_loss_clipped": float(np.minimum(losses, clip).mean()),
+                   "gibbs_test_loss": float(losses.mean()), "bound_samples": int(second[0].shape[0]),
+                   "statement": "Gibbs predictor around the model trained on the first half; bound on the second half"})
+    return record
+
+
+# ---------------------------------------------------------------------------- tables and figures
+TABLE_HEADER = ["model", "samples", "depth", "method", "bound on gap", "measured gap", "bound / gap",
+                "bound on E loss", "test loss", "bound / test", "vacuous"]
+HEADLINE_HEADER = ["model", "train loss", "test loss", "method", "bound on E loss", "bound / test", "predictor test loss",
+                   "vacuous", "certified"]
+
+
+def table_rows(records: list[dict[str, Any]]) -> list[list[Any]]:
+    rows = []
+    for rec in sorted(records, key=lambda r: (r["cell"]["model"], r["cell"]["depth"], r["cell"]["samples"])):
+        c, res = rec["cell"], rec["result"]
+        for method in METHODS:
+            b = res["bounds"].get(method)
+            if b is None:
+                continue
+            measured = b.get("measured_gap", res["gap"])  # the split predictor has its own
+            ratio = b["gap_bound"] / measured if measured > 0 else math.inf
+            rows.append([c["model"], c["samples"], c["depth"], method, b["gap_bound"], measured, ratio,
+                         b["expected_loss_bound"], b.get("predictor_test_loss", res["test_loss"]), b["ratio_to_test"],
+                         b["vacuous"]])
+    return rows
+
+
+def headline_rows(records: list[dict[str, Any]], samples: int, depth: int) -> list[list[Any]]:
+    rows = []
+    for rec in records:
+        c, res = rec["cell"], rec["result"]
+        if c["samples"] != samples or c["depth"] != depth or c["model"] not in ("ALISTA", "UnfoldedISTA"):
+            continue
+        for method in METHODS:
+            b = res["bounds"].get(method)
+            if b is not None:
+                rows.append([c["model"], res["train_loss"], res["test_loss"], method, b["expected_loss_bound"],
+                             b["ratio_to_test"], b.get("predictor_test_loss", res["test_loss"]), b["vacuous"], b["certified"]])
+    return rows
+
+
+def _curves(records: list[dict[str, Any]], model: str, axis: str, fixed: dict[str, int]) -> tuple[np.ndarray, dict[str, list]]:
+    chosen = sorted((r for r in records if r["cell"]["model"] == model
+                     and all(r["cell"][k] == v for k, v in fixed.items())), key=lambda r: r["cell"][axis])
+    xs = np.array([r["cell"][axis] for r in chosen], dtype=float)
+    curves: dict[str, list] = {"measured gap": [max(r["result"]["gap"], np.nan) for r in chosen]}
+    for method in METHODS:
+        curves[method] = [r["result"]["bounds"].get(method, {}).get("gap_bound", np.nan) for r in chosen]
+    return xs, curves
+
+
+def figure(records: list[dict[str, Any]], model: str, axis: str, fixed: dict[str, int], stem: Path) -> list[Path]:
+    """The measured gap and every bound on the gap against ``axis`` (log axes); vacuous points hollow."""
+    xs, curves = _curves(records, model, axis, fixed)
+    fig, ax = new_figure(width=6.4, height=4.2)
+    for i, (label, ys) in enumerate(curves.items()):
+        y = np.array(ys, dtype=float)
+        y = np.where(y > 0, y, np.nan)
+        style = {"color": "black", "lw": 2} if label == "measured gap" else {"color": f"C{i}"}
+        ax.plot(xs, y, marker="o", ms=4, label=label, **style)
+    ax.set_yscale("log")
+    if axis == "samples":
+        ax.set_xscale("log")
+    ax.set_xlabel("training samples" if axis == "samples" else "depth (layers)")
+    ax.set_ylabel("gap (expected − training loss)")
+    ax.set_title(f"{model}: measured gap and bounds ({', '.join(f'{k}={v}' for k, v in fixed.items())})")
+    ax.legend(fontsize=7)
+    return save_figure(fig, stem)
+
+
+# ---------------------------------------------------------------------------- main
+def parse(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[1])
+    p.add_argument("--quick", action="store_true", help=f"a small run (defaults {QUICK}); explicit options still apply")
+    p.add_argument("--models", nargs="+", default=list(MODELS), choices=MODELS)
+    p.add_argument("--samples", type=int, nargs="+", default=[100, 300, 1000, 3000, 10000],
+                   help="training-set sizes of the sample sweep (at --layers)")
+    p.add_argument("--depths", type=int, nargs="+", default=[2, 4, 8, 12, 16], help="depths of the depth sweep")
+    p.add_argument("--depth-samples", type=int, default=1000, help="training-set size of the depth sweep")
+    p.add_argument("--headline-samples", type=int, default=5000, help="training-set size of the headline cell")
+    p.add_argument("--layers", type=int, default=12)
+    p.add_argument("--steps", type=int, default=2000, help="optimiser steps per model (batch 64)")
+    p.add_argument("--test-samples", type=int, default=20000)
+    p.add_argument("--m", type=int, default=64)
+    p.add_argument("--n", type=int, default=128)
+    p.add_argument("--sparsity", type=float, default=0.1)
+    p.add_argument("--delta", type=float, default=0.05)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--no-split", action="store_true", help="skip the split-prior PAC-Bayes variant")
+    p.add_argument("--workers", type=int, default=1, help="processes (1: serial)")
+    p.add_argument("--out", type=Path, default=Path("studies/out/generalization"))
+    p.add_argument("--quiet", action="store_true")
+    if p.parse_args(argv).quick:
+        p.set_defaults(**QUICK)
+    return p.parse_args(argv)
+
+
+def cells(args: argparse.Namespace) -> list[dict[str, Any]]:
+    fixed = {"seed": args.seed, "steps": args.steps, "m": args.m, "n": args.n, "sparsity": args.sparsity,
+             "test_samples": args.test_samples, "delta": args.delta, "split": not args.no_split}
+    wanted = {(s, args.layers) for s in args.samples} | {(args.depth_samples, d) for d in args.depths}
+    wanted.add((args.headline_samples, args.layers))
+    return [{"model": model, "samples": s, "depth": d, **fixed} for model in args.models for s, d in sorted(wanted)]
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse(argv)
+    torch.set_num_threads(1)
+    store = ResultStore(args.out / "cells")
+    grid = cells(args)
+    scheduler = "serial" if args.workers <= 1 else "processes"
+    with executor_for(scheduler, args.workers if args.workers > 1 else None) as executor:
+        records = run_sweep(generalization_cell, grid, store, executor, progress=False if args.quiet else None)
+    rows = table_rows(records)
+    save_table(TABLE_HEADER, rows, args.out / "table")
+    headline = headline_rows(records, args.headline_samples, args.layers)
+    save_table(HEADLINE_HEADER, headline, args.out / "headline")
+    for model in args.models:
+        figure(records, model, "samples", {"depth": args.layers}, args.out / f"gap_vs_samples_{model}")
+        figure(records, model, "depth", {"samples": args.depth_samples}, args.out / f"gap_vs_depth_{model}")
+    atomic_write_json(args.out / "config.json", {**vars(args), "out": str(args.out), "cells": len(grid)})
+    if not args.quiet:
+        print(markdown_table(HEADLINE_HEADER, headline, digits=4))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
