@@ -9,11 +9,12 @@ from hypothesis import strategies as st
 from unfoldtheory.classical import ista_spec
 from unfoldtheory.lipschitz import upper_bound
 from unfoldtheory.lipschitz.certificate import certify_multipliers
+from unfoldtheory.lipschitz.chain import chain_layers, schur_rho
 from unfoldtheory.lipschitz.lower import lower_bound
 from unfoldtheory.lipschitz.product import product_bound
 from unfoldtheory.lipschitz.quadratic_form import quadratic_form
 from unfoldtheory.lipschitz.sdp import sdp_bound
-from unfoldtheory.lipschitz.sequential import chain_layers, schur_rho, sequential_bound, sequential_multipliers
+from unfoldtheory.lipschitz.sequential import sequential_bound, sequential_multipliers
 from unfoldtheory.problems import SparseRecovery
 from unfoldtheory.testing import unrolled_specs
 from unfoldtheory.unfold import ALISTA, LISTA, UnfoldedADMM, UnfoldedFISTA
@@ -78,8 +79,17 @@ def test_best_includes_sequential_and_unsupported_graphs_are_named():
     assert "sequential" in upper_bound(momentum, max_sdp_size=0).details["skipped"]
 
 
-def test_large_matrices_are_reported_uncertified():
-    p = SparseRecovery(5, 8, 0.2, seed=4)
-    bound = sequential_bound(ista_spec(p.A, p.lam, 3), max_check_size=10)
-    assert not bound.certified and "dense check is limited to 10 rows" in bound.details["check"]
-    assert np.isfinite(bound.value)
+def test_sparse_certificate_agrees_with_a_dense_eigenvalue_check():
+    """Two routes to "M(ρ_c, λ) ⪯ 0": the shifted block Cholesky of the certificate, and a dense
+    eigendecomposition; the certified ρ_c is also tight (just below it the matrix is indefinite)."""
+    p = SparseRecovery(12, 20, 0.2, seed=4)
+    spec = ista_spec(p.A, p.lam, 5)
+    bound = sequential_bound(spec)
+    assert bound.certified
+    form = quadratic_form(spec)
+    rho = bound.certificate["rho"]
+    lam = bound.certificate["multipliers"]
+    top = np.linalg.eigvalsh(form.matrix(rho, lam))[-1]
+    assert top <= 1e-12 * np.abs(form.matrix(rho, lam)).max()
+    assert np.linalg.eigvalsh(form.matrix(rho * (1 - 1e-6), lam))[-1] > 0
+    assert bound.details["rounding_margin"] < 1e-9 * rho

@@ -1,21 +1,26 @@
-"""Checking LipSDP multipliers after the solve: the bound a given ``λ`` proves, in float64.
+"""Checking LipSDP multipliers after the search: the bound a given ``λ`` proves, in float64.
 
-The solver only proposes multipliers. :func:`certify_multipliers` recomputes, from ``λ`` alone,
-the smallest ``ρ`` with ``M(ρ, λ) ⪯ 0`` and then verifies that inequality with a rigorous
-rounding margin. Soundness (``proofs/lipsdp_certificate.py``):
+A solver or a search only proposes multipliers. :func:`certify_multipliers` recomputes, from ``λ``
+alone, the smallest ``ρ`` with ``M(ρ, λ) ⪯ 0`` and then verifies that inequality with a rigorous
+rounding margin, by a block Cholesky factorisation that follows the network's graph
+(:mod:`.block_cholesky`), so it scales to large unfolded networks. Soundness
+(``proofs/lipsdp_certificate.py``):
 
 1. **S-procedure.** If ``λ ≥ 0`` and ``M(ρ, λ) ⪯ 0`` then for every pair of inputs
    ``‖Δout‖² − ρ‖Δy‖² ≤ −Σ_i λ_i (Δz_i − αΔv_i)(βΔv_i − Δz_i) ≤ 0``, so ``L ≤ √ρ``.
-2. **Schur complement.** Write ``M(ρ) = [[A − ρI, B], [Bᵀ, Z]]`` (input block first). If ``Z ≺ 0``
-   then ``M(ρ) ⪯ 0 ⟺ A − BZ⁻¹Bᵀ ⪯ ρI``; so ``ρ* = λ_max(A − BZ⁻¹Bᵀ)`` is the smallest feasible ρ.
-   If ``Z`` is not negative definite no finite ρ is certified by this λ.
-3. **Rounding.** ρ* is computed in floating point, so it is only a candidate. The candidate
-   ``ρ_c = ρ* + margin`` is accepted only if ``λ_max(M(ρ_c))`` computed by a backward-stable
-   symmetric eigensolver is below ``−τ``, where ``τ`` bounds both the eigensolver's error
-   (``≤ c·D·ε·‖M‖_F``, D the matrix size) and the error of assembling M in float64
-   (``≤ γ·‖|M|‖_F`` from the entrywise magnitudes, γ = (n + 2)ε/(1 − (n + 2)ε) for sums of n
-   products). Then the exact ``M(ρ_c, λ)`` is negative semidefinite (Weyl's inequality), and
-   ``L ≤ √ρ_c`` rounded upward.
+2. **Schur complement.** Write ``N(ρ) = −M(ρ) = [[ρI − A, −B], [−Bᵀ, −Z]]``. If ``−Z ≻ 0`` then
+   ``N(ρ) ⪰ 0 ⟺ ρI ⪰ A − BZ⁻¹Bᵀ``, so ``ρ* = λ_max(A − BZ⁻¹Bᵀ)`` is the smallest feasible ρ;
+   the block elimination of the states computes ``−(A − BZ⁻¹Bᵀ)`` as the last Schur complement.
+   If ``−Z`` is not positive definite, no finite ρ is certified by this λ.
+3. **Rounding** (after Rump, *BIT* 46, 2006). ``ρ*`` is only a floating-point candidate. For a
+   candidate ``ρ_c`` the check factors ``Ñ = fl(N(ρ_c)) − cI`` by Cholesky. If that succeeds, the
+   computed factor satisfies ``RᵀR = Ñ + ΔA`` with ``|ΔA| ≤ γ_{D+2}|Rᵀ||R|`` (Higham, Theorem 10.3;
+   ``D + 2`` because ``ρ_c`` enters the last diagonal block as one more summand), hence
+   ``‖ΔA‖₂ ≤ γ‖R‖_F² = γ·tr(RᵀR) ≤ γ/(1 − γ)·tr(Ñ)``. With ``E`` the error of assembling ``N`` in
+   float64 (``|E| ≤ γ_T·|M|`` entrywise for sums of at most ``T`` products, from the magnitudes of
+   the summands) and ``δ`` the rounding of the shifted diagonal,
+   ``N(ρ_c) = RᵀR − ΔA + cI + E − δ ⪰ (c − ‖ΔA‖₂ − ‖E‖_F − |δ|)I``, which is ``⪰ 0`` because ``c`` is
+   chosen twice that sum. Then ``L ≤ √ρ_c`` rounded upward.
 
 A solver answer that is wrong, or inaccurate, can therefore never become a certified bound: the
 worst it can do is propose multipliers that certify a larger value, or none.
@@ -23,13 +28,28 @@ worst it can do is propose multipliers that certify a larger value, or none.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
+from scipy import linalg
 
+from unfoldtheory.lipschitz.block_cholesky import factor_leading, lower_blocks
 from unfoldtheory.lipschitz.quadratic_form import QuadraticForm
+from unfoldtheory.results import Bound
 
-EPS = float(np.finfo(float).eps)
+QUANTITY = "Lipschitz constant of the input-output map (l2)"
+
+EPS = float(np.finfo(float).eps)  # 2u: every γ below is computed with twice the unit roundoff
+TINY = float(np.finfo(float).tiny)
+
+
+def gamma(n: int) -> float:
+    """Higham's ``γ_n = n·u/(1 − n·u)``, here with ``u`` replaced by ``ε = 2u`` (conservative)."""
+    if n * EPS >= 0.5:
+        raise ValueError(f"the matrix is too large ({n}) for the float64 rounding analysis")
+    return n * EPS / (1 - n * EPS)
 
 
 @dataclass(frozen=True)
@@ -40,7 +60,11 @@ class MultiplierCheck:
     rho: float  # the certified ρ (inf when not ok)
     bound: float  # √ρ rounded upward (inf when not ok)
     reason: str
-    margin: float  # the rounding margin τ used
+    margin: float  # the shift c used in the rounding argument
+
+
+def _fail(reason: str, margin: float = 0.0) -> MultiplierCheck:
+    return MultiplierCheck(False, np.inf, np.inf, reason, margin)
 
 
 def certify_multipliers(form: QuadraticForm, lam: np.ndarray) -> MultiplierCheck:
@@ -49,32 +73,62 @@ def certify_multipliers(form: QuadraticForm, lam: np.ndarray) -> MultiplierCheck
     if lam.shape != (form.num_multipliers,):
         raise ValueError(f"got {lam.shape} multipliers; expected ({form.num_multipliers},)")
     if not np.all(np.isfinite(lam)):
-        return MultiplierCheck(False, np.inf, np.inf, "multipliers contain non-finite values", 0.0)
+        return _fail("multipliers contain non-finite values")
     if np.any(lam < 0):
-        return MultiplierCheck(False, np.inf, np.inf, f"multiplier {int(np.argmin(lam))} is negative ({lam.min():.3g}); "
-                               "the S-procedure needs λ ≥ 0", 0.0)
-    m = form.m
-    M0 = form.matrix(0.0, lam)
-    A, B, Z = M0[:m, :m], M0[:m, m:], M0[m:, m:]
-    try:
-        chol = np.linalg.cholesky(-Z)
-    except np.linalg.LinAlgError:
-        return MultiplierCheck(False, np.inf, np.inf, "the state block Z of M is not negative definite for these "
-                               "multipliers, so no finite ρ is certified", 0.0)
-    Y = np.linalg.solve(chol, B.T)  # Bᵀ = chol Y  ⇒  B Z⁻¹ Bᵀ = −YᵀY
-    schur = A + Y.T @ Y
-    rho_star = float(np.linalg.eigvalsh(0.5 * (schur + schur.T))[-1])
-    D = form.size
-    n_terms = form.Fa.shape[0] + form.CtC.shape[0] + 2
-    gamma = n_terms * EPS / (1 - n_terms * EPS)
-    for attempt in range(8):
-        rho_c = max(rho_star, 0.0) * (1 + 1e-9) + (10.0 ** attempt) * 1e-12 * (1 + abs(rho_star))
-        M = form.matrix(rho_c, lam)
-        tau = 8 * D * EPS * float(np.linalg.norm(M)) + gamma * float(np.linalg.norm(form.magnitude(rho_c, lam)))
-        top = float(np.linalg.eigvalsh(M)[-1])
-        if top < -tau:
-            bound = float(np.nextafter(np.sqrt(rho_c), np.inf))
-            return MultiplierCheck(True, rho_c, bound, "M(ρ, λ) ⪯ 0 verified with rounding margin", tau)
-        rho_star = rho_c + 2 * (top + tau)  # move past the numerical boundary and retry
-    return MultiplierCheck(False, np.inf, np.inf, f"could not verify M(ρ, λ) ⪯ 0 beyond the rounding margin {tau:.3g} "
-                           f"(largest eigenvalue {top:.3g})", tau)
+        return _fail(f"multiplier {int(np.argmin(lam))} is negative ({lam.min():.3g}); the S-procedure needs λ ≥ 0")
+    m, D = form.m, form.size
+    N0 = -form.sparse_matrix(0.0, lam)
+    # states first, the input block last: the elimination order of the chordal structure
+    bounds = [slice(int(a), int(b)) for a, b in zip(form.offsets[1:-1], form.offsets[2:], strict=True)] + [slice(0, m)]
+    blocks = lower_blocks(N0, bounds)
+    first = factor_leading(blocks)
+    if not first.ok:
+        return _fail(f"the state block Z of M is not negative definite for these multipliers (elimination failed at "
+                     f"state block {first.failed_block + 1}), so no finite ρ is certified")
+    rho_c = max(-float(linalg.eigvalsh(first.schur_last)[0]), 0.0)
+    # rounding constants (module docstring, item 3)
+    magnitude = form.sparse_magnitude(0.0, lam)
+    g_terms = gamma(form.terms)
+    peak = float(np.max(magnitude.data, initial=0.0))
+    if not np.isfinite(peak) or peak > 1e150:
+        return _fail(f"the matrix entries are too large for a float64 check (largest magnitude {peak:.3g})")
+    frobenius = peak * float(np.sqrt(np.sum((magnitude.data / peak) ** 2))) if peak > 0 else 0.0
+    assembly = g_terms * frobenius * (1 + gamma(magnitude.nnz + 2)) * (1 + g_terms)
+    diag = N0.diagonal()
+    g_chol = gamma(D + 2)
+    c = 0.0
+    for _ in range(12):
+        trace = (float(np.sum(np.abs(diag))) + m * rho_c) * (1 + gamma(D + 1))
+        rounding_diag = 2 * EPS * (float(np.max(np.abs(diag), initial=0.0)) + rho_c + c)
+        c = 2 * (g_chol / (1 - g_chol) * trace + assembly + rounding_diag) + D * (D + 2) * TINY
+        shifted = factor_leading(blocks, shift=c)
+        if not shifted.ok:
+            return _fail(f"the state block Z of M is negative definite only within the rounding margin {c:.3g} "
+                         f"(elimination failed at state block {shifted.failed_block + 1})", c)
+        need = -float(linalg.eigvalsh(shifted.schur_last)[0])
+        if rho_c <= need:
+            rho_c = need * (1 + 1e-12) + 1e-15 * (1 + abs(need))
+            continue  # the margin depends on ρ_c: recompute it for the new candidate
+        last = shifted.schur_last.copy()
+        last[np.diag_indices_from(last)] += rho_c
+        try:
+            linalg.cholesky(last, lower=True, check_finite=False)
+        except linalg.LinAlgError:
+            rho_c = rho_c * (1 + 1e-9) + 1e-12 * (1 + rho_c)
+            continue
+        bound = float(np.nextafter(np.sqrt(rho_c), np.inf))
+        return MultiplierCheck(True, rho_c, bound, "M(ρ, λ) ⪯ 0 verified by a shifted Cholesky factorisation with "
+                               "rounding margin", c)
+    return _fail(f"could not verify M(ρ, λ) ⪯ 0 beyond the rounding margin {c:.3g}", c)
+
+
+def bound_from_multipliers(form: QuadraticForm, multipliers: np.ndarray, method: str, start: float,
+                           details: dict[str, Any] | None = None) -> Bound:
+    """The :class:`Bound` that ``multipliers`` prove, certified only if :func:`certify_multipliers` passes
+    (``start`` is the ``time.perf_counter()`` at which the method began)."""
+    check = certify_multipliers(form, multipliers)
+    value = check.bound if check.ok else np.inf
+    certificate = {"multipliers": multipliers, "rho": check.rho} if check.ok else {"multipliers": multipliers}
+    return Bound(value, "upper", QUANTITY, method, check.ok, certificate, time.perf_counter() - start,
+                 {**(details or {}), "check": check.reason, "rounding_margin": check.margin,
+                  "matrix_size": form.size, "num_multipliers": form.num_multipliers})

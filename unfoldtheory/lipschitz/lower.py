@@ -299,7 +299,7 @@ def _polish(net: _Net, y: np.ndarray, value: float, deadline: float, radius: flo
             for i in range(spec.dims[k]):
                 g = P[i]
                 gg = float(g @ g)
-                if gg == 0.0:
+                if gg < 1e-150:  # (numerically) insensitive to y: no finite move reaches the kink
                     continue
                 for c in kinks[i]:
                     if not math.isfinite(c) or c == v[i]:

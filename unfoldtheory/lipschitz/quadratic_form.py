@@ -25,6 +25,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from scipy import sparse
 
 from unfoldtheory.activations import Identity
 from unfoldtheory.spec import Layer, NetworkSpec
@@ -74,15 +75,18 @@ def eliminate_linear_states(spec: NetworkSpec) -> NetworkSpec:
 
 @dataclass(frozen=True)
 class QuadraticForm:
-    """The pieces of ``M(ρ, λ)``: ``CᵀC``, the input block size ``m``, and the rows ``F_a``, ``F_b``
-    grouped by multiplier (``groups[g]`` lists the rows that share multiplier g)."""
+    """The pieces of ``M(ρ, λ)``, stored sparse: ``CᵀC``, the input block size ``m``, the rows ``F_a``,
+    ``F_b`` grouped by multiplier (``groups[g]`` lists the rows that share multiplier g), and the block
+    boundaries ``offsets`` of ``ξ = (Δy, Δz_1, …, Δz_N)`` (block k is ``offsets[k]:offsets[k+1]``)."""
 
-    CtC: np.ndarray
+    CtC: sparse.csr_matrix
     m: int
-    Fa: np.ndarray
-    Fb: np.ndarray
+    Fa: sparse.csr_matrix
+    Fb: sparse.csr_matrix
     groups: list[np.ndarray]
     labels: list[str]
+    offsets: np.ndarray
+    outputs: int
 
     @property
     def size(self) -> int:
@@ -92,6 +96,13 @@ class QuadraticForm:
     def num_multipliers(self) -> int:
         return len(self.groups)
 
+    @property
+    def terms(self) -> int:
+        """The most products summed into one entry of ``M`` (for rounding margins)."""
+        # an entry of Fᵀ_a diag(λ) F_b sums one product per row of F_a touching its column; an entry of CᵀC
+        # one per output; the rest (halving, the two sums, the shift by ρ, α·W in F) is covered by + 6
+        return int(np.diff(self.Fa.tocsc().indptr).max(initial=0)) + self.outputs + 6
+
     def row_weights(self, lam: np.ndarray) -> np.ndarray:
         """The multiplier of each row of ``F_a``/``F_b``."""
         w = np.empty(self.Fa.shape[0])
@@ -99,40 +110,41 @@ class QuadraticForm:
             w[rows] = lam[g]
         return w
 
-    def matrix(self, rho: float, lam: np.ndarray) -> np.ndarray:
-        """``M(ρ, λ)`` in float64."""
-        w = self.row_weights(lam)
-        S = self.Fa.T @ (w[:, None] * self.Fb)
+    def sparse_matrix(self, rho: float, lam: np.ndarray) -> sparse.csr_matrix:
+        """``M(ρ, λ)`` in float64, sparse."""
+        S = self.Fa.T @ sparse.diags(self.row_weights(lam)) @ self.Fb
         M = self.CtC + 0.5 * (S + S.T)
-        M[: self.m, : self.m] -= rho * np.eye(self.m)
-        return M
+        return (M - rho * self._input_identity()).tocsr()
 
-    def magnitude(self, rho: float, lam: np.ndarray) -> np.ndarray:
+    def sparse_magnitude(self, rho: float, lam: np.ndarray) -> sparse.csr_matrix:
         """Entrywise bound on the absolute values summed while assembling ``M`` (for rounding margins)."""
-        w = np.abs(self.row_weights(lam))
-        S = np.abs(self.Fa).T @ (w[:, None] * np.abs(self.Fb))
-        Mabs = np.abs(self.CtC) + 0.5 * (S + S.T)
-        Mabs[: self.m, : self.m] += abs(rho) * np.eye(self.m)
-        return Mabs
+        S = abs(self.Fa).T @ sparse.diags(np.abs(self.row_weights(lam))) @ abs(self.Fb)
+        return (abs(self.CtC) + 0.5 * (S + S.T) + abs(rho) * self._input_identity()).tocsr()
+
+    def matrix(self, rho: float, lam: np.ndarray) -> np.ndarray:
+        """``M(ρ, λ)`` as a dense float64 array (small forms only)."""
+        return self.sparse_matrix(rho, lam).toarray()
+
+    def _input_identity(self) -> sparse.csr_matrix:
+        diag = np.zeros(self.size)
+        diag[: self.m] = 1.0
+        return sparse.diags(diag).tocsr()
 
 
 def quadratic_form(spec: NetworkSpec) -> QuadraticForm:
     """Build the LipSDP-Neuron quadratic form of ``spec`` (identity states eliminated first)."""
     spec = eliminate_linear_states(spec)
-    offsets = np.concatenate([[0], np.cumsum(spec.dims)])
+    offsets = np.concatenate([[0], np.cumsum(spec.dims)]).astype(int)
     D = int(offsets[-1])
-    C = np.zeros((spec.output_dim, D))
-    for k, Ck in spec.readout.items():
-        C[:, offsets[k]: offsets[k + 1]] += Ck
+    C = sparse.hstack([sparse.csr_matrix(spec.readout[k]) if k in spec.readout else sparse.csr_matrix((spec.output_dim, d))
+                       for k, d in enumerate(spec.dims)]).tocsr()
     Fa_rows, Fb_rows, groups, labels = [], [], [], []
     row = 0
     for k, (ws, act) in enumerate(zip(spec.weights, spec.activations, strict=True), start=1):
         d = spec.dims[k]
-        E = np.zeros((d, D))
-        E[:, offsets[k]: offsets[k + 1]] = np.eye(d)
-        P = np.zeros((d, D))
-        for j, W in ws.items():
-            P[:, offsets[j]: offsets[j + 1]] += W
+        E = sparse.csr_matrix((np.ones(d), (np.arange(d), offsets[k] + np.arange(d))), shape=(d, D))
+        P = sparse.hstack([sparse.csr_matrix(ws[j]) if j in ws else sparse.csr_matrix((d, dj))
+                           for j, dj in enumerate(spec.dims)]).tocsr()
         if act.separable:
             alpha, beta = act.slope_interval
             Fa_rows.append(E - alpha * P)
@@ -149,4 +161,7 @@ def quadratic_form(spec: NetworkSpec) -> QuadraticForm:
             raise ValueError(f"layer {k}: activation {act.name} is neither separable nor firmly nonexpansive; "
                              "LipSDP has no valid constraint for it")
         row += d
-    return QuadraticForm(C.T @ C, spec.input_dim, np.vstack(Fa_rows), np.vstack(Fb_rows), groups, labels)
+    Fa, Fb = sparse.vstack(Fa_rows).tocsr(), sparse.vstack(Fb_rows).tocsr()
+    Fa.eliminate_zeros()
+    Fb.eliminate_zeros()
+    return QuadraticForm((C.T @ C).tocsr(), spec.input_dim, Fa, Fb, groups, labels, offsets, spec.output_dim)

@@ -1,0 +1,154 @@
+"""Chains with input injection, and ``ρ(λ)`` by Schur-complement recursion along them.
+
+For a chain with input injection (layer k reads state k − 1 and/or the input) the LipSDP matrix
+``M(ρ, λ)`` of :mod:`.quadratic_form` is block-tridiagonal plus an arrow on ``y``; its cliques are
+``{y, x_{k−1}, x_k}``. Eliminating ``x_1, x_2, …, x_K`` in turn by Schur complements gives the
+smallest feasible ``ρ`` for given multipliers,
+
+    ρ(λ) = λ_max(S(λ)),   S(λ) = A − B Z⁻¹ Bᵀ,
+
+in ``O(K (m + n)³)`` instead of ``O((m + Kn)³)``. ``ρ(λ)`` is convex (a partial minimisation of the
+jointly convex LMI). Its gradient follows from Danskin's theorem: with ``u`` the top eigenvector of
+``S`` and ``ξ = (u, x_1, …, x_K)`` the maximiser of ``ξᵀM(0, λ)ξ`` over the states (obtained by back
+substitution through the recursion), ``∂ρ/∂λ_i = (F_a ξ)_i (F_b ξ)_i`` — for neuron i of layer k,
+``(z_i − αv_i)(βv_i − z_i)`` with ``z = x_k``, ``v = V_k u + W_k x_{k−1}``. Where the top eigenvalue is
+(nearly) multiple the gradient of the smooth surrogate ``t·log Σ_j exp(μ_j/t)`` (μ_j the eigenvalues
+of ``S``, ``t`` a temperature) is used instead: the same formula, averaged over eigenvectors with
+softmax weights. Floating point throughout: these functions only propose multipliers, and
+:func:`~.certificate.certify_multipliers` certifies.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import linalg
+
+from unfoldtheory.lipschitz.quadratic_form import eliminate_linear_states
+from unfoldtheory.spec import NetworkSpec
+
+
+@dataclass(frozen=True)
+class ChainLayer:
+    V: np.ndarray  # (n_k, m), zeros when the layer does not read the input
+    W: np.ndarray | None  # (n_k, n_{k−1}); None for the first layer
+    alpha: float
+    beta: float
+
+
+def chain_layers(spec: NetworkSpec) -> tuple[list[ChainLayer], np.ndarray]:
+    """The layers and read-out of a chain with input injection (identity states eliminated first)."""
+    spec = eliminate_linear_states(spec)
+    layers = []
+    for k, (ws, act) in enumerate(zip(spec.weights, spec.activations, strict=True), start=1):
+        if not act.separable:
+            raise ValueError(f"layer {k}: this method needs separable activations ({act.name} is not)")
+        for j in ws:
+            if j not in (0, k - 1):
+                raise ValueError(f"this method needs a chain with input injection; layer {k} reads state {j}")
+        n = spec.dims[k]
+        V = ws.get(0, np.zeros((n, spec.input_dim))) if k > 1 else ws[0]
+        W = ws.get(k - 1, np.zeros((n, spec.dims[k - 1]))) if k > 1 else None
+        alpha, beta = act.slope_interval
+        layers.append(ChainLayer(np.asarray(V), None if W is None else np.asarray(W), alpha, beta))
+    if set(spec.readout) != {spec.num_layers}:
+        raise ValueError(f"this method needs the read-out to read the last state only; it reads {sorted(spec.readout)}")
+    return layers, spec.readout[spec.num_layers]
+
+
+State = tuple[np.ndarray, np.ndarray | None, np.ndarray | None]  # (Tyy, Tyx, Txx) on (y, x_k)
+Eliminated = tuple[np.ndarray, np.ndarray, np.ndarray]  # (cholesky of −Kxx, Kyx, Kkx) of one elimination
+
+
+def initial_state(layers: list[ChainLayer]) -> State:
+    m = layers[0].V.shape[1]
+    return np.zeros((m, m)), None, None
+
+
+def step(state: State, layer: ChainLayer, lam: np.ndarray, C: np.ndarray | None) -> tuple[State, Eliminated | None] | None:
+    """Add layer k's terms (and ``CᵀC`` on x_k when given) and eliminate x_{k−1}; None if its block is
+    not negative definite."""
+    Tyy, Tyx, Txx = state
+    a, b = layer.alpha, layer.beta
+    V, W = layer.V, layer.W
+    Kyy = Tyy - a * b * V.T @ (lam[:, None] * V)
+    Kky = 0.5 * (a + b) * lam[:, None] * V
+    Kkk = -np.diag(lam) + (C.T @ C if C is not None else 0.0)
+    if Txx is None or W is None:
+        return (Kyy, Kky.T, Kkk), None
+    Kyx = Tyx - a * b * V.T @ (lam[:, None] * W)
+    Kxx = Txx - a * b * W.T @ (lam[:, None] * W)
+    Kkx = 0.5 * (a + b) * lam[:, None] * W
+    try:
+        chol = linalg.cholesky(-Kxx, lower=True, check_finite=False)
+    except linalg.LinAlgError:
+        return None
+    Py = linalg.solve_triangular(chol, Kyx.T, lower=True, check_finite=False)  # K_·x (−Kxx)⁻¹ K_x· = Pᵀ P
+    Pk = linalg.solve_triangular(chol, Kkx.T, lower=True, check_finite=False)
+    return (Kyy + Py.T @ Py, Kky.T + Py.T @ Pk, Kkk + Pk.T @ Pk), (chol, Kyx, Kkx)
+
+
+def _eliminate_all(layers: list[ChainLayer], C: np.ndarray, lams: list[np.ndarray]):
+    """Run the recursion; returns (S, chol of −Txx, Tyx, eliminations) or None if infeasible."""
+    state: State = initial_state(layers)
+    eliminated: list[Eliminated | None] = []
+    for k, (layer, lam) in enumerate(zip(layers, lams, strict=True)):
+        result = step(state, layer, lam, C if k == len(layers) - 1 else None)
+        if result is None:
+            return None
+        state, elim = result
+        eliminated.append(elim)
+    Tyy, Tyx, Txx = state
+    try:
+        chol = linalg.cholesky(-Txx, lower=True, check_finite=False)
+    except linalg.LinAlgError:
+        return None
+    P = linalg.solve_triangular(chol, Tyx.T, lower=True, check_finite=False)
+    S = Tyy + P.T @ P
+    return 0.5 * (S + S.T), chol, Tyx, eliminated
+
+
+def schur_rho(layers: list[ChainLayer], C: np.ndarray, lams: list[np.ndarray]) -> float:
+    """Smallest ρ with ``M(ρ, λ) ⪯ 0`` by eliminating x_1 … x_K in turn; ``inf`` if a state block is not
+    negative definite. Floating point, not a certificate: :func:`certify_multipliers` certifies."""
+    result = _eliminate_all(layers, C, lams)
+    return np.inf if result is None else float(linalg.eigvalsh(result[0])[-1])
+
+
+def _solve_chol(chol: np.ndarray, rhs: np.ndarray) -> np.ndarray:
+    return linalg.cho_solve((chol, True), rhs, check_finite=False)
+
+
+def schur_rho_gradient(layers: list[ChainLayer], C: np.ndarray, lams: list[np.ndarray],
+                       temperature: float = 0.0) -> tuple[float, float, list[np.ndarray] | None]:
+    """``(surrogate, ρ(λ), gradient per layer)``: the softmax surrogate at ``temperature`` (``ρ`` itself
+    at 0) and its gradient (module docstring); ``(inf, inf, None)`` outside the domain."""
+    result = _eliminate_all(layers, C, lams)
+    if result is None:
+        return np.inf, np.inf, None
+    S, chol, Tyx, eliminated = result
+    mu, U = linalg.eigh(S, check_finite=False)
+    if temperature > 0:
+        weights = np.exp((mu - mu[-1]) / temperature)
+        value = float(mu[-1] + temperature * np.log(weights.sum()))
+        keep = weights > 1e-12 * weights.sum()
+        U = U[:, keep] * np.sqrt(weights[keep] / weights.sum())
+    else:
+        value, U = float(mu[-1]), U[:, -1:]
+    # back substitution: x_K = (−Txx)⁻¹ Tyxᵀ u, then x_{k−1} = (−Kxx)⁻¹ (Kyxᵀ u + Kkxᵀ x_k)
+    states: list[np.ndarray] = [np.empty(0)] * len(layers)
+    states[-1] = _solve_chol(chol, Tyx.T @ U)
+    for k in range(len(layers) - 1, 0, -1):
+        elim = eliminated[k]
+        if elim is None:  # layer k does not read x_{k−1}: that state has no coupling forward
+            states[k - 1] = np.zeros((layers[k - 1].V.shape[0], U.shape[1]))
+            continue
+        chol_k, Kyx, Kkx = elim
+        states[k - 1] = _solve_chol(chol_k, Kyx.T @ U + Kkx.T @ states[k])
+    grads = []
+    for k, layer in enumerate(layers):
+        v = layer.V @ U + (layer.W @ states[k - 1] if k > 0 and layer.W is not None else 0.0)
+        z = states[k]
+        grads.append(np.sum((z - layer.alpha * v) * (layer.beta * v - z), axis=1))
+    return value, float(mu[-1]), grads
