@@ -14,9 +14,15 @@ Claims
    the check uses it with ``ρ* = λ_max(A − BZ⁻¹Bᵀ)``.
 3. **Monotonicity in ρ.** ``M(ρ') = M(ρ) − (ρ' − ρ) E_0ᵀE_0`` with ``E_0ᵀE_0 ⪰ 0``, so a
    certified ρ stays certified when increased (used when the check moves past rounding).
-4. **Rounding (Weyl).** If the computed largest eigenvalue of the computed matrix is below
-   ``−τ`` and ``τ`` bounds the assembly error plus the eigensolver's backward error, the exact
-   matrix is negative semidefinite: ``λ_max(M) ≤ λ_max(M̂) + ‖M − M̂‖₂``. Stated, not symbolic.
+4. **Rounding (shifted Cholesky, after Rump 2006).** If floating-point Cholesky succeeds on
+   ``Ñ`` then ``RᵀR = Ñ + ΔA`` with ``|ΔA| ≤ γ|Rᵀ||R|`` (Higham, Theorem 10.3). Checked here:
+   (a) for one diagonal entry, ``r = a + δ`` with ``|δ| ≤ γr`` and ``0 ≤ γ < 1`` gives
+   ``r ≤ a/(1 − γ)``; (b) ``‖|Rᵀ||R|‖₂ ≤ ‖R‖_F² = tr(RᵀR)`` on a symbolic 2×2 triangular factor (the
+   entries of ``|Rᵀ||R|`` are sums of products of ``|r_ij|``, and its trace equals ``‖R‖_F²``; a
+   nonnegative symmetric matrix has spectral norm ≤ its Frobenius norm ≤ ... — the inequality
+   ``λ_max(|R|ᵀ|R|) ≤ tr(|R|ᵀ|R|)`` holds because ``|R|ᵀ|R| ⪰ 0``); (c) the final assembly:
+   ``N = RᵀR − ΔA + cI + E − δI ⪰ (c − a − e − d)I`` is ``⪰ 0`` when ``c = 2(a + e + d)`` for any
+   nonnegative ``a, e, d``.
 """
 
 from __future__ import annotations
@@ -90,8 +96,33 @@ def monotone_in_rho() -> None:
     check("vᵀ(M(ρ + δ) − M(ρ))v = −δ y² ≤ 0", sp.simplify(diff + d * y**2) == 0 and (-d * y**2).is_nonpositive is True)
 
 
+def shifted_cholesky_rounding() -> None:
+    # (a) one diagonal entry: r = a + δ, |δ| ≤ γ r  ⇒  r ≤ a / (1 − γ)
+    r, g = sp.Symbol("r", nonnegative=True), sp.Symbol("gamma", nonnegative=True)
+    s_slack = sp.Symbol("s", nonnegative=True)  # a = r − δ ≥ r − γ r  ⇒  a = r(1 − γ) + s
+    a = r * (1 - g) + s_slack
+    check("r ≤ a/(1 − γ) for a = r − δ, |δ| ≤ γr, 0 ≤ γ < 1 (slack form)",
+          sp.simplify((a / (1 - g) - r) - s_slack / (1 - g)) == 0)
+    # (b) λ_max(|R|ᵀ|R|) ≤ tr(|R|ᵀ|R|) = ‖R‖_F² for a 2×2 upper-triangular factor with entries ≥ 0
+    p, q, t = sp.symbols("p q t", nonnegative=True)
+    G = sp.Matrix([[p, q], [0, t]]).T * sp.Matrix([[p, q], [0, t]])
+    eig = list(G.eigenvals())
+    tr = G.trace()
+    check("tr(|R|ᵀ|R|) = ‖R‖_F²", sp.expand(tr - (p**2 + q**2 + t**2)) == 0)
+    # the two eigenvalues sum to the trace (≥ 0) and multiply to det = (pt)² ≥ 0, so both are ≥ 0 and
+    # each is ≤ the trace: λ_max(|R|ᵀ|R|) = ‖|R|‖₂² ≤ ‖R‖_F²
+    e1, e2 = (eig * 2)[:2] if len(eig) == 1 else eig
+    check("eigenvalues of |R|ᵀ|R| sum to its trace", sp.simplify(e1 + e2 - tr) == 0)
+    check("eigenvalues of |R|ᵀ|R| multiply to (pt)² ≥ 0", sp.simplify(sp.expand(e1 * e2) - (p * t) ** 2) == 0)
+    # (c) assembly: c − (a + e + d) ≥ 0 when c = 2(a + e + d)
+    aa, ee, dd = sp.symbols("a e d", nonnegative=True)
+    c = 2 * (aa + ee + dd)
+    check("c − ‖ΔA‖ − ‖E‖ − |δ| = a + e + d ≥ 0 for c = 2(a + e + d)", (c - aa - ee - dd).is_nonnegative is True)
+
+
 if __name__ == "__main__":
     s_procedure_identity()
     schur_complement()
     monotone_in_rho()
+    shifted_cholesky_rounding()
     finish()
