@@ -1,17 +1,28 @@
 """Lipschitz bounds of LISTA-type networks: every method of unfoldtheory.lipschitz against the anchors.
 
-For each size (m, n, K) it builds ISTA weights (``ista_spec``: ``W = I − AᵀA/L``, ``V = Aᵀ/L``) and
-reports value and time for the product, averaged, sequential and SDP bounds (the SDP is the plain
-dense LipSDP-Neuron formulation in cvxpy, certified afterwards, i.e. also the "plain cvxpy" anchor),
-ECLipsE-Fast from ``eclipse-nn`` on the feed-forward embedding (y carried by identity neurons,
-declared with slopes [0, 1] like the soft-thresholding neurons — valid, since slope 1 lies in
-[0, 1], and the way REFERENCES.md measured it; skipped if the package is not installed:
-``pip install eclipse-nn``), the witness lower bound, and the ratio best-certified/lower.
+For each size (m, n, K) it builds networks with ISTA weights (``ista_spec``: ``W = I − AᵀA/L``,
+``V = Aᵀ/L``) and, where ``--trained-max-n`` allows, LISTA and ALISTA models trained briefly
+(``--train-steps``). It reports value and time for the product, averaged, sequential and first-order
+bounds, the default ``best``, and the SDP (the plain dense LipSDP-Neuron formulation in cvxpy,
+certified afterwards, i.e. also the "plain cvxpy" anchor) where its matrix has at most
+``--sdp-max-size`` rows; ECLipsE-Fast from ``eclipse-nn`` on the feed-forward embedding (ISTA weights
+only: y carried by identity neurons, declared with slopes [0, 1] like the soft-thresholding neurons —
+valid, since slope 1 lies in [0, 1], and the way REFERENCES.md measured it; skipped if the package is
+not installed: ``pip install eclipse-nn``); the witness lower bound; and the ratio best/lower.
 
-    python benchmarks/lipschitz.py [--sizes 20,40,4 32,64,8 64,128,16] [--sdp-max-size 1500]
+BLAS runs on one thread (set before numpy loads): the matrices are small, and two threads on two
+shared cores are slower.
+
+    python benchmarks/lipschitz.py [--sizes 20,40,4 32,64,8 ...] [--sdp-max-size 200]
 """
 
 from __future__ import annotations
+
+import os
+
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("MKL_NUM_THREADS", "1")
 
 import argparse
 import time
@@ -20,7 +31,15 @@ import numpy as np
 
 from unfoldtheory.classical import ista_spec
 from unfoldtheory.diagnostics import markdown_table
-from unfoldtheory.lipschitz import averaged_bound, lower_bound, product_bound, sdp_bound, sequential_bound
+from unfoldtheory.lipschitz import (
+    averaged_bound,
+    first_order_bound,
+    lower_bound,
+    product_bound,
+    sdp_bound,
+    sequential_bound,
+    upper_bound,
+)
 from unfoldtheory.problems import SparseRecovery
 
 
@@ -52,39 +71,72 @@ def timed(fn, *args, **kwargs):
     return bound, None, time.perf_counter() - start
 
 
+def trained(name: str, problem: SparseRecovery, K: int, steps: int, seed: int):
+    """A LISTA or ALISTA model trained for ``steps`` steps (relative learning rates of the paradigms study)."""
+    import torch
+
+    from unfoldtheory import unfold
+    from unfoldtheory.train import fit
+
+    torch.manual_seed(seed)
+    model = getattr(unfold, name)(problem.A, K, problem.lam).float()
+    fit(model, problem, steps=steps, lr={"LISTA": 0.05, "ALISTA": 0.02}[name], seed=seed, progress=False)
+    return model.double()
+
+
+def networks(m: int, n: int, K: int, args) -> list[tuple[str, object, np.ndarray | None]]:
+    problem = SparseRecovery(m, n, 0.1, seed=args.seed)
+    out = [("ISTA weights", ista_spec(problem.A, problem.lam, K), problem)]
+    if n <= args.trained_max_n:
+        for name in ("LISTA", "ALISTA"):
+            out.append((f"{name} trained", trained(name, problem, K, args.train_steps, args.seed).spec(), None))
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", nargs="+", default=["20,40,4", "32,64,8", "64,128,16"])
+    parser.add_argument("--sizes", nargs="+", default=["20,40,4", "32,64,8", "64,128,16", "128,256,16", "256,512,32"])
     parser.add_argument("--sdp-max-size", type=int, default=200,
-                        help="largest LipSDP matrix solved (the dense SDP at (32, 64, 8), 544 rows, ran over 3 minutes)")
+                        help="largest LipSDP matrix solved by the dense SDP (at (32, 64, 8), 544 rows, it ran over 3 minutes)")
+    parser.add_argument("--trained-max-n", type=int, default=128, help="train LISTA/ALISTA at sizes with n up to this")
+    parser.add_argument("--train-steps", type=int, default=300)
+    parser.add_argument("--time-budget", type=float, default=60.0, help="time budget of the first-order/best methods")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
-    header = ["(m, n, K)", "method", "value", "certified", "seconds"]
+    header = ["(m, n, K)", "network", "method", "value", "certified", "seconds"]
     rows = []
     for size in args.sizes:
         m, n, K = (int(v) for v in size.split(","))
-        problem = SparseRecovery(m, n, 0.1, seed=args.seed)
-        spec = ista_spec(problem.A, problem.lam, K)
         label = f"({m}, {n}, {K})"
-        results = {}
-        for name, fn, kwargs in [("product", product_bound, {}), ("averaged", averaged_bound, {}),
-                                 ("sequential", sequential_bound, {}),
-                                 ("sdp (LipSDP-Neuron, cvxpy/SCS)", sdp_bound, {"max_size": args.sdp_max_size})]:
-            bound, error, seconds = timed(fn, spec, **kwargs)
-            if bound is None:
-                rows.append([label, name, "—", "—", f"skipped: {error}"])
-                continue
-            results[name] = bound
-            rows.append([label, name, bound.value, bound.certified, seconds])
-        ecl = eclipse_fast_embedded(problem.A, problem.lam, K)
-        rows.append([label, "ECLipsE-Fast (eclipse-nn, embedded)", *((ecl[0], "n/a", ecl[1]) if ecl else
-                                                                      ("—", "—", "eclipse-nn not installed"))])
-        low, _, seconds = timed(lower_bound, spec, restarts=8, seed=args.seed)
-        rows.append([label, "lower bound (witness pair)", low.value, low.certified, seconds])
-        certified = [b.value for b in results.values() if b.certified]
-        if certified:
-            rows.append([label, "best certified / lower", min(certified) / low.value, "", ""])
-        print(f"done {label}", flush=True)
+        for net, spec, problem in networks(m, n, K, args):
+            results = {}
+            methods = [("product", product_bound, {}), ("averaged", averaged_bound, {}),
+                       ("sequential", sequential_bound, {}),
+                       ("first-order", first_order_bound, {"time_budget": args.time_budget}),
+                       ("best (default)", upper_bound, {"time_budget": args.time_budget, "max_sdp_size": args.sdp_max_size}),
+                       ("sdp (LipSDP-Neuron, cvxpy/SCS)", sdp_bound, {"max_size": args.sdp_max_size})]
+            for name, fn, kwargs in methods:
+                bound, error, seconds = timed(fn, spec, **kwargs)
+                if bound is None:
+                    rows.append([label, net, name, "—", "—", f"skipped: {error}"])
+                    continue
+                results[name] = (bound, seconds)
+                rows.append([label, net, name, bound.value, bound.certified, seconds])
+            if problem is not None:
+                ecl = eclipse_fast_embedded(problem.A, problem.lam, K)
+                rows.append([label, net, "ECLipsE-Fast (eclipse-nn, embedded)",
+                             *((ecl[0], "n/a", ecl[1]) if ecl else ("—", "—", "eclipse-nn not installed"))])
+            low, _, seconds = timed(lower_bound, spec, restarts=8, seed=args.seed)
+            rows.append([label, net, "lower bound (witness pair)", low.value, low.certified, seconds])
+            certified = [b.value for b, _ in results.values() if b.certified]
+            if certified:
+                rows.append([label, net, "best certified / lower", min(certified) / low.value, "", ""])
+            if "sdp (LipSDP-Neuron, cvxpy/SCS)" in results and "best (default)" in results:
+                (sdp, t_sdp), (best, t_best) = results["sdp (LipSDP-Neuron, cvxpy/SCS)"], results["best (default)"]
+                if sdp.certified and best.certified:
+                    rows.append([label, net, "best / sdp (value; speed-up in seconds column)", best.value / sdp.value, "",
+                                 t_sdp / t_best])
+            print(f"done {label} {net}", flush=True)
     print(markdown_table(header, rows, digits=5))
 
 
