@@ -10,8 +10,9 @@ nonzeros, noiseless) every cell trains one model on a fixed training set and com
   (Neyshabur et al.) and the ℓ∞-peeling bound (Shultzman et al. style) for the loss clipped at b;
 * the PAC-Bayes bound with an optimised Gaussian posterior and the data-free prior (the Gibbs
   predictor), and, for the models with scalar parameters, the split-prior variant: a model trained on
-  the first half of the sample is the prior mean *and* the posterior mean, and the bound uses the second
-  half (its predictor is that half-data model, whose own test loss is reported beside it).
+  the first part of the sample (``--split-fraction``, default a quarter) is the prior mean *and* the
+  posterior mean, and the bound uses the rest (its predictor is that model, whose own test loss is
+  reported beside it; Ambroladze et al. 2007, Pérez-Ortiz et al. 2021 use such data-dependent priors).
 
 The clipping level b is the smallest power of two above the largest training loss, chosen from the
 grid ``2^j``, ``|j| ≤ 30``: every bound pays the union bound over that grid (δ/61). The bounds on the
@@ -98,7 +99,7 @@ def _train(name: str, problem: SparseRecovery, data: tuple[np.ndarray, np.ndarra
 
 def generalization_cell(model: str, samples: int, depth: int, *, seed: int = 0, steps: int = 2000, m: int = 64,
                         n: int = 128, sparsity: float = 0.1, test_samples: int = 20000, delta: float = 0.05,
-                        split: bool = True) -> dict[str, Any]:
+                        split: bool = True, split_fraction: float = 0.25) -> dict[str, Any]:
     """Train ``model`` (``depth`` layers) on ``samples`` samples and compute the gap and every bound."""
     torch.set_num_threads(1)
     problem = SparseRecovery(m, n, sparsity, seed=seed)
@@ -140,7 +141,8 @@ def generalization_cell(model: str, samples: int, depth: int, *, seed: int = 0, 
         if name == "covering":
             out["bounds"][name]["statement"] = "data inside the training radii ‖y‖ ≤ R, ‖x‖ ≤ B"
     if split and all(p.numel() == 1 for p in net.parameters()) and samples >= 4:
-        out["bounds"]["PAC-Bayes (split prior)"] = _split_cell(model, problem, train, test, depth, steps, seed, delta)
+        out["bounds"]["PAC-Bayes (split prior)"] = _split_cell(model, problem, train, test, depth, steps, seed, delta,
+                                                               split_fraction)
     rule = design_rule(net, samples)
     out["design_rule"] = {"limit": rule.limit, "max_norm": max(rule.norms) if rule.norms else 0.0,
                           "satisfied": rule.satisfied, "product": rule.product}
@@ -148,10 +150,10 @@ def generalization_cell(model: str, samples: int, depth: int, *, seed: int = 0, 
 
 
 def _split_cell(model: str, problem: SparseRecovery, train: tuple[np.ndarray, np.ndarray], test: tuple[np.ndarray, np.ndarray],
-                depth: int, steps: int, seed: int, delta: float) -> dict[str, Any]:
-    """Prior (and posterior) mean trained on the first half, bound on the second half."""
-    half = train[0].shape[0] // 2
-    first, second = (train[0][:half], train[1][:half]), (train[0][half:], train[1][half:])
+                depth: int, steps: int, seed: int, delta: float, fraction: float) -> dict[str, Any]:
+    """Prior (and posterior) mean trained on the first ``fraction`` of the sample, bound on the rest."""
+    cut = min(train[0].shape[0] - 1, max(1, round(fraction * train[0].shape[0])))
+    first, second = (train[0][:cut], train[1][:cut]), (train[0][cut:], train[1][cut:])
     net = _train(model, problem, first, depth, steps, seed)
     tr2, te = squared_losses(net, second), squared_losses(net, test)
     clip = 2.0 ** math.ceil(math.log2(max(float(tr2.max()), 2.0 ** -30)))
@@ -162,7 +164,7 @@ def _split_cell(model: str, problem: SparseRecovery, train: tuple[np.ndarray, np
     record.update({"predictor_test_loss": float(te.mean()), "measured_gap": float(te.mean() - tr2.mean()),
                    "gibbs_test_loss_clipped": float(np.minimum(losses, clip).mean()),
                    "gibbs_test_loss": float(losses.mean()), "bound_samples": int(second[0].shape[0]),
-                   "statement": "Gibbs predictor around the model trained on the first half; bound on the second half"})
+                   "statement": f"Gibbs predictor around the model trained on the first {cut} samples; bound on the rest"})
     return record
 
 
@@ -251,6 +253,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--delta", type=float, default=0.05)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-split", action="store_true", help="skip the split-prior PAC-Bayes variant")
+    p.add_argument("--split-fraction", type=float, default=0.25, help="share of the sample that trains the split prior")
     p.add_argument("--workers", type=int, default=1, help="processes (1: serial)")
     p.add_argument("--out", type=Path, default=Path("studies/out/generalization"))
     p.add_argument("--quiet", action="store_true")
@@ -261,7 +264,8 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
 
 def cells(args: argparse.Namespace) -> list[dict[str, Any]]:
     fixed = {"seed": args.seed, "steps": args.steps, "m": args.m, "n": args.n, "sparsity": args.sparsity,
-             "test_samples": args.test_samples, "delta": args.delta, "split": not args.no_split}
+             "test_samples": args.test_samples, "delta": args.delta, "split": not args.no_split,
+             "split_fraction": args.split_fraction}
     wanted = {(s, args.layers) for s in args.samples} | {(args.depth_samples, d) for d in args.depths}
     wanted.add((args.headline_samples, args.layers))
     return [{"model": model, "samples": s, "depth": d, **fixed} for model in args.models for s, d in sorted(wanted)]

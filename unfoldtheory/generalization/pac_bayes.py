@@ -288,7 +288,7 @@ def _check_common(model: nn.Module, data: Any, clip: Any, delta: Any, delta_mc: 
 
 def pac_bayes_bound(model: nn.Module, data: Any, *, clip: float, posterior_std: Any = None, prior_mean: Any = "init",
                     prior_shape: Any = "init", prior_scales: Any = PRIOR_SCALES, delta: float = 0.05,
-                    delta_mc: float = 0.01, pieces: int = 24, draws: int = 4, chunk: int = 50, union: int = 1,
+                    delta_mc: float = 0.01, pieces: int = 16, draws: int = 32, chunk: int = 50, union: int = 1,
                     seed: int = 0, progress: bool | None = None) -> Bound:
     """Upper bound on the gap ``E_Q E min(ℓ_θ, b) − L̂_S(θ̂)`` of the Gibbs predictor (module docstring).
 
@@ -341,7 +341,7 @@ def pac_bayes_bound(model: nn.Module, data: Any, *, clip: float, posterior_std: 
 
 def optimise_posterior(model: nn.Module, data: Any, *, clip: float, prior_mean: Any = "init", prior_shape: Any = "init",
                        prior_scales: Any = PRIOR_SCALES, posterior_scales: Any = POSTERIOR_SCALES, delta: float = 0.05,
-                       delta_mc: float = 0.01, pieces: int = 24, union: int = 1, max_samples: int = 2000, chunk: int = 50,
+                       delta_mc: float = 0.01, pieces: int = 16, union: int = 1, max_samples: int = 2000, chunk: int = 50,
                        seed: int = 1, progress: bool | None = None) -> np.ndarray:
     """The posterior standard deviations ``σ = s·shape`` (module docstring, **Posterior**) that minimise the
     bound of :func:`pac_bayes_bound`, estimated with one draw per sample on at most ``max_samples`` samples."""
