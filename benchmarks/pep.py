@@ -11,9 +11,10 @@ error against it. Our time includes building the SDP and the post-solve certific
 For each K (``--ks``, default 1 5 10 20 50) the table lists value ours, value PEPit, their relative
 difference, each against the closed form (distance metric only), time ours, time PEPit (each the
 median over repeats totalling ``--min-time`` s, at most ``--max-repeats``) and the speed ratio.
-``--largest`` then searches, for each code, the largest K on the grid ``--largest-ks`` that
-finishes within ``--budget`` seconds (default 60; each attempt runs once, in a child process that
-is stopped at the budget).
+``--largest`` then searches, for each code, the largest K on the grid ``--largest-ks`` (upward,
+stopping at the first failure) that finishes within ``--budget`` seconds (default 60; each attempt
+runs once, in a spawned child process that is stopped at the budget); the solver status and, for
+ours, whether the value was certified are printed with it.
 
     python benchmarks/pep.py [--ks 1 5 10 20 50] [--largest] [--json PATH]
 """
@@ -24,6 +25,7 @@ import argparse
 import math
 import multiprocessing as mp
 import platform
+import queue as queue_module
 import time
 from typing import Any
 
@@ -32,6 +34,8 @@ import numpy as np
 from unfoldtheory.convergence import pep_rate, schedule_rate
 from unfoldtheory.convergence.pep_reference import pepit_rate
 from unfoldtheory.diagnostics import atomic_write_json, markdown_table
+
+STARTUP = 30.0  # seconds allowed for a spawned child's imports and first-call set-up
 
 
 def schedule(K: int, L: float) -> np.ndarray:
@@ -72,24 +76,38 @@ def pepit(K: int, args: argparse.Namespace) -> dict[str, Any]:
     return {"value": value, "seconds": seconds, "repeats": repeats, "ok": status == "optimal", "status": status}
 
 
-def _child(fn, K, args, queue) -> None:
-    queue.put(fn(K, args))
+def _child(fn, K, args, results) -> None:
+    fn(1, argparse.Namespace(**{**vars(args), "min_time": 0.0}))  # imports and first-call set-up, not timed
+    results.put(attempt(fn, K, args))
+
+
+def attempt(fn, K: int, args: argparse.Namespace) -> dict[str, Any]:
+    """``fn(K, args)``, or a failed record with the error (e.g. Clarabel failing inside PEPit)."""
+    start = time.perf_counter()
+    try:
+        return fn(K, args)
+    except Exception as exc:  # a solver failure is a result to report, not a crash of the benchmark
+        return {"value": math.nan, "seconds": time.perf_counter() - start, "repeats": 1, "ok": False,
+                "status": f"failed: {type(exc).__name__}: {exc}"[:120]}
 
 
 def within_budget(fn, K: int, args: argparse.Namespace) -> dict[str, Any] | None:
-    """``fn(K, args)`` in a child process, or None if it does not finish within ``args.budget`` s."""
-    queue: mp.Queue = mp.Queue()
-    child = mp.get_context("fork").Process(target=_child, args=(fn, K, args, queue))
-    start = time.perf_counter()
+    """``fn(K, args)`` in a fresh child process (spawned: forking would copy the solver's thread
+    pool), or None if its own timing exceeds ``args.budget`` s; the child is stopped once the budget
+    plus ``STARTUP`` s for its imports has passed."""
+    context = mp.get_context("spawn")
+    queue = context.Queue()
+    child = context.Process(target=_child, args=(fn, K, args, queue))
     child.start()
-    child.join(args.budget)
+    try:
+        result = queue.get(timeout=args.budget + STARTUP)
+    except queue_module.Empty:
+        result = None
     if child.is_alive():
         child.terminate()
-        child.join()
+    child.join()
+    if result is not None and result["seconds"] > args.budget:
         return None
-    result = queue.get() if not queue.empty() else None
-    if result is not None:
-        result["wall"] = time.perf_counter() - start
     return result
 
 
@@ -113,7 +131,7 @@ def main() -> None:
     parser.add_argument("--L", type=float, default=1.0)
     parser.add_argument("--tolerance", type=float, default=1e-8)
     parser.add_argument("--largest", action="store_true", help="search the largest K solved within --budget seconds")
-    parser.add_argument("--largest-ks", type=int, nargs="+", default=[55, 60, 65, 70, 75, 80, 90, 100])
+    parser.add_argument("--largest-ks", type=int, nargs="+", default=[30, 40, 50, 55, 60, 65, 70, 75, 80, 90, 100])
     parser.add_argument("--budget", type=float, default=60.0)
     parser.add_argument("--min-time", type=float, default=1.0, help="repeat a timing until this many seconds (median)")
     parser.add_argument("--max-repeats", type=int, default=15)
@@ -127,7 +145,7 @@ def main() -> None:
               "time ours (s)", "time PEPit (s)", "speed ratio", "ours certified", "PEPit status"]
     rows, records = [], []
     for K in args.ks:
-        a, b = ours(K, args), pepit(K, args)
+        a, b = attempt(ours, K, args), attempt(pepit, K, args)
         exact = closed_form(K, args)
         record = {"K": K, "ours": a, "pepit": b, "exact": exact}
         records.append(record)
@@ -136,8 +154,8 @@ def main() -> None:
                      a["seconds"], b["seconds"], b["seconds"] / a["seconds"], a["ok"], b["status"]])
         print(f"done K={K}", flush=True)
     print(f"\n{args.method}, metric {args.metric}, μ = {args.mu}, L = {args.L}, schedule γ_k = (1 + 0.5 sin(k+1))/L, "
-          f"Clarabel tolerance {args.tolerance:g}\n")
-    print(markdown_table(header, rows, digits=4))
+          f"Clarabel tolerance {args.tolerance:g}\n", flush=True)
+    print(markdown_table(header, rows, digits=4), flush=True)
     largest: dict[str, Any] = {}
     if args.largest:
         for name, fn in (("ours", ours), ("PEPit", pepit)):
@@ -145,15 +163,17 @@ def main() -> None:
             for K in args.largest_ks:
                 result = within_budget(fn, K, largest_args)
                 attempts.append({"K": K, "result": result})
-                if result is None or not result["ok"]:
-                    print(f"{name}: K={K} not solved within {args.budget:g} s"
-                          + ("" if result is None else f" (status {result['status']})"), flush=True)
+                if result is None or not math.isfinite(result["value"]):
+                    print(f"{name}: K={K} " + (f"did not finish within {args.budget:g} s" if result is None
+                                               else f"finished without a value ({result['status']})"), flush=True)
                     break
                 best = (K, result["seconds"])
-                print(f"{name}: K={K} solved in {result['seconds']:.1f} s", flush=True)
+                print(f"{name}: K={K} finished in {result['seconds']:.1f} s (status {result['status']}, "
+                      f"{'certified' if name == 'ours' and result['ok'] else 'not certified' if name == 'ours' else 'value'} "
+                      f"{result['value']:.6g})", flush=True)
             largest[name] = {"largest_K": None if best is None else best[0], "attempts": attempts}
             print(f"largest K solved within {args.budget:g} s by {name}: "
-                  f"{'none on the grid' if best is None else f'{best[0]} ({best[1]:.1f} s)'}")
+                  f"{'none on the grid' if best is None else f'{best[0]} ({best[1]:.1f} s)'}", flush=True)
     if args.json:
         atomic_write_json(args.json, {"parameters": vars(args), "rows": records, "largest": largest,
                                       "environment": {"python": platform.python_version(), "machine": platform.machine()}})

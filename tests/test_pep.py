@@ -91,6 +91,16 @@ def test_schedule_product_is_exact_on_one_side_and_an_upper_bound_otherwise():
     assert exact < product * 0.999  # different curvatures at different iterates do not all line up
 
 
+@pytest.mark.parametrize(("mu", "units", "K"), [(0.95, 1.0, 6), (0.5, 1e-3, 5), (0.1, 1.0, 8), (0.3, 0.05, 4)])
+def test_extreme_contraction_and_tiny_steps_keep_full_accuracy(mu, units, K):
+    # strong contraction (‖x_K − x*‖² = 0.05^12) and barely moving steps (γL = 1e-3) are the two
+    # cancellation regimes the leaf plan and the row scaling are there for; all steps are short
+    steps = np.full(K, units)
+    bound = pep_rate(steps, mu, 1.0)
+    assert bound.certified
+    assert bound.value == pytest.approx(schedule_rate(mu, 1.0, steps).value ** 2, rel=1e-6)
+
+
 @pytest.mark.parametrize("K", [1, 3, 6])
 def test_gradient_descent_function_value_is_drori_teboulle(K):
     L = 2.0  # Drori & Teboulle 2014: f(x_K) − f* ≤ L‖x_0 − x*‖²/(4K + 2) for γ = 1/L, tight

@@ -16,14 +16,22 @@ Metrics, all divided by ``‖x_0 − x*‖²`` (PEPit's normalisation, initial c
 ``"distance"`` ``‖x_K − x*‖²``; ``"function_value"`` ``f(x_K) − f(x*)`` (``F = f + h`` for the proximal
 method); ``"gradient_norm"`` ``‖∇f(x_K)‖²`` (gradient and accelerated methods only).
 
-**Leaves and scaling.** The leaves are the iterates ``x_0, …, x_K`` themselves (plus the gradients
-the method needs as separate vectors); gradients of the gradient and accelerated methods are the
-differences ``(y_k − x_{k+1})/γ_k``. Written in the usual basis ``x_0, g_0, g_1, …`` a small
-``‖x_K − x*‖²`` is a cancellation between O(1) numbers and Clarabel loses all relative accuracy
-past K ≈ 30; with iterate leaves it does not. Each leaf, each value variable and the objective are
-measured in a power-of-two unit (exact in float64), estimated from the method run on the 1-D
-quadratics ``λx²/2``, ``λ ∈ [μ, L]``. A change of units changes the conditioning only, never the
-problem.
+**Leaves and scaling.** The Gram matrix is that of ``K + 1`` leaf vectors (``2K + 1`` for the
+proximal method, plus ``∇f(x_K)`` when the metric needs it); every other vector is a combination.
+Which vectors are leaves decides how much cancellation the SDP data carry, and a cancellation by a
+factor C costs Clarabel about log10 C digits:
+
+* with gradient leaves, ``x_{k+1} = y_k − γ_k g_k`` is a difference of large vectors when the
+  steps contract strongly (``‖x_K − x*‖² = 1e-5`` from O(1) coefficients: the solver loses all
+  relative accuracy past K ≈ 30);
+* with iterate leaves, ``g_k = (y_k − x_{k+1})/γ_k`` is one when the step barely moves (γL ≪ 1).
+
+So each step picks its leaf: the next iterate ``x_{k+1}`` or the new (sub)gradient (``g_k``, or
+``s_{k+1}`` for the proximal method, whose ``g_k`` is always a leaf), whichever gives the smaller
+cancellation on the method run on the 1-D quadratics ``λx²/2``, ``λ ∈ [μ, L]`` (:func:`plan`).
+Each leaf, each value variable and the objective is also measured in a power-of-two unit (exact
+in float64) read off the same runs. A change of basis or of units changes the conditioning only,
+never the problem.
 """
 
 from __future__ import annotations
@@ -46,8 +54,9 @@ class PEPProblem:
     """``max ⟨C, G⟩ + c·F`` s.t. every row ``⟨Q_p, G⟩ + a_p·F ≤ 0``, ``G_00 ≤ 1``, ``G ⪰ 0``.
 
     ``C = (obj_vec obj_vecᵀ)/objective_scale`` (or 0), ``c = value_objective/objective_scale``,
-    ``Q_p = Σ_blocks w·sym(a_p b_pᵀ)``, ``a_p = value_rows[p]``. Leaf 0 is ``x_0 − x*`` in unit 1, so
-    ``G_00 = ‖x_0 − x*‖²``. The true worst case is ``objective_scale`` times the SDP value.
+    ``Q_p = Σ_blocks w·sym(a_p b_pᵀ)``, ``a_p = value_rows[p]``, every row divided by the power of two
+    ``row_scale[p]``. Leaf 0 is ``x_0 − x*`` in unit 1, so ``G_00 = ‖x_0 − x*‖²``. The true worst case
+    is ``objective_scale`` times the SDP value.
     """
 
     dim: int
@@ -61,6 +70,7 @@ class PEPProblem:
     objective_scale: float
     exact: bool
     units: Units
+    row_scale: np.ndarray
     labels: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -100,9 +110,12 @@ def quadratic_runs(method: str, steps: np.ndarray, momentum: np.ndarray, lam: np
 
 @dataclass(frozen=True)
 class Units:
-    """Power-of-two units of the leaves (``leaf``, in the order the builder creates them), of the
-    value variables (``value``) and of the objective. Leaf 0 (``x_0 − x*``) always has unit 1."""
+    """The leaf plan: ``iterate_leaf[k]`` says whether step k's leaf is ``x_{k+1}`` (else the new
+    gradient or subgradient); power-of-two units of the leaves (``leaf``, in the order the builder
+    creates them), of the value variables (``value``) and of the objective. Leaf 0 (``x_0 − x*``)
+    has unit 1."""
 
+    iterate_leaf: np.ndarray
     leaf: np.ndarray
     value: np.ndarray
     objective: float
@@ -112,31 +125,50 @@ def _powers_of_two(x: np.ndarray) -> np.ndarray:
     return np.array([power_of_two(float(v)) for v in np.ravel(x)])
 
 
-def default_units(method: str, metric: str, steps: np.ndarray, momentum: np.ndarray, mu: float, L: float) -> Units:
-    """Units from the method run on the quadratics ``λx²/2``, ``λ`` on :func:`curvature_grid`.
+def plan(method: str, metric: str, steps: np.ndarray, momentum: np.ndarray, mu: float, L: float) -> Units:
+    """Leaf choice and units from the method run on the quadratics of :func:`curvature_grid`.
 
-    Leaves: iterates ``x_0..x_K``, then (proximal) gradients ``∇f(x_0..x_{K−1})``, then
-    ``∇f(x_K)`` when the metric needs it. Values: ``f`` at the gradient points (and at ``x_K``),
-    then (proximal) ``h(x_1..x_K)``.
+    With ``c`` the coefficient size of a combination (sum of its terms' sizes) and ``r`` its size on
+    the quadratics, a gradient leaf gives ``x_{k+1}`` the cancellation ``(c(y_k) + m_k)/r(x_{k+1})``
+    and an iterate leaf gives ``g_k`` the cancellation ``(c(y_k) + r(x_{k+1}))/m_k``, where ``m_k`` is
+    the step's movement ``γ_k‖∇f(y_k)‖``; the smaller wins.
     """
     K = len(steps)
     lam = curvature_grid(mu, L)
     xs, ys = quadratic_runs(method, steps, momentum, lam)
-    pts = np.vstack([ys, xs[-1:]])  # gradient points, then x_K
-    x_unit = _powers_of_two(np.abs(xs).max(axis=1))
-    x_unit[0] = 1.0
-    grad_unit = _powers_of_two(np.abs(lam * pts).max(axis=1))
-    value_unit = _powers_of_two((lam * pts**2 / 2).max(axis=1))
+    r_x = np.abs(xs).max(axis=1)
+    grad = np.abs(lam * np.vstack([ys, xs[-1:]])).max(axis=1)  # ‖∇f‖ at y_0..y_{K−1}, x_K
+    value = (lam * np.vstack([ys, xs[-1:]]) ** 2 / 2).max(axis=1)
+    tiny = 1e-300
+    coeff = np.empty(K + 1)  # coefficient size of x_k's combination
+    coeff[0] = 1.0
+    iterate_leaf = np.zeros(K, dtype=bool)
+    for k in range(K):
+        if method == "accelerated" and k >= 1:
+            beta = abs(momentum[k - 1])
+            c_y = (1 + beta) * coeff[k] + beta * coeff[k - 1]
+        else:
+            c_y = coeff[k]
+        move = max(steps[k] * grad[k], tiny)
+        via_gradient = (c_y + move) / max(r_x[k + 1], tiny)
+        via_iterate = (c_y + r_x[k + 1]) / move
+        iterate_leaf[k] = via_iterate <= via_gradient
+        coeff[k + 1] = r_x[k + 1] if iterate_leaf[k] else c_y + move
+    leaf = [1.0]
+    for k in range(K):
+        if method == "proximal_gradient":
+            leaf.append(grad[k])  # g_k
+        leaf.append(r_x[k + 1] if iterate_leaf[k] else grad[k])  # x_{k+1}, or g_k / s_{k+1} (same size)
     final = metric != "distance"
-    leaf = [x_unit]
-    value = [value_unit[: K + int(final)]]
-    if method == "proximal_gradient":
-        leaf.append(grad_unit[:K])
-        value.append(value_unit[1: K + 1])
     if final:
-        leaf.append(grad_unit[K:])
+        leaf.append(grad[K])
+    values = list(value[: K + int(final)])
+    if method == "proximal_gradient":
+        values += list(value[1: K + 1])  # h(x_1..x_K), in the unit of f there
     objective = {"distance": xs[-1] ** 2, "function_value": lam * xs[-1] ** 2 / 2, "gradient_norm": (lam * xs[-1]) ** 2}[metric]
-    return Units(np.concatenate(leaf), np.concatenate(value), power_of_two(float(objective.max())))
+    leaf_units = _powers_of_two(np.array(leaf))
+    leaf_units[0] = 1.0
+    return Units(iterate_leaf, leaf_units, _powers_of_two(np.array(values)), power_of_two(float(objective.max())))
 
 
 @dataclass
@@ -158,55 +190,82 @@ class _Assembly:
         self.n_rows += len(rows.pairs)
 
 
+def _row_scales(blocks: list[TermBlock], value_rows: np.ndarray) -> np.ndarray:
+    """A power of two per row near its largest coefficient (from the magnitudes)."""
+    size = np.abs(value_rows).max(axis=1)
+    for b in blocks:
+        term = abs(float(b.weight)) * b.A.mag.astype(float).max(axis=1) * b.B.mag.astype(float).max(axis=1)
+        size[b.start:b.stop] = np.maximum(size[b.start:b.stop], term)
+    return _powers_of_two(size)
+
+
+def _scale_rows(blocks: list[TermBlock], inverse: np.ndarray) -> list[TermBlock]:
+    """Each row multiplied by its ``inverse`` scale (through the first vector of every term)."""
+    out = []
+    for b in blocks:
+        factor = inverse[b.start:b.stop, None]
+        out.append(TermBlock(b.start, b.stop, b.weight, Vec(b.A.val * factor, b.A.mag * factor), b.B))
+    return out
+
+
 def build_problem(method: str, steps: np.ndarray, mu: float, L: float, momentum: np.ndarray, metric: str,
-                  exact: bool, units: Units | None = None) -> PEPProblem:
+                  exact: bool, units: Units | None = None, row_scale: np.ndarray | None = None) -> PEPProblem:
     """The PEP of ``method`` with validated inputs (see :func:`unfoldtheory.convergence.pep_rate`),
-    in the given units (default :func:`default_units`)."""
+    with the given leaf plan and units (default :func:`plan`) and rows divided by ``row_scale``
+    (powers of two; default: each row's largest coefficient, so that rows whose vectors are all
+    small are enforced as tightly as the others — Clarabel's own equilibration stops at 1e4)."""
     K = len(steps)
     if units is None:
-        units = default_units(method, metric, steps, momentum, mu, L)
+        units = plan(method, metric, steps, momentum, mu, L)
     final_gradient = metric != "distance"
-    if method == "proximal_gradient":
-        dim = (K + 1) + K + int(final_gradient)
-    else:
-        dim = (K + 1) + int(final_gradient)
+    proximal = method == "proximal_gradient"
+    dim = 1 + K * (2 if proximal else 1) + int(final_gradient)
+    if units.leaf.shape != (dim,):
+        raise ValueError(f"units.leaf has shape {units.leaf.shape}; expected ({dim},)")
     basis = Basis(dim, exact)
     num = basis.num
     gam = [num(g) for g in steps]
-    if units.leaf.shape != (dim,):
-        raise ValueError(f"units.leaf has shape {units.leaf.shape}; expected ({dim},)")
-    xs = [basis.leaf(k, units.leaf[k]) for k in range(K + 1)]
+    beta = [num(b) for b in momentum] if method == "accelerated" else []
     zero = basis.zero()
     asm = _Assembly(basis)
     value_unit: list[float] = []
+    leaves = iter(range(dim))
+
+    def new_leaf() -> Vec:
+        index = next(leaves)
+        return basis.leaf(index, units.leaf[index])
 
     def new_value() -> int:
         value_unit.append(float(units.value[len(value_unit)]))
         return asm.value()
 
-    f_points = [Point(zero, zero, None)]
-    if method == "accelerated":
-        beta = [num(b) for b in momentum]
-        ys = [xs[0]] + [xs[k] * (1 + beta[k - 1]) - xs[k - 1] * beta[k - 1] for k in range(1, K)]
-    else:
-        ys = xs[:K]
-    if method == "proximal_gradient":
-        grads = [basis.leaf(K + 1 + k, units.leaf[K + 1 + k]) for k in range(K)]
-    else:
-        grads = [(ys[k] - xs[k + 1]) / gam[k] for k in range(K)]
-    f_points += [Point(ys[k], grads[k], new_value()) for k in range(K)]
+    xs, ys, grads, subgrads = [new_leaf()], [], [], []
+    for k in range(K):
+        ys.append(xs[k] * (1 + beta[k - 1]) - xs[k - 1] * beta[k - 1] if beta and k >= 1 else xs[k])
+        if proximal:  # x_{k+1} = x_k − γ_k(g_k + s_{k+1})
+            grads.append(new_leaf())
+            if units.iterate_leaf[k]:
+                xs.append(new_leaf())
+                subgrads.append((xs[k] - xs[k + 1]) / gam[k] - grads[k])
+            else:
+                subgrads.append(new_leaf())
+                xs.append(xs[k] - (grads[k] + subgrads[k]) * gam[k])
+        elif units.iterate_leaf[k]:  # x_{k+1} = y_k − γ_k g_k
+            xs.append(new_leaf())
+            grads.append((ys[k] - xs[k + 1]) / gam[k])
+        else:
+            grads.append(new_leaf())
+            xs.append(ys[k] - grads[k] * gam[k])
+    f_points = [Point(zero, zero, None)] + [Point(ys[k], grads[k], new_value()) for k in range(K)]
     g_final = None
     if final_gradient:
-        g_final = basis.leaf(dim - 1, units.leaf[dim - 1])
+        g_final = new_leaf()
         f_points.append(Point(xs[K], g_final, new_value()))
     f_final = len(f_points) - 1
     asm.add(f_points, "smooth_strongly_convex", num(mu), num(L))
     value_objective = [0.0] * asm.n_values
-    if method == "proximal_gradient":
-        h_points = [Point(zero, zero, None)]
-        for k in range(1, K + 1):
-            s_k = (xs[k - 1] - xs[k]) / gam[k - 1] - grads[k - 1]
-            h_points.append(Point(xs[k], s_k, new_value()))
+    if proximal:
+        h_points = [Point(zero, zero, None)] + [Point(xs[k + 1], subgrads[k], new_value()) for k in range(K)]
         h_final = h_points[-1].f
         asm.add(h_points, "convex")
         value_objective += [0.0] * (asm.n_values - len(value_objective))
@@ -217,7 +276,7 @@ def build_problem(method: str, steps: np.ndarray, mu: float, L: float, momentum:
         obj_vec = g_final
     else:
         value_objective[f_points[f_final].f] = value_unit[f_points[f_final].f]
-        if method == "proximal_gradient":
+        if proximal:
             value_objective[h_final] = value_unit[h_final]
     value_rows = np.zeros((asm.n_rows, asm.n_values))
     star_rows = np.full((asm.n_values, 2), -1)
@@ -233,18 +292,25 @@ def build_problem(method: str, steps: np.ndarray, mu: float, L: float, momentum:
                 star_rows[vj, 0] = first + p
             if j == 0:
                 star_rows[vi, 1] = first + p
+    blocks = [b for rows in asm.functions for b in rows.blocks]
+    if row_scale is None:
+        row_scale = _row_scales(blocks, value_rows)
+    if row_scale.shape != (asm.n_rows,):
+        raise ValueError(f"row_scale has shape {row_scale.shape}; expected ({asm.n_rows},)")
+    inverse = np.array([num(1.0 / r) for r in row_scale], dtype=object if exact else float)
     return PEPProblem(
         dim=dim,
         n_values=asm.n_values,
         n_rows=asm.n_rows,
-        blocks=[b for rows in asm.functions for b in rows.blocks],
-        value_rows=value_rows,
+        blocks=_scale_rows(blocks, inverse),
+        value_rows=value_rows / row_scale[:, None],
         star_rows=star_rows,
         obj_vec=obj_vec,
         value_objective=np.array(value_objective),
         objective_scale=units.objective,
         exact=exact,
         units=units,
+        row_scale=row_scale,
         labels={"method": method, "metric": metric, "K": K},
     )
 
