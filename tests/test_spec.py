@@ -562,3 +562,22 @@ def test_jacobian_with_zero_thresholds_at_zero_input():
     spec = unrolled([None], [np.eye(2)], [0.0])  # x_1 = ST_0(y) = y: the identity map
     np.testing.assert_array_equal(spec.evaluate(np.array([0.3, -0.2])), [0.3, -0.2])
     np.testing.assert_array_equal(spec.jacobian(np.zeros(2)), np.eye(2))
+
+
+def test_prefix_reproduces_every_iterate_of_an_unfolded_model():
+    import torch
+
+    from unfoldtheory.problems import SparseRecovery
+    from unfoldtheory.unfold import LISTA
+
+    p = SparseRecovery(6, 10, 0.2, seed=0)
+    Y, _ = p.sample(4, seed=1)
+    model = LISTA(p.A, 3, p.lam)
+    spec = model.spec()
+    with torch.no_grad():
+        iterates = model(torch.as_tensor(Y), return_iterates=True)
+    for k in (1, 2, 3):
+        np.testing.assert_allclose(spec.prefix(k).evaluate(Y), iterates[k - 1].numpy(), atol=1e-12)
+    for bad in (0, 4, 1.5, True):
+        with pytest.raises(ValueError, match="prefix depth"):
+            spec.prefix(bad)

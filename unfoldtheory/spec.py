@@ -154,6 +154,17 @@ class NetworkSpec:
             raise IndexError(f"state {k} is not produced by a layer; layers are 1..{self.num_layers}")
         return Layer(dict(self.weights[k - 1]), self.activations[k - 1], self.biases[k - 1], self.dims[k])
 
+    def prefix(self, k: int) -> NetworkSpec:
+        """The sub-network of layers ``1..k``, read out as ``z_k``.
+
+        For an unfolded model whose state ``k`` is its k-th iterate ``x_k``, this is the depth-k network.
+        """
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= k <= self.num_layers:
+            raise ValueError(f"prefix depth must be an integer in 1..{self.num_layers}, got {k!r}")
+        layers = [Layer(dict(ws), act, b, d) for ws, act, b, d in
+                  zip(self.weights[:k], self.activations[:k], self.biases[:k], self.dims[1:k + 1], strict=True)]
+        return NetworkSpec(self.input_dim, layers, {int(k): np.eye(self.dims[k])}, name=f"{self.name} (first {k} layers)")
+
     def __repr__(self) -> str:
         edges = sum(len(w) for w in self.weights)
         acts = sorted({a.name for a in self.activations})
