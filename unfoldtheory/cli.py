@@ -1,4 +1,4 @@
-"""The command line: ``unfoldtheory report`` (the main job)."""
+"""The command line: ``unfoldtheory report`` (the main job) and ``unfoldtheory analyze CHECKPOINT``."""
 
 from __future__ import annotations
 
@@ -36,15 +36,39 @@ def _report_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
+def _analyze_parser(sub: argparse._SubParsersAction) -> None:
+    from unfoldtheory.analysis import ANALYSES
+
+    p = sub.add_parser("analyze", help="run the analyses on a saved model and print the bounds",
+                       description="Load a checkpoint written by unfoldtheory.unfold.save (never unpickled: tensors "
+                                   "only), run the requested analyses and print every bound as a table (or JSON). "
+                                   "Exit status 0 only when every bound found is certified and no requested analysis "
+                                   "failed; 1 otherwise; 2 for a bad or untrusted file or bad options.")
+    p.add_argument("checkpoint", help="path of the saved model (.pt)")
+    p.add_argument("--analyses", default=",".join(ANALYSES),
+                   help="comma-separated subset of %(default)s (those that do not apply to the model are listed)")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.add_argument("--time-budget", type=float, default=45.0, help="seconds for the Lipschitz upper bound (default: %(default)s)")
+    p.add_argument("--restarts", type=int, default=8, help="restarts of the lower-bound search (default: %(default)s)")
+    p.add_argument("--sparsity", type=int, default=1, help="s of the coherence certificate's signal class (default: %(default)s)")
+    p.add_argument("--amplitude", type=float, default=1.0, help="B = max |x_i| of that class (default: %(default)s)")
+    p.add_argument("--input-radius", type=float, default=1.0,
+                   help="R in ‖y‖ ≤ R for the parameter Lipschitz constant (default: %(default)s)")
+    p.add_argument("--seed", type=int, default=0)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``unfoldtheory`` console script; returns the exit status."""
     parser = argparse.ArgumentParser(prog="unfoldtheory", description="Certified theory for deep-unfolded networks.")
     parser.add_argument("--version", action="version", version=f"unfoldtheory {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     _report_parser(sub)
+    _analyze_parser(sub)
     args = parser.parse_args(argv)
     if args.command == "report":
         return _run_report(args)
+    if args.command == "analyze":
+        return _run_analyze(args)
     parser.error(f"unknown command {args.command!r}")
     return 2
 
@@ -74,6 +98,44 @@ def _run_report(args: argparse.Namespace) -> int:
         print("cross-checks FAILED: " + ", ".join(failed), file=sys.stderr)
         return 1
     print("all cross-checks passed")
+    return 0
+
+
+def _run_analyze(args: argparse.Namespace) -> int:
+    import json
+
+    from unfoldtheory.analysis import ANALYSES, analyze_model
+    from unfoldtheory.diagnostics import table_markdown
+    from unfoldtheory.unfold import CheckpointError, load
+
+    try:
+        model = load(args.checkpoint).double()
+    except (CheckpointError, OSError) as exc:
+        print(f"unfoldtheory analyze: error: cannot use {args.checkpoint}: {exc}", file=sys.stderr)
+        return 2
+    analyses = [a.strip() for a in args.analyses.split(",") if a.strip()]
+    try:
+        result = analyze_model(model, analyses, time_budget=args.time_budget, restarts=args.restarts, seed=args.seed,
+                               sparsity=args.sparsity, amplitude=args.amplitude, input_radius=args.input_radius)
+    except ValueError as exc:
+        print(f"unfoldtheory analyze: error: {exc}", file=sys.stderr)
+        return 2
+    if args.json:
+        from unfoldtheory.results import to_jsonable
+
+        print(json.dumps(to_jsonable(result.to_dict()), indent=2))
+    else:
+        print(f"{result.model} from {args.checkpoint}\n")
+        if result.bounds:
+            print(table_markdown(result.bounds))
+        for name, reason in result.not_applicable.items():
+            print(f"- {name}: not applicable ({reason})")
+        for name, reason in result.failed.items():
+            print(f"- {name}: FAILED ({reason})")
+    explicit = args.analyses != ",".join(ANALYSES)  # named analyses must apply; the default runs those that do
+    if not result.all_certified or (explicit and result.not_applicable):
+        print("unfoldtheory analyze: not every requested certificate was verified", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -1,0 +1,78 @@
+"""``unfoldtheory analyze CHECKPOINT``: bounds of a saved model as a table or JSON, an exit status that
+scripts can trust, and clear errors for bad or untrusted files."""
+
+import json
+import pickle
+
+import numpy as np
+import torch
+
+from unfoldtheory.analysis import analyze_model
+from unfoldtheory.cli import main
+from unfoldtheory.problems import SparseRecovery
+from unfoldtheory.unfold import ALISTA, LISTA, LearnedUpdate, save
+
+
+def _problem():
+    return SparseRecovery(6, 10, 0.2, seed=0)
+
+
+def test_json_output_lists_certified_bounds_and_exit_zero(tmp_path, capsys):
+    p = _problem()
+    path = save(LISTA(p.A, 3, p.lam), tmp_path / "lista.pt")
+    status = main(["analyze", str(path), "--json", "--time-budget", "5", "--restarts", "2"])
+    out = json.loads(capsys.readouterr().out)
+    assert status == 0
+    assert out["model"] == "LISTA" and out["all_certified"]
+    upper, lower = out["bounds"]["lipschitz upper"], out["bounds"]["lipschitz lower"]
+    assert upper["certified"] and lower["certified"] and lower["value"] <= upper["value"]
+    assert "pep" in out["not_applicable"]  # LISTA has no step schedule
+
+
+def test_table_output_matches_the_library_call(tmp_path, capsys):
+    p = _problem()
+    model = ALISTA(p.A, 3, p.lam)
+    path = save(model, tmp_path / "alista.pt")
+    status = main(["analyze", str(path), "--analyses", "lipschitz,pep", "--time-budget", "5", "--restarts", "2"])
+    text = capsys.readouterr().out
+    direct = analyze_model(model, ["lipschitz", "pep"], time_budget=5, restarts=2)
+    assert status == (0 if direct.all_certified else 1)
+    assert "lipschitz upper" in text and "pep learned schedule" in text
+    assert f"{direct.bounds['lipschitz upper'].value:.4g}" in text
+
+
+def test_named_analysis_that_does_not_apply_fails_the_exit_status(tmp_path, capsys):
+    p = _problem()
+    path = save(LearnedUpdate(p.A, 2, p.lam), tmp_path / "update.pt")
+    status = main(["analyze", str(path), "--analyses", "pep"])
+    captured = capsys.readouterr()
+    assert status == 1
+    assert "not applicable" in captured.out and "not every requested certificate" in captured.err
+
+
+def test_bad_and_untrusted_files_are_refused(tmp_path, capsys):
+    junk = tmp_path / "junk.pt"
+    junk.write_bytes(np.random.default_rng(0).bytes(256))
+    assert main(["analyze", str(junk)]) == 2
+    assert "cannot use" in capsys.readouterr().err
+
+    class Evil:
+        def __reduce__(self):
+            return (print, ("code ran",))
+
+    evil = tmp_path / "evil.pt"
+    torch.save({"payload": Evil()}, evil)
+    assert main(["analyze", str(evil)]) == 2
+    captured = capsys.readouterr()
+    assert "cannot use" in captured.err and "code ran" not in captured.out
+    assert main(["analyze", str(tmp_path / "missing.pt")]) == 2
+    with open(tmp_path / "plain.pkl", "wb") as fh:
+        pickle.dump({"W": 1}, fh)
+    assert main(["analyze", str(tmp_path / "plain.pkl")]) == 2
+
+
+def test_unknown_analysis_is_a_usage_error(tmp_path, capsys):
+    p = _problem()
+    path = save(LISTA(p.A, 2, p.lam), tmp_path / "lista.pt")
+    assert main(["analyze", str(path), "--analyses", "nonsense"]) == 2
+    assert "unknown analyses" in capsys.readouterr().err
