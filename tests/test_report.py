@@ -32,6 +32,12 @@ def test_run_report_writes_everything(tmp_path):
     assert methods["ALISTA"]["parameters"] == 2 * config.layers
     text = (tmp_path / "report.md").read_text()
     assert "![ISTA and FISTA error](baselines_error.png)" in text and "Cross-checks: all passed." in text
+    lip = on_disk["sections"]["lipschitz"]["models"]
+    for name in ("ALISTA", "LISTA"):
+        assert [d["depth"] for d in lip[name]] == list(range(1, config.layers + 1))
+        for d in lip[name]:
+            assert d["upper"]["certified"] and d["lower"]["value"] <= d["upper"]["value"]
+    assert (tmp_path / "lipschitz_vs_depth.png").stat().st_size > 0 and "L ∈ [" in text
 
 
 def test_cli_report(tmp_path, capsys):

@@ -19,6 +19,7 @@ class ReportConfig:
     layers: depth of the trained unfolded models (and of the ISTA/FISTA they are compared with).
     train_steps: optimiser steps (batches of 64 fresh samples) per trained model.
     test_samples: held-out samples on which the trained models are evaluated.
+    lipschitz_budget: seconds allowed to each certified Lipschitz upper bound (method "best").
     """
 
     m: int = 64
@@ -31,6 +32,7 @@ class ReportConfig:
     layers: int = 12
     train_steps: int = 2000
     test_samples: int = 1000
+    lipschitz_budget: float = 20.0
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -38,6 +40,7 @@ class ReportConfig:
             positive_int(getattr(self, name), name)
         finite_float(self.sparsity, "sparsity", low=0.0, high=1.0, low_open=True)
         finite_float(self.noise_std, "noise_std", low=0.0)
+        finite_float(self.lipschitz_budget, "lipschitz_budget", low=0.0, low_open=True)
         if self.crosscheck > self.instances:
             raise ValueError(f"crosscheck ({self.crosscheck}) cannot exceed instances ({self.instances})")
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
