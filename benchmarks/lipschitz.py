@@ -10,24 +10,19 @@ only: y carried by identity neurons, declared with slopes [0, 1] like the soft-t
 valid, since slope 1 lies in [0, 1], and the way REFERENCES.md measured it; skipped if the package is
 not installed: ``pip install eclipse-nn``); the witness lower bound; and the ratio best/lower.
 
-BLAS runs on one thread (set before numpy loads): the matrices are small, and two threads on two
-shared cores are slower.
+BLAS runs on one thread (``threadpoolctl``): the matrices are small, and two threads on two shared
+cores are slower.
 
     python benchmarks/lipschitz.py [--sizes 20,40,4 32,64,8 ...] [--sdp-max-size 200]
 """
 
 from __future__ import annotations
 
-import os
-
-os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-os.environ.setdefault("OMP_NUM_THREADS", "1")
-os.environ.setdefault("MKL_NUM_THREADS", "1")
-
 import argparse
 import time
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from unfoldtheory.classical import ista_spec
 from unfoldtheory.diagnostics import markdown_table
@@ -103,6 +98,7 @@ def main() -> None:
     parser.add_argument("--time-budget", type=float, default=60.0, help="time budget of the first-order/best methods")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
+    threadpool_limits(1)
     header = ["(m, n, K)", "network", "method", "value", "certified", "seconds"]
     rows = []
     for size in args.sizes:

@@ -32,7 +32,7 @@ def _report_parser(sub: argparse._SubParsersAction) -> None:
                    help="held-out samples for the trained models (default: %(default)s)")
     p.add_argument("--seed", type=int, default=d.seed, help="random seed (default: %(default)s)")
     p.add_argument("--threads", type=int, default=1,
-                   help="torch CPU threads (default %(default)s: the report's models are small, and threads contend)")
+                   help="torch and BLAS threads (default %(default)s: the report's matrices are small, and threads contend)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
@@ -55,6 +55,7 @@ def _analyze_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--input-radius", type=float, default=1.0,
                    help="R in ‖y‖ ≤ R for the parameter Lipschitz constant (default: %(default)s)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=1, help="torch and BLAS threads (default: %(default)s)")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -73,15 +74,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 2
 
 
-def _run_report(args: argparse.Namespace) -> int:
+def _limit_threads(command: str, threads: int) -> bool:
+    """Set torch's and BLAS's thread counts; False (with a message) for a bad count."""
     import torch
+    from threadpoolctl import threadpool_limits
+
+    if threads < 1:
+        print(f"unfoldtheory {command}: error: --threads must be at least 1, got {threads}", file=sys.stderr)
+        return False
+    torch.set_num_threads(threads)
+    threadpool_limits(threads)
+    return True
+
+
+def _run_report(args: argparse.Namespace) -> int:
 
     from unfoldtheory.report import ReportConfig, run_report
 
-    if args.threads < 1:
-        print(f"unfoldtheory report: error: --threads must be at least 1, got {args.threads}", file=sys.stderr)
+    if not _limit_threads("report", args.threads):
         return 2
-    torch.set_num_threads(args.threads)
     try:
         config = ReportConfig(m=args.m, n=args.n, sparsity=args.sparsity, noise_std=args.noise_std,
                               instances=args.instances, crosscheck=args.crosscheck, iterations=args.iterations,
@@ -108,6 +119,8 @@ def _run_analyze(args: argparse.Namespace) -> int:
     from unfoldtheory.diagnostics import table_markdown
     from unfoldtheory.unfold import CheckpointError, load
 
+    if not _limit_threads("analyze", args.threads):
+        return 2
     try:
         model = load(args.checkpoint).double()
     except (CheckpointError, OSError) as exc:
