@@ -76,7 +76,7 @@ def generalization_plot(sample_sizes: Any, gaps: Sequence[Any], bounds: Mapping[
     shown = np.where(measured.values > 0, measured.values, np.nan)
     has_interval = np.isfinite(interval).all(axis=0) & np.isfinite(shown)
     drawn = np.concatenate([shown, np.where(has_interval & (interval[1] > 0), interval[1], np.nan),
-                            *[np.where(s.values > 0, s.shown(np.ones(x.size, bool)), np.nan) for s in series.values()],
+                            *[s.shown(s.values > 0) for s in series.values()],
                             np.where(level > 0, level, np.nan)])
     if not np.isfinite(drawn).any():
         raise ValueError("nothing positive to draw on a log axis: every gap and bound is missing or ≤ 0")
