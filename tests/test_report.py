@@ -27,7 +27,7 @@ def test_run_report_writes_everything(tmp_path):
     assert base["reference_crosscheck"]["certified_max_relative_gap"] <= 1e-10
     assert base["ista_support_rate"]["envelope_violations"] == 0
     methods = on_disk["sections"]["models"]["methods"]
-    assert set(methods) == {"ISTA", "FISTA", "ALISTA", "LISTA"}
+    assert set(methods) == {"ISTA", "FISTA", "UnfoldedISTA", "ALISTA", "LISTA"}
     assert all(len(m["nmse_db_per_layer"]) == config.layers for m in methods.values())
     assert methods["ALISTA"]["parameters"] == 2 * config.layers
     text = (tmp_path / "report.md").read_text()
@@ -38,6 +38,10 @@ def test_run_report_writes_everything(tmp_path):
         for d in lip[name]:
             assert d["upper"]["certified"] and d["lower"]["value"] <= d["upper"]["value"]
     assert (tmp_path / "lipschitz_vs_depth.png").stat().st_size > 0 and "L ∈ [" in text
+    conv = on_disk["sections"]["convergence"]
+    for name in ("UnfoldedISTA", "ALISTA"):
+        assert conv["pep"][name]["learned"]["certified"] and conv["pep"][name]["classical"]["certified"]
+    assert (tmp_path / "convergence_envelopes.png").stat().st_size > 0 and "Theorem 1" in text
 
 
 def test_cli_report(tmp_path, capsys):
