@@ -62,8 +62,19 @@ def test_cli_help_documents_options(capsys):
         main(["report", "--help"])
     assert exc.value.code == 0
     out = capsys.readouterr().out
-    for option in ("--out", "--m", "--n", "--iterations", "--instances", "--seed"):
+    for option in ("--out", "--m", "--n", "--layers", "--iterations", "--instances", "--seed", "--device", "--threads"):
         assert option in out
+
+
+def test_cli_rejects_a_device_that_is_not_there(tmp_path, capsys):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("a CUDA device is present, so 'cuda' is a valid choice here")
+    assert main(["report", "--out", str(tmp_path), "--device", "cuda", "--quiet"]) == 2
+    assert "torch sees no CUDA device" in capsys.readouterr().err
+    assert main(["report", "--out", str(tmp_path), "--device", "tpu", "--quiet"]) == 2
+    assert "device must be" in capsys.readouterr().err
 
 
 def test_identification_iteration_and_tail_rate():

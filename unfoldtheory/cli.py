@@ -31,6 +31,10 @@ def _report_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--test-samples", type=int, default=d.test_samples,
                    help="held-out samples for the trained models (default: %(default)s)")
     p.add_argument("--seed", type=int, default=d.seed, help="random seed (default: %(default)s)")
+    p.add_argument("--device", default=d.device,
+                   help="where the models are trained: cpu, cuda, cuda:1, ... (default: %(default)s); analyses run on the CPU")
+    p.add_argument("--lipschitz-budget", type=float, default=d.lipschitz_budget,
+                   help="seconds per certified Lipschitz upper bound (default: %(default)s)")
     p.add_argument("--threads", type=int, default=1,
                    help="torch and BLAS threads (default %(default)s: the report's matrices are small, and threads contend)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -97,7 +101,7 @@ def _run_report(args: argparse.Namespace) -> int:
         config = ReportConfig(m=args.m, n=args.n, sparsity=args.sparsity, noise_std=args.noise_std,
                               instances=args.instances, crosscheck=args.crosscheck, iterations=args.iterations,
                               layers=args.layers, train_steps=args.train_steps, test_samples=args.test_samples,
-                              seed=args.seed)
+                              seed=args.seed, device=args.device, lipschitz_budget=args.lipschitz_budget)
     except ValueError as exc:
         print(f"unfoldtheory report: error: {exc}", file=sys.stderr)
         return 2

@@ -20,6 +20,7 @@ class ReportConfig:
     train_steps: optimiser steps (batches of 64 fresh samples) per trained model.
     test_samples: held-out samples on which the trained models are evaluated.
     lipschitz_budget: seconds allowed to each certified Lipschitz upper bound (method "best").
+    device: where the models are trained ("cpu", "cuda", "cuda:1", ...); every analysis runs in float64 on the CPU.
     """
 
     m: int = 64
@@ -32,8 +33,9 @@ class ReportConfig:
     layers: int = 12
     train_steps: int = 2000
     test_samples: int = 1000
-    lipschitz_budget: float = 20.0
+    lipschitz_budget: float = 10.0
     seed: int = 0
+    device: str = "cpu"
 
     def __post_init__(self) -> None:
         for name in ("m", "n", "instances", "crosscheck", "iterations", "layers", "train_steps", "test_samples"):
@@ -43,6 +45,13 @@ class ReportConfig:
         finite_float(self.lipschitz_budget, "lipschitz_budget", low=0.0, low_open=True)
         if self.crosscheck > self.instances:
             raise ValueError(f"crosscheck ({self.crosscheck}) cannot exceed instances ({self.instances})")
+        if not isinstance(self.device, str) or not (self.device == "cpu" or self.device.startswith("cuda")):
+            raise ValueError(f"device must be 'cpu' or 'cuda[:index]', got {self.device!r}")
+        if self.device.startswith("cuda"):
+            import torch
+
+            if not torch.cuda.is_available():
+                raise ValueError(f"device {self.device!r} was asked for, but torch sees no CUDA device")
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
             raise ValueError(f"seed must be a non-negative integer, got {self.seed!r}")
 

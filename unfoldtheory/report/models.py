@@ -28,7 +28,7 @@ def run(config: ReportConfig, out: Path, progress: bool | None = None) -> Sectio
     for name, lr in REPORT_MODELS:
         model = getattr(unfold, name)(problem.A, config.layers, problem.lam).float()
         result, _ = train_and_evaluate(name, model, problem, (Y, X), steps=config.train_steps, lr=lr, seed=config.seed,
-                                       progress=progress)
+                                       device=config.device, progress=progress)
         unfold.save(model, out / "models" / f"{name}.pt")
         results.append(result)
     rows = table_rows(results)
