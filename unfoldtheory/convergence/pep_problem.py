@@ -26,9 +26,10 @@ factor C costs Clarabel about log10 C digits:
   relative accuracy past K ≈ 30);
 * with iterate leaves, ``g_k = (y_k − x_{k+1})/γ_k`` is one when the step barely moves (γL ≪ 1).
 
-So each step picks its leaf: the next iterate ``x_{k+1}`` or the new (sub)gradient (``g_k``, or
-``s_{k+1}`` for the proximal method, whose ``g_k`` is always a leaf), whichever gives the smaller
-cancellation on the method run on the 1-D quadratics ``λx²/2``, ``λ ∈ [μ, L]`` (:func:`plan`).
+So each step picks its leaf (:func:`plan`): the next iterate ``x_{k+1}``, or, for a step that barely
+moves, the new (sub)gradient (``g_k``, or ``s_{k+1}`` for the proximal method, whose ``g_k`` is
+always a leaf), with the contraction measured on the method run on the 1-D quadratics ``λx²/2``,
+``λ ∈ [μ, L]``.
 Each leaf, each value variable and the objective is also measured in a power-of-two unit (exact
 in float64) read off the same runs. A change of basis or of units changes the conditioning only,
 never the problem.
@@ -47,6 +48,8 @@ from unfoldtheory.convergence.interpolation import Basis, FunctionRows, Point, T
 METHODS: tuple[str, ...] = ("gradient", "proximal_gradient", "accelerated")
 METRICS: tuple[str, ...] = ("distance", "function_value", "gradient_norm")
 _SCALE_RANGE = 600  # power-of-two units are kept within 2^±600
+SMALL_STEP = 0.05  # γL below this: the step's gradient is the leaf (see plan)
+MAX_CONTRACTION = 16.0  # ... unless the iterates shrank by more than this since the last iterate leaf
 
 
 @dataclass(frozen=True)
@@ -128,10 +131,10 @@ def _powers_of_two(x: np.ndarray) -> np.ndarray:
 def plan(method: str, metric: str, steps: np.ndarray, momentum: np.ndarray, mu: float, L: float) -> Units:
     """Leaf choice and units from the method run on the quadratics of :func:`curvature_grid`.
 
-    With ``c`` the coefficient size of a combination (sum of its terms' sizes) and ``r`` its size on
-    the quadratics, a gradient leaf gives ``x_{k+1}`` the cancellation ``(c(y_k) + m_k)/r(x_{k+1})``
-    and an iterate leaf gives ``g_k`` the cancellation ``(c(y_k) + r(x_{k+1}))/m_k``, where ``m_k`` is
-    the step's movement ``γ_k‖∇f(y_k)‖``; the smaller wins.
+    Step k's leaf is the iterate ``x_{k+1}`` unless the step barely moves (``γ_k L < SMALL_STEP``:
+    then ``g_k = (y_k − x_{k+1})/γ_k`` would cancel by about ``1/(γ_kL)``) and the iterates have not
+    contracted by more than ``MAX_CONTRACTION`` since the last iterate leaf (else ``x_{k+1}`` written
+    from gradients would cancel by that much).
     """
     K = len(steps)
     lam = curvature_grid(mu, L)
@@ -139,21 +142,12 @@ def plan(method: str, metric: str, steps: np.ndarray, momentum: np.ndarray, mu: 
     r_x = np.abs(xs).max(axis=1)
     grad = np.abs(lam * np.vstack([ys, xs[-1:]])).max(axis=1)  # ‖∇f‖ at y_0..y_{K−1}, x_K
     value = (lam * np.vstack([ys, xs[-1:]]) ** 2 / 2).max(axis=1)
-    tiny = 1e-300
-    coeff = np.empty(K + 1)  # coefficient size of x_k's combination
-    coeff[0] = 1.0
     iterate_leaf = np.zeros(K, dtype=bool)
+    anchor = r_x[0]
     for k in range(K):
-        if method == "accelerated" and k >= 1:
-            beta = abs(momentum[k - 1])
-            c_y = (1 + beta) * coeff[k] + beta * coeff[k - 1]
-        else:
-            c_y = coeff[k]
-        move = max(steps[k] * grad[k], tiny)
-        via_gradient = (c_y + move) / max(r_x[k + 1], tiny)
-        via_iterate = (c_y + r_x[k + 1]) / move
-        iterate_leaf[k] = via_iterate <= via_gradient
-        coeff[k + 1] = r_x[k + 1] if iterate_leaf[k] else c_y + move
+        iterate_leaf[k] = steps[k] * L >= SMALL_STEP or anchor > MAX_CONTRACTION * r_x[k + 1]
+        if iterate_leaf[k]:
+            anchor = r_x[k + 1]
     leaf = [1.0]
     for k in range(K):
         if method == "proximal_gradient":

@@ -3,7 +3,9 @@
 PEPit (``pip install pepit``, MIT; Goujaud, Moucer, Glineur, Hendrickx, Taylor & Dieuleveut) is a
 test and benchmark dependency only; it is imported when :func:`pepit_rate` is called. The methods,
 metrics and normalisation are those of :func:`unfoldtheory.convergence.pep_rate`; the solver is
-Clarabel through PEPit's cvxpy wrapper, with the given tolerance and verbose off.
+Clarabel through PEPit's cvxpy wrapper, with verbose off and the tolerances of ``pep_rate`` (gap
+``tolerance``, feasibility ``FEASIBILITY_FACTOR·tolerance``) so that both codes solve to the same
+standard.
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ import warnings
 from typing import Any
 
 import numpy as np
+
+from unfoldtheory.convergence.pep import FEASIBILITY_FACTOR
 
 
 def pepit_rate(steps: Any, mu: float, L: float, method: str = "gradient", momentum: Any = None,
@@ -61,6 +65,6 @@ def pepit_rate(steps: Any, mu: float, L: float, method: str = "gradient", moment
         raise ValueError(f"unknown metric {metric!r}")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        value = problem.solve(wrapper="cvxpy", solver=cp.CLARABEL, verbose=0,
-                              tol_gap_abs=tolerance, tol_gap_rel=tolerance, tol_feas=tolerance)
+        value = problem.solve(wrapper="cvxpy", solver=cp.CLARABEL, verbose=0, tol_gap_abs=tolerance,
+                              tol_gap_rel=tolerance, tol_feas=FEASIBILITY_FACTOR * tolerance)
     return float(value), time.perf_counter() - start, str(problem.wrapper.prob.status)
