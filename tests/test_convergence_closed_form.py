@@ -61,9 +61,7 @@ def test_gd_rate_is_the_maximum_over_the_spectrum(cls, scale):
 def test_optimal_step_minimises_the_rate(cls, scale):
     mu, L = cls
     best = gd_rate(mu, L, gd_optimal_step(mu, L)).value
-    if mu > 0:
-        kappa = L / mu
-        assert best == pytest.approx((kappa - 1) / (kappa + 1), rel=1e-12)
+    assert best == pytest.approx((L - mu) / (L + mu), rel=1e-12)  # (κ − 1)/(κ + 1), also for μ = 0
     assert gd_rate(mu, L, scale / L).value >= best * (1 - 1e-12)
     grid = np.linspace(1e-3, 3.0, 300) / L  # a scan of steps finds nothing better
     assert min(gd_rate(mu, L, s).value for s in grid) >= best * (1 - 1e-12)
