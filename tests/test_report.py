@@ -33,8 +33,8 @@ def test_run_report_writes_everything(tmp_path):
     text = (tmp_path / "report.md").read_text()
     assert "![ISTA and FISTA error](baselines_error.png)" in text and "Cross-checks: all passed." in text
     lip = on_disk["sections"]["lipschitz"]["models"]
-    for name in ("ALISTA", "LISTA"):
-        assert [d["depth"] for d in lip[name]] == list(range(1, config.layers + 1))
+    for name in ("UnfoldedISTA", "ALISTA", "LISTA"):
+        assert [d["depth"] for d in lip[name]] == [1, 2, 3]
         for d in lip[name]:
             assert d["upper"]["certified"] and d["lower"]["value"] <= d["upper"]["value"]
     assert (tmp_path / "lipschitz_vs_depth.png").stat().st_size > 0 and "L ∈ [" in text
