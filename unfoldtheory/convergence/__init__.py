@@ -5,6 +5,9 @@
 * :func:`pep_rate`: the exact worst case of a K-step method with per-step parameters, by
   performance estimation, certified from the dual multipliers; :func:`pep_rate_of` applies it to the
   learned schedule of an ``UnfoldedISTA`` / ``ALISTA`` model.
+* :func:`generalized_coherence`, :func:`alista_rate_bound`, :func:`lista_cp_certificate`: coherence and
+  the LISTA-CP / ALISTA per-layer certificates, evaluated with trained weights.
+* :func:`error_trace`, :func:`fit_linear_rate`: the measured per-layer errors and rates they bound.
 """
 
 from unfoldtheory.convergence.closed_form import (
@@ -18,14 +21,29 @@ from unfoldtheory.convergence.closed_form import (
     proximal_gradient_rate,
     schedule_rate,
 )
+from unfoldtheory.convergence.coherence import (
+    LayerwiseCertificate,
+    alista_rate_bound,
+    generalized_coherence,
+    lista_cp_certificate,
+)
+from unfoldtheory.convergence.empirical import ErrorTrace, error_trace, fit_linear_rate, layer_iterates
 from unfoldtheory.convergence.pep import ScheduleRates, pep_rate, pep_rate_of
 
 __all__ = [
+    "ErrorTrace",
+    "LayerwiseCertificate",
     "ScheduleRates",
+    "alista_rate_bound",
+    "error_trace",
+    "fit_linear_rate",
     "gd_optimal_step",
     "gd_rate",
+    "generalized_coherence",
     "heavy_ball_polyak",
     "heavy_ball_rate",
+    "layer_iterates",
+    "lista_cp_certificate",
     "nesterov_optimal",
     "nesterov_rate",
     "nesterov_standard",
