@@ -98,9 +98,11 @@ def first_order_bound(spec: NetworkSpec, *, max_iterations: int = 200, time_budg
     details = {**search, "start_rho": rho0, "search_rho": best["rho"], "evaluations": evaluations[0],
                "stopped": stopped or "schedule completed"}
     form = quadratic_form(spec)
-    bound = bound_from_multipliers(form, np.exp(best["log"]), "first-order", start, details)
-    if not bound.certified:  # e.g. a state block negative definite only within rounding: use the start
-        fallback = bound_from_multipliers(form, np.concatenate(lams0), "first-order", start,
-                                          {**details, "refined_check": bound.details["check"]})
-        bound = fallback if fallback.certified else bound
-    return bound
+    refined = bound_from_multipliers(form, np.exp(best["log"]), "first-order", start, details)
+    # The start is checked too: the search's floating ρ can hide a large rounding margin (e.g. huge
+    # multipliers), and a refinement must never certify less than its starting point.
+    started = bound_from_multipliers(form, np.concatenate(lams0), "first-order", start,
+                                     {**details, "refined_check": refined.details["check"], "refined_value": refined.value})
+    if started.certified and (not refined.certified or started.value < refined.value):
+        return started
+    return refined
