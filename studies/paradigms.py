@@ -110,7 +110,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[1])
     p.add_argument("--quick", action="store_true", help=f"a small study (defaults {QUICK}); options given explicitly still apply")
     p.add_argument("--out", type=Path, default=Path("studies/out/paradigms"))
-    p.add_argument("--steps", type=int, default=2000, help="optimiser steps per sparse model (batch 64, fresh samples)")
+    p.add_argument("--steps", type=int, default=3000, help="optimiser steps per sparse model (batch 64, fresh samples)")
     p.add_argument("--layers", type=int, default=12, help="depth K of the sparse models analysed in full")
     p.add_argument("--depths", type=int, nargs="+", default=[4, 8, 12], help="sparse depths trained for accuracy vs depth")
     p.add_argument("--models", nargs="+", default=list(SPARSE_MODELS), choices=SPARSE_MODELS)
@@ -494,6 +494,9 @@ def _lipschitz_figure(rows: list[dict[str, Any]], stem: Path) -> list[Path]:
             ax.plot([lo], [i], "|", color="C2", ms=12, mew=2, label="certified lower (witness)" if i == 0 else None)
         if hi is not None and math.isfinite(hi):
             ax.plot([hi], [i], "|", color="C3", ms=12, mew=2, label="certified upper" if i == 0 else None)
+        if lo is None or hi is None:
+            missing = " and ".join(w for w, v in (("lower", lo), ("upper", hi)) if v is None)
+            ax.annotate(f"{missing}: n/a", (0.01, i), xycoords=("axes fraction", "data"), va="center", fontsize=7)
     ax.set_yticks(range(len(rows)), [f"{r['method']} ({'RPCA' if r['problem'] == 'robust PCA' else 'sparse'})" for r in rows])
     ax.set_xscale("log")
     ax.margins(x=0.1)
@@ -554,6 +557,30 @@ def _detail_tables(rows: list[dict[str, Any]], args: argparse.Namespace) -> dict
     return tables
 
 
+def _highlights(rows: list[dict[str, Any]]) -> str:
+    """Per problem, computed from the rows: the most accurate method, the smallest losses under the largest test
+    noise and model mismatch, and the tightest Lipschitz interval (upper / lower)."""
+    lines = []
+    for problem in ("sparse recovery", "robust PCA"):
+        rs = [r for r in rows if r["problem"] == problem]
+        if not rs:
+            continue
+        best = min(rs, key=lambda r: r["nmse_db"][-1])
+        lines.append(f"* **{problem}**: most accurate {best['method']} ({best['nmse_db'][-1]:.2f} dB).")
+        for what, label in (("noise", "test noise"), ("mismatch", "model mismatch")):
+            loss = {r["method"]: _last(r["analysis"][what]) - r["analysis"][what][0][1] for r in rs}
+            lo, hi = min(loss, key=loss.get), max(loss, key=loss.get)
+            lines.append(f"  From the smallest to the largest {label}, NMSE changes by {loss[lo]:+.2f} dB ({lo}) to "
+                         f"{loss[hi]:+.2f} dB ({hi}).")
+        ratios = {r["method"]: float(_fmt(r["analysis"]["upper"]["value"])) / float(r["analysis"]["lower"]["value"])
+                  for r in rs if not _na(r["analysis"]["upper"]) and not _na(r["analysis"]["lower"])}
+        if ratios:
+            tight, loose = min(ratios, key=ratios.get), max(ratios, key=ratios.get)
+            lines.append(f"  Lipschitz interval upper/lower: from {ratios[tight]:.3g} ({tight}) to "
+                         f"{ratios[loose]:.3g} ({loose}).")
+    return "\n".join(lines) + "\n"
+
+
 def _report(rows: list[dict[str, Any]], args: argparse.Namespace, tables: dict[str, Any], seconds: float) -> str:
     summary = markdown_table(HEADER, [summary_row(r) for r in rows], digits=4)
     na_reasons = sorted({r["analysis"]["upper"]["na"] for r in rows if isinstance(r["analysis"]["upper"], dict)
@@ -578,6 +605,7 @@ settings in `config.json`; torch {torch.__version__}, {args.threads} thread(s), 
 ## Summary
 
 {summary}
+{_highlights(rows)}
 Columns: *NMSE by depth* lists depths {', '.join(map(str, args.depths))} (sparse) and {', '.join(map(str, args.rpca_depths))}
 (robust PCA), each a separately trained model; *noise* is the largest test noise ({max(args.noise_levels):g}; for robust PCA
 times the RMS entry of L), *model mismatch* the largest perturbation of A ({max(args.mismatch_levels):g}, relative

@@ -113,13 +113,9 @@ def test_iteration_maps_reproduce_the_network_states(name):
     _, reads = iteration_states(spec, K)
     maps = iteration_maps(spec, K, y=y)
     assert sorted(maps) == [k for k in range(2, K + 1) if reads[k - 1]] and maps
-    for k, m in maps.items():
+    for k, m in maps.items():  # reads[K]: what an iteration K + 1 would read, states of iteration K
         s_in = np.concatenate([states[j] for j in reads[k - 1]])
-        if k < K:
-            expected = np.concatenate([states[j] for j in reads[k]])
-            assert np.allclose(m.evaluate(s_in), expected, atol=1e-10)
-        else:  # the last map's outputs: what an iteration K + 1 would read, i.e. this iteration's states
-            assert m.output_dim == sum(spec.dims[j] for j in reads[k - 1])
+        assert np.allclose(m.evaluate(s_in), np.concatenate([states[j] for j in reads[k]]), atol=1e-10)
 
 
 def test_ista_iteration_bound_is_the_norm_of_its_linear_part():

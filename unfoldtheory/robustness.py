@@ -42,6 +42,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 
 from unfoldtheory.lipschitz import upper_bound
 from unfoldtheory.metrics import nmse_db
@@ -196,8 +197,6 @@ def iteration_bounds(spec: NetworkSpec, iterations: int, time_budget: float = 5.
     """Certified ℓ2 Lipschitz upper bounds of the state maps of :func:`iteration_maps`, by
     ``upper_bound(map, "best", time_budget=time_budget, max_sdp_size=max_sdp_size)``; iteration k is a
     certified contraction iff its Bound is certified and below 1."""
-    from tqdm.auto import tqdm
-
     maps = iteration_maps(spec, iterations)
     out = {}
     for k, m in tqdm(maps.items(), desc=f"iteration maps of {spec.name}", disable=None if progress is None else not progress):
