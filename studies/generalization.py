@@ -41,7 +41,6 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
 
 import argparse
-import math
 import sys
 import time
 from pathlib import Path
@@ -52,44 +51,19 @@ import torch
 
 from unfoldtheory import unfold
 from unfoldtheory.diagnostics import atomic_write_json, markdown_table, new_figure, save_figure, save_table
-from unfoldtheory.generalization.covering import covering_bound
-from unfoldtheory.generalization.data import data_radii, squared_losses
-from unfoldtheory.generalization.empirical import empirical_gap
-from unfoldtheory.generalization.pac_bayes import curvature_shape, gibbs_losses, pac_bayes_bound
-from unfoldtheory.generalization.shultzman import design_rule, shultzman_bound
-from unfoldtheory.generalization.spectral import spectral_bound, spectral_pac_bayes_bound
+from unfoldtheory.generalization.suite import METHODS, bound_row, generalization_bounds
 from unfoldtheory.problems import SparseRecovery
 from unfoldtheory.sweep import ResultStore, executor_for, run_sweep
 from unfoldtheory.train import fit
 
 MODELS = ("ALISTA", "UnfoldedISTA", "LISTA", "LISTACP")
 LEARNING_RATES = {"ALISTA": 0.02, "UnfoldedISTA": 0.02, "LISTA": 0.05, "LISTACP": 0.05}
-CLIP_GRID = 61  # b = 2^j, |j| <= 30
-METHODS = ("covering", "spectral", "spectral PAC-Bayes", "l-inf peeling", "PAC-Bayes (data-free prior)",
-           "PAC-Bayes (split prior)")
 TRAIN_SEED, TEST_SEED = 1, 2
 QUICK = {"samples": [100, 1000], "depths": [2, 6], "depth_samples": 300, "headline_samples": 1000, "steps": 150,
          "test_samples": 4000, "m": 32, "n": 64, "layers": 6}
 
 
 # ---------------------------------------------------------------------------- one cell
-def _record(bound: Any, train_loss: float, test_loss: float, seconds: float | None = None) -> dict[str, Any]:
-    d = bound.details
-    expected = float(d.get("expected_loss_bound", train_loss + bound.value))
-    trivial = float(d.get("trivial_bound", d.get("loss_range", math.inf)))
-    return {"gap_bound": float(bound.value), "expected_loss_bound": expected, "ratio_to_test": expected / test_loss,
-            "vacuous": bool(d.get("vacuous", expected >= trivial)), "certified": bool(bound.certified),
-            "trivial_bound": trivial, "seconds": float(bound.seconds if seconds is None else seconds),
-            "statement": str(d.get("statement", d.get("applies_to", "")))}
-
-
-def _try(fn: Any, *args: Any, **kwargs: Any) -> tuple[Any, str | None]:
-    try:
-        return fn(*args, **kwargs), None
-    except ValueError as exc:  # a bound that does not apply to this model says why
-        return None, str(exc)
-
-
 def _train(name: str, problem: SparseRecovery, data: tuple[np.ndarray, np.ndarray], layers: int, steps: int,
            seed: int) -> torch.nn.Module:
     model = getattr(unfold, name)(problem.A, layers, problem.lam)
@@ -100,7 +74,8 @@ def _train(name: str, problem: SparseRecovery, data: tuple[np.ndarray, np.ndarra
 def generalization_cell(model: str, samples: int, depth: int, *, seed: int = 0, steps: int = 2000, m: int = 64,
                         n: int = 128, sparsity: float = 0.1, test_samples: int = 20000, delta: float = 0.05,
                         split: bool = True, split_fraction: float = 0.25) -> dict[str, Any]:
-    """Train ``model`` (``depth`` layers) on ``samples`` samples and compute the gap and every bound."""
+    """Train ``model`` (``depth`` layers) on ``samples`` samples and compute the gap and every bound
+    (:func:`unfoldtheory.generalization.suite.generalization_bounds`)."""
     torch.set_num_threads(1)
     problem = SparseRecovery(m, n, sparsity, seed=seed)
     train = problem.sample(samples, seed=TRAIN_SEED)
@@ -108,64 +83,10 @@ def generalization_cell(model: str, samples: int, depth: int, *, seed: int = 0, 
     start = time.perf_counter()
     net = _train(model, problem, train, depth, steps, seed)
     train_seconds = time.perf_counter() - start
-    tr, te = squared_losses(net, train), squared_losses(net, test)
-    train_loss, test_loss = float(tr.mean()), float(te.mean())
-    clip = 2.0 ** math.ceil(math.log2(max(float(tr.max()), 2.0 ** -30)))
-    d_clip = delta / CLIP_GRID
-    gap = empirical_gap(net, train, test)
-    out: dict[str, Any] = {
-        "train_loss": train_loss, "test_loss": test_loss, "gap": gap.value, "gap_interval": list(gap.details["interval"]),
-        "clip": clip, "test_loss_clipped": float(np.minimum(te, clip).mean()), "zero_predictor_loss":
-        float(np.mean(np.sum(test[1] ** 2, axis=1))), "parameters": int(net.num_parameters()),
-        "train_seconds": train_seconds, "bounds": {}, "errors": {},
-    }
-    out["tail"] = out["test_loss"] - out["test_loss_clipped"]
-    R, B = data_radii(train)
-    candidates = {
-        "covering": lambda: covering_bound(net, samples, delta, R, B),
-        "spectral": lambda: spectral_bound(net, train, clip=clip, delta=d_clip),
-        "spectral PAC-Bayes": lambda: spectral_pac_bayes_bound(net, train, clip=clip, delta=d_clip),
-        "l-inf peeling": lambda: shultzman_bound(net, train, clip=clip, delta=d_clip),
-        "PAC-Bayes (data-free prior)": lambda: pac_bayes_bound(net, train, clip=clip, union=CLIP_GRID, progress=False),
-    }
-    for name, compute in candidates.items():
-        bound, error = _try(compute)
-        if bound is None:
-            out["errors"][name] = error
-            continue
-        out["bounds"][name] = _record(bound, train_loss, test_loss)
-        if name.startswith("PAC-Bayes"):
-            losses, _ = gibbs_losses(net, bound.details["posterior_std"], test, draws=2, seed=seed + 11)
-            out["bounds"][name]["gibbs_test_loss_clipped"] = float(np.minimum(losses, clip).mean())
-            out["bounds"][name]["gibbs_test_loss"] = float(losses.mean())
-        if name == "covering":
-            out["bounds"][name]["statement"] = "data inside the training radii ‖y‖ ≤ R, ‖x‖ ≤ B"
-    if split and all(p.numel() == 1 for p in net.parameters()) and samples >= 4:
-        out["bounds"]["PAC-Bayes (split prior)"] = _split_cell(model, problem, train, test, depth, steps, seed, delta,
-                                                               split_fraction)
-    rule = design_rule(net, samples)
-    out["design_rule"] = {"limit": rule.limit, "max_norm": max(rule.norms) if rule.norms else 0.0,
-                          "satisfied": rule.satisfied, "product": rule.product}
+    retrain = (lambda data: _train(model, problem, data, depth, steps, seed)) if split else None
+    out = generalization_bounds(net, train, test, delta=delta, retrain=retrain, split_fraction=split_fraction, seed=seed)
+    out["train_seconds"] = train_seconds
     return out
-
-
-def _split_cell(model: str, problem: SparseRecovery, train: tuple[np.ndarray, np.ndarray], test: tuple[np.ndarray, np.ndarray],
-                depth: int, steps: int, seed: int, delta: float, fraction: float) -> dict[str, Any]:
-    """Prior (and posterior) mean trained on the first ``fraction`` of the sample, bound on the rest."""
-    cut = min(train[0].shape[0] - 1, max(1, round(fraction * train[0].shape[0])))
-    first, second = (train[0][:cut], train[1][:cut]), (train[0][cut:], train[1][cut:])
-    net = _train(model, problem, first, depth, steps, seed)
-    tr2, te = squared_losses(net, second), squared_losses(net, test)
-    clip = 2.0 ** math.ceil(math.log2(max(float(tr2.max()), 2.0 ** -30)))
-    bound = pac_bayes_bound(net, second, clip=clip, prior_mean=net, prior_shape=curvature_shape(net, first), delta=delta,
-                            union=CLIP_GRID, progress=False)
-    record = _record(bound, float(tr2.mean()), float(te.mean()))
-    losses, _ = gibbs_losses(net, bound.details["posterior_std"], test, draws=2, seed=seed + 13)
-    record.update({"predictor_test_loss": float(te.mean()), "measured_gap": float(te.mean() - tr2.mean()),
-                   "gibbs_test_loss_clipped": float(np.minimum(losses, clip).mean()),
-                   "gibbs_test_loss": float(losses.mean()), "bound_samples": int(second[0].shape[0]),
-                   "statement": f"Gibbs predictor around the model trained on the first {cut} samples; bound on the rest"})
-    return record
 
 
 # ---------------------------------------------------------------------------- tables and figures
@@ -175,22 +96,6 @@ HEADLINE_HEADER = ["model", "train loss", "test loss", "test loss clipped at b",
                    "vacuous", "below test loss", "certified"]
 
 
-def _bound_row(res: dict[str, Any], method: str) -> dict[str, Any] | None:
-    """The numbers of one bound, measured against its own predictor (the split prior has its own model)."""
-    b = res["bounds"].get(method)
-    if b is None:
-        return None
-    test = b.get("predictor_test_loss", res["test_loss"])
-    clipped = b.get("gibbs_test_loss_clipped") if method.startswith("PAC-Bayes") else res["test_loss_clipped"]
-    if method == "covering":
-        clipped = res["test_loss"]  # not a clipped statement
-    measured = b.get("measured_gap", res["gap"])
-    ratio_gap = b["gap_bound"] / measured if measured > 0 else math.inf
-    return {"gap_bound": b["gap_bound"], "measured": measured, "ratio_gap": ratio_gap,
-            "expected": b["expected_loss_bound"], "test": test, "clipped": clipped, "ratio_test": b["expected_loss_bound"] / test,
-            "vacuous": b["vacuous"], "below_test": b["expected_loss_bound"] < test, "certified": b["certified"]}
-
-
 def table_rows(records: list[dict[str, Any]]) -> list[list[Any]]:
     """Rows of :data:`TABLE_HEADER`. ``below test loss`` marks a clipped bound under the (unclipped) test
     loss: the part of the loss above b, which the statement leaves out, is then visibly not small."""
@@ -198,7 +103,7 @@ def table_rows(records: list[dict[str, Any]]) -> list[list[Any]]:
     for rec in sorted(records, key=lambda r: (r["cell"]["model"], r["cell"]["depth"], r["cell"]["samples"])):
         c, res = rec["cell"], rec["result"]
         for method in METHODS:
-            r = _bound_row(res, method)
+            r = bound_row(res, method)
             if r is not None:
                 rows.append([c["model"], c["samples"], c["depth"], method, r["gap_bound"], r["measured"], r["ratio_gap"],
                              r["expected"], r["test"], r["clipped"], r["ratio_test"], r["vacuous"], r["below_test"]])
@@ -212,7 +117,7 @@ def headline_rows(records: list[dict[str, Any]], samples: int, depth: int) -> li
         if c["samples"] != samples or c["depth"] != depth or c["model"] not in ("ALISTA", "UnfoldedISTA"):
             continue
         for method in METHODS:
-            r = _bound_row(res, method)
+            r = bound_row(res, method)
             if r is not None:
                 rows.append([c["model"], res["train_loss"], r["test"], r["clipped"], method, r["expected"], r["ratio_test"],
                              r["vacuous"], r["below_test"], r["certified"]])

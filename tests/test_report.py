@@ -10,8 +10,10 @@ from unfoldtheory.report import ReportConfig, run_report
 from unfoldtheory.report.baselines import identification_iteration, tail_rate
 
 SMALL = ["--m", "16", "--n", "32", "--instances", "6", "--crosscheck", "2", "--iterations", "80", "--layers", "3",
-         "--train-steps", "60", "--test-samples", "100", "--quiet"]
-SMALL_CONFIG = ReportConfig(m=16, n=32, instances=6, crosscheck=2, iterations=80, layers=3, train_steps=60, test_samples=100)
+         "--train-steps", "60", "--test-samples", "100", "--generalization-samples", "80", "--generalization-steps", "20",
+         "--quiet"]
+SMALL_CONFIG = ReportConfig(m=16, n=32, instances=6, crosscheck=2, iterations=80, layers=3, train_steps=60, test_samples=100,
+                            generalization_samples=80, generalization_steps=20)
 
 
 def test_run_report_writes_everything(tmp_path):
@@ -42,6 +44,14 @@ def test_run_report_writes_everything(tmp_path):
     for name in ("UnfoldedISTA", "ALISTA"):
         assert conv["pep"][name]["learned"]["certified"] and conv["pep"][name]["classical"]["certified"]
     assert (tmp_path / "convergence_envelopes.png").stat().st_size > 0 and "Theorem 1" in text
+    gen = on_disk["sections"]["generalization"]["models"]
+    assert set(gen) == {"UnfoldedISTA", "ALISTA", "LISTA"}
+    for name, result in gen.items():
+        assert result["samples"] == config.generalization_samples
+        assert {"covering", "PAC-Bayes (data-free prior)"} <= set(result["bounds"])
+        assert ("PAC-Bayes (split prior)" in result["bounds"]) == (name != "LISTA")
+    assert (tmp_path / "generalization_table.tex").stat().st_size > 0
+    assert "## Generalization bounds beside the measured gap" in text
 
 
 def test_cli_report(tmp_path, capsys):
@@ -62,7 +72,8 @@ def test_cli_help_documents_options(capsys):
         main(["report", "--help"])
     assert exc.value.code == 0
     out = capsys.readouterr().out
-    for option in ("--out", "--m", "--n", "--layers", "--iterations", "--instances", "--seed", "--device", "--threads"):
+    for option in ("--out", "--m", "--n", "--layers", "--iterations", "--instances", "--seed", "--device", "--threads",
+                   "--generalization-samples", "--generalization-steps"):
         assert option in out
 
 

@@ -30,6 +30,10 @@ def _report_parser(sub: argparse._SubParsersAction) -> None:
                    help="training steps per model, batches of 64 (default: %(default)s)")
     p.add_argument("--test-samples", type=int, default=d.test_samples,
                    help="held-out samples for the trained models (default: %(default)s)")
+    p.add_argument("--generalization-samples", type=int, default=d.generalization_samples,
+                   help="fixed training set of the generalization section (default: %(default)s)")
+    p.add_argument("--generalization-steps", type=int, default=d.generalization_steps,
+                   help="training steps on that set (default: %(default)s)")
     p.add_argument("--seed", type=int, default=d.seed, help="random seed (default: %(default)s)")
     p.add_argument("--device", default=d.device,
                    help="where the models are trained: cpu, cuda, cuda:1, ... (default: %(default)s); analyses run on the CPU")
@@ -101,7 +105,9 @@ def _run_report(args: argparse.Namespace) -> int:
         config = ReportConfig(m=args.m, n=args.n, sparsity=args.sparsity, noise_std=args.noise_std,
                               instances=args.instances, crosscheck=args.crosscheck, iterations=args.iterations,
                               layers=args.layers, train_steps=args.train_steps, test_samples=args.test_samples,
-                              seed=args.seed, device=args.device, lipschitz_budget=args.lipschitz_budget)
+                              seed=args.seed, device=args.device, lipschitz_budget=args.lipschitz_budget,
+                              generalization_samples=args.generalization_samples,
+                              generalization_steps=args.generalization_steps)
     except ValueError as exc:
         print(f"unfoldtheory report: error: {exc}", file=sys.stderr)
         return 2

@@ -16,7 +16,7 @@ from tqdm.auto import tqdm
 
 from unfoldtheory import __version__
 from unfoldtheory.diagnostics import atomic_write_json, atomic_write_text
-from unfoldtheory.report import baselines, convergence, lipschitz, models
+from unfoldtheory.report import baselines, convergence, generalization, lipschitz, models
 from unfoldtheory.report.config import ReportConfig
 from unfoldtheory.report.section import Section
 
@@ -24,7 +24,7 @@ SectionRunner = Callable[[ReportConfig, Path, "bool | None"], Section]
 
 #: The sections in report order; each later analysis adds its runner here.
 SECTIONS: list[tuple[str, SectionRunner]] = [("baselines", baselines.run), ("models", models.run), ("lipschitz", lipschitz.run),
-                                             ("convergence", convergence.run)]
+                                             ("convergence", convergence.run), ("generalization", generalization.run)]
 
 __all__ = ["SECTIONS", "ReportConfig", "Section", "run_report"]
 

@@ -20,6 +20,8 @@ class ReportConfig:
     train_steps: optimiser steps (batches of 64 fresh samples) per trained model.
     test_samples: held-out samples on which the trained models are evaluated.
     lipschitz_budget: seconds allowed to each certified Lipschitz upper bound (method "best").
+    generalization_samples, generalization_steps: the fixed training set (and steps) on which the
+    generalization section trains its models again.
     device: where the models are trained ("cpu", "cuda", "cuda:1", ...); every analysis runs in float64 on the CPU.
     """
 
@@ -34,11 +36,14 @@ class ReportConfig:
     train_steps: int = 2000
     test_samples: int = 1000
     lipschitz_budget: float = 10.0
+    generalization_samples: int = 2000
+    generalization_steps: int = 1000
     seed: int = 0
     device: str = "cpu"
 
     def __post_init__(self) -> None:
-        for name in ("m", "n", "instances", "crosscheck", "iterations", "layers", "train_steps", "test_samples"):
+        for name in ("m", "n", "instances", "crosscheck", "iterations", "layers", "train_steps", "test_samples",
+                     "generalization_samples", "generalization_steps"):
             positive_int(getattr(self, name), name)
         finite_float(self.sparsity, "sparsity", low=0.0, high=1.0, low_open=True)
         finite_float(self.noise_std, "noise_std", low=0.0)
