@@ -23,6 +23,11 @@ Claims
    ``λ_max(|R|ᵀ|R|) ≤ tr(|R|ᵀ|R|)`` holds because ``|R|ᵀ|R| ⪰ 0``); (c) the final assembly:
    ``N = RᵀR − ΔA + cI + E − δI ⪰ (c − a − e − d)I`` is ``⪰ 0`` when ``c = 2(a + e + d)`` for any
    nonnegative ``a, e, d``.
+5. **Equilibration.** For ``S = diag(s)`` with ``s_i > 0``: ``xᵀ(S N S)x = (Sx)ᵀ N (Sx)`` and ``S`` is
+   invertible, so ``S N S ⪰ 0 ⟺ N ⪰ 0``; with one scale ``s_y`` on the input block,
+   ``S N(ρ) S = S N(0) S + s_y²ρ·E_yᵀE_y``, so the scaled check certifies ``ρ = ρ_scaled/s_y²``
+   (checked on a symbolic 3×3 matrix with a one-dimensional input block). Multiplying a float64 by a
+   power of two is exact when the result is normal, which the code checks entry by entry.
 """
 
 from __future__ import annotations
@@ -120,9 +125,23 @@ def shifted_cholesky_rounding() -> None:
     check("c − ‖ΔA‖ − ‖E‖ − |δ| = a + e + d ≥ 0 for c = 2(a + e + d)", (c - aa - ee - dd).is_nonnegative is True)
 
 
+def equilibration() -> None:
+    n = sp.Matrix(3, 3, lambda i, j: sp.Symbol(f"n_{min(i, j)}{max(i, j)}", real=True))
+    s = sp.symbols("s_y s_1 s_2", positive=True)
+    x = sp.Matrix(sp.symbols("x0:3", real=True))
+    S = sp.diag(*s)
+    check("xᵀ(S N S)x = (Sx)ᵀ N (Sx)", sp.expand((x.T * S * n * S * x)[0, 0] - ((S * x).T * n * (S * x))[0, 0]) == 0)
+    check("S is invertible (det S > 0)", S.det().is_positive is True)
+    rho = sp.Symbol("rho", real=True)
+    Ey = sp.diag(1, 0, 0)
+    check("S (N + ρ E_yᵀE_y) S = S N S + s_y² ρ E_yᵀE_y",
+          sp.expand(S * (n + rho * Ey) * S - (S * n * S + s[0] ** 2 * rho * Ey)) == sp.zeros(3, 3))
+
+
 if __name__ == "__main__":
     s_procedure_identity()
     schur_complement()
     monotone_in_rho()
     shifted_cholesky_rounding()
+    equilibration()
     finish()

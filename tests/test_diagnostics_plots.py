@@ -17,6 +17,7 @@ from unfoldtheory import lipschitz
 from unfoldtheory.convergence.empirical import error_trace
 from unfoldtheory.convergence.envelope import envelope_figure
 from unfoldtheory.diagnostics import (
+    bound_ratio_plot,
     classical_step,
     convergence_plot,
     generalization_plot,
@@ -241,3 +242,29 @@ def test_table_values_round_trip_exactly(values):
         with open(stem.with_suffix(".csv"), newline="") as fh:
             assert [float(r["value"]) for r in csv.DictReader(fh)] == values
         assert [float(r["value"]) for r in json.loads(stem.with_suffix(".json").read_text())] == values
+
+
+def test_bound_ratio_plot_marks_vacuous_and_uncertified(tmp_path):
+    entries = [{"group": "ALISTA", "method": "PAC-Bayes", "ratio": 1.8, "vacuous": False, "certified": True},
+               {"group": "ALISTA", "method": "covering", "ratio": 900.0, "vacuous": True, "certified": True},
+               {"group": "LISTA", "method": "PAC-Bayes", "ratio": 3.0, "vacuous": False, "certified": False},
+               {"group": "LISTA", "method": "spectral", "ratio": math.inf, "vacuous": True, "certified": True}]
+    paths, fig = bound_ratio_plot(entries, tmp_path / "ratios", target=2.0, return_figure=True)
+    assert_rendered(paths)
+    ax = fig.axes[0]
+    points = [line for line in ax.lines if len(line.get_xdata()) == 1 and line.get_marker() in ("o", "x")]
+    assert [float(p.get_xdata()[0]) for p in points[:3]] == [1.8, 900.0, 3.0]
+    assert math.isfinite(float(points[3].get_xdata()[0])) and float(points[3].get_xdata()[0]) > 900.0  # inf at the edge
+    assert [p.get_marker() for p in points] == ["o", "o", "x", "o"]
+    assert points[1].get_markerfacecolor() == "white" and points[0].get_markerfacecolor() != "white"
+    assert [t.get_text() for t in ax.get_yticklabels()] == [f"{e['group']}: {e['method']}" for e in entries]
+    labels = lines_by_label(fig)
+    assert "held-out loss (ratio 1)" in labels and "ratio 2" in labels
+
+
+@pytest.mark.parametrize(("entries", "message"), [([], "no entries"), ([{"group": "a"}], "lacks"),
+                                                  ([{"group": "a", "method": "b", "ratio": -1.0, "vacuous": False,
+                                                     "certified": True}], "positive")])
+def test_bound_ratio_plot_rejects_bad_entries(tmp_path, entries, message):
+    with pytest.raises(ValueError, match=message):
+        bound_ratio_plot(entries, tmp_path / "bad")

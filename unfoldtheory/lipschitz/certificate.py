@@ -21,6 +21,14 @@ rounding margin, by a block Cholesky factorisation that follows the network's gr
    the summands) and ``δ`` the rounding of the shifted diagonal,
    ``N(ρ_c) = RᵀR − ΔA + cI + E − δ ⪰ (c − ‖ΔA‖₂ − ‖E‖_F − |δ|)I``, which is ``⪰ 0`` because ``c`` is
    chosen twice that sum. Then ``L ≤ √ρ_c`` rounded upward.
+4. **Equilibration.** Multipliers of a strongly expanding network span many orders of magnitude, and
+   a margin ``c`` proportional to ``tr(Ñ)`` would swamp the small pivots. The check therefore runs on
+   ``S N S`` with ``S = diag(s)``, every ``s_i`` a power of two (each state's diagonal entry brought
+   into ``[1, 4)``; one ``s_y`` for the whole input block, so ``S N(ρ) S = S N(0) S + s_y²ρ·I_y``).
+   ``S`` is invertible, so ``S N S ⪰ 0 ⟺ N ⪰ 0`` (congruence), and the scaled matrix and its
+   magnitude bound are formed *exactly*: each entry is multiplied once by ``s_i s_j``, a power of two,
+   and the scaling is skipped if any product would leave the normal range. Items 1–3 then apply to
+   ``S N S`` verbatim, and ``ρ_c = ρ_scaled / s_y²`` (exact).
 
 A solver answer that is wrong, or inaccurate, can therefore never become a certified bound: the
 worst it can do is propose multipliers that certify a larger value, or none.
@@ -33,7 +41,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from scipy import linalg
+from scipy import linalg, sparse
 
 from unfoldtheory.lipschitz.block_cholesky import factor_leading, lower_blocks
 from unfoldtheory.lipschitz.quadratic_form import QuadraticForm
@@ -78,23 +86,79 @@ def certify_multipliers(form: QuadraticForm, lam: np.ndarray) -> MultiplierCheck
         return _fail(f"multiplier {int(np.argmin(lam))} is negative ({lam.min():.3g}); the S-procedure needs λ ≥ 0")
     m, D = form.m, form.size
     N0 = -form.sparse_matrix(0.0, lam)
+    magnitude = form.sparse_magnitude(0.0, lam)
+    peak = float(np.max(np.abs(magnitude.data), initial=0.0))
+    if not np.isfinite(peak) or peak > 1e150:
+        return _fail(f"the matrix entries are too large for a float64 check (largest magnitude {peak:.3g})")
     # states first, the input block last: the elimination order of the chordal structure
     bounds = [slice(int(a), int(b)) for a, b in zip(form.offsets[1:-1], form.offsets[2:], strict=True)] + [slice(0, m)]
-    blocks = lower_blocks(N0, bounds)
+    scale = state_scaling(N0.diagonal(), m)
+    scaled = _scaled(N0, magnitude, scale)
+    if scaled is None:  # a scaled entry would leave the normal range: check the unscaled matrix
+        scale = np.ones(D)
+        scaled = N0, magnitude
+    blocks = lower_blocks(scaled[0], bounds)
     first = factor_leading(blocks)
     if not first.ok:
         return _fail(f"the state block Z of M is not negative definite for these multipliers (elimination failed at "
                      f"state block {first.failed_block + 1}), so no finite ρ is certified")
-    rho_c = max(-float(linalg.eigvalsh(first.schur_last)[0]), 0.0)
-    # rounding constants (module docstring, item 3)
-    magnitude = form.sparse_magnitude(0.0, lam)
+    rho_estimate = max(-float(linalg.eigvalsh(first.schur_last)[0]), 0.0)
+    # the input block too: one power of two s_y for all of y, so that ρ enters as s_y²ρ·I
+    s_y = _power_of_two_inverse_sqrt(max(rho_estimate, float(np.max(np.abs(N0.diagonal()[:m]), initial=0.0))))
+    scale[:m] = s_y
+    rescaled = _scaled(N0, magnitude, scale)
+    if rescaled is not None:
+        scaled = rescaled
+        blocks = lower_blocks(scaled[0], bounds)
+    else:
+        scale[:m], s_y = 1.0, 1.0
+    result = _shifted_check(form, blocks, scaled[0].diagonal(), scaled[1], s_y**2 * rho_estimate)
+    if not result.ok:
+        return result
+    rho_c = result.rho / s_y**2  # exact: a power of two
+    bound = float(np.nextafter(np.sqrt(rho_c), np.inf))
+    return MultiplierCheck(True, rho_c, bound, result.reason, result.margin / s_y**2)
+
+
+def _power_of_two_inverse_sqrt(value: float) -> float:
+    """``2^e`` with ``2^{2e}·value ∈ [1, 4)`` (``1`` for zero or non-finite values), ``|e| ≤ 500``."""
+    if not (value > 0 and np.isfinite(value)):
+        return 1.0
+    return float(np.ldexp(1.0, int(np.clip(-np.floor(np.log2(value) / 2), -500, 500))))
+
+
+def state_scaling(diagonal: np.ndarray, m: int) -> np.ndarray:
+    """Diagonal congruence ``S`` of powers of two that brings each state's diagonal entry of ``−M`` into
+    ``[1, 4)`` (Jacobi equilibration); the input block keeps scale 1 here."""
+    scale = np.ones(diagonal.shape[0])
+    scale[m:] = [_power_of_two_inverse_sqrt(d) for d in diagonal[m:]]
+    return scale
+
+
+def _scaled(N0: sparse.csr_matrix, magnitude: sparse.csr_matrix, scale: np.ndarray):
+    """``(S N0 S, S |M| S)``, exact: each entry is multiplied once by ``s_i s_j``, a power of two (itself
+    exact, the exponents being at most 500 in size), which is exact unless the product leaves the normal
+    floating-point range; None if some nonzero entry would (then the scaling would round)."""
+    out = []
+    for matrix in (N0, magnitude):
+        coo = matrix.tocoo()
+        data = coo.data * (scale[coo.row] * scale[coo.col])
+        values = np.abs(data[coo.data != 0])
+        if np.any(values < TINY) or not np.all(np.isfinite(values)):
+            return None
+        out.append(sparse.csr_matrix((data, (coo.row, coo.col)), shape=matrix.shape))
+    return out[0], out[1]
+
+
+def _shifted_check(form: QuadraticForm, blocks: dict, diag: np.ndarray, magnitude: sparse.csr_matrix,
+                   rho_c: float) -> MultiplierCheck:
+    """Item 3 of the module docstring on the (scaled) matrix: the smallest ``ρ ≥ rho_c`` (in the scaled
+    units) for which the shifted Cholesky factorisation proves ``N(ρ) ⪰ 0``."""
+    m, D = form.m, form.size
     g_terms = gamma(form.terms)
     peak = float(np.max(magnitude.data, initial=0.0))
-    if not np.isfinite(peak) or peak > 1e150:
-        return _fail(f"the matrix entries are too large for a float64 check (largest magnitude {peak:.3g})")
     frobenius = peak * float(np.sqrt(np.sum((magnitude.data / peak) ** 2))) if peak > 0 else 0.0
     assembly = g_terms * frobenius * (1 + gamma(magnitude.nnz + 2)) * (1 + g_terms)
-    diag = N0.diagonal()
     g_chol = gamma(D + 2)
     c = 0.0
     for _ in range(12):
@@ -116,9 +180,9 @@ def certify_multipliers(form: QuadraticForm, lam: np.ndarray) -> MultiplierCheck
         except linalg.LinAlgError:
             rho_c = rho_c * (1 + 1e-9) + 1e-12 * (1 + rho_c)
             continue
-        bound = float(np.nextafter(np.sqrt(rho_c), np.inf))
-        return MultiplierCheck(True, rho_c, bound, "M(ρ, λ) ⪯ 0 verified by a shifted Cholesky factorisation with "
-                               "rounding margin", c)
+        return MultiplierCheck(True, rho_c, float(np.nextafter(np.sqrt(rho_c), np.inf)),
+                               "M(ρ, λ) ⪯ 0 verified by a shifted Cholesky factorisation with rounding margin, after an "
+                               "exact power-of-two equilibration", c)
     return _fail(f"could not verify M(ρ, λ) ⪯ 0 beyond the rounding margin {c:.3g}", c)
 
 

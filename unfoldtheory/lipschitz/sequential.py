@@ -44,8 +44,11 @@ def sequential_multipliers(layers: list[ChainLayer], C: np.ndarray, factors: np.
                 return None
             Q = linalg.solve_triangular(chol, layer.W.T, lower=True, check_finite=False)  # W (−Txx)⁻¹ Wᵀ = QᵀQ
             top = float(np.linalg.eigvalsh(Q.T @ Q)[-1]) * layer.beta**2
-            # a (numerically) zero W puts no constraint on λ_k; 1 then, and the search scales it
-            base = 2.0 / top if top > 1e-12 else 1.0
+            # a (numerically) zero W puts no constraint on λ_k: it then takes the scale of the state block so
+            # far, and the search tunes it. Both sides of the test scale alike with the multipliers (an
+            # absolute cut-off on `top` alone would drop the coupling once the multipliers are large).
+            state_scale = float(np.max(-np.diag(Txx)))  # > 0: −Txx is positive definite here
+            base = 2.0 / top if top * state_scale > 1e-12 else state_scale
         lams.append(np.full(layer.V.shape[0], factors[k] * base))
         result = step(state, layer, lams[-1], C if k == len(layers) - 1 else None)
         if result is None:
