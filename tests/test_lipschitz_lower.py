@@ -127,3 +127,20 @@ def test_too_many_neurons_and_bad_arguments():
         lower_bound(spec, time_budget=-1)
     with pytest.raises(ValueError, match="coincide"):
         check_witness(spec, {"y1": np.zeros(2), "y2": np.zeros(2)})
+
+
+def test_a_constant_state_does_not_break_the_search():
+    """A state with no incoming edge (its bias only, as HybridISTA's correction scale) has a zero tangent:
+    the witness is that of the network without it, and the activation-agnostic value bounds it."""
+    rng = np.random.default_rng(3)
+    m, n = 3, 4
+    V, W = rng.standard_normal((n, m)), rng.standard_normal((n, n))
+    layers = [Layer({}, Identity(), bias=np.ones(2)),
+              Layer({0: V}, ReLU()),
+              Layer({0: V, 2: W, 1: rng.standard_normal((n, 2))}, ReLU())]
+    spec = NetworkSpec(m, layers)
+    plain = NetworkSpec(m, [Layer({0: V}, ReLU()), Layer({0: V, 1: W}, ReLU())])
+    lb = lower_bound(spec, restarts=4, steps=40, seed=0)
+    assert lb.certified and check_witness(spec, lb.certificate) == lb.value
+    assert lb.value <= activation_agnostic(plain).value * (1 + 1e-9)
+    assert lb.value >= 0.5 * lower_bound(plain, restarts=4, steps=40, seed=0).value

@@ -155,8 +155,9 @@ class _Net:
     def tangent(self, slopes: list[np.ndarray], V: np.ndarray) -> tuple[list[np.ndarray], np.ndarray]:
         """Pre-activation tangents p_k along V and the output tangent J V."""
         t, ps = [V], []
-        for ws, s in zip(self.spec.weights, slopes, strict=True):
-            p = sum(t[j] @ w.T for j, w in ws.items())
+        for k, (ws, s) in enumerate(zip(self.spec.weights, slopes, strict=True), start=1):
+            # a state with no incoming edge (a constant: its bias only) has a zero tangent
+            p = sum((t[j] @ w.T for j, w in ws.items()), np.zeros((V.shape[0], self.spec.dims[k])))
             ps.append(p)
             t.append(s * p)
         out = sum(t[k] @ c.T for k, c in self.spec.readout.items())
@@ -289,7 +290,7 @@ def _polish(net: _Net, y: np.ndarray, value: float, deadline: float, radius: flo
         # pre-activation gradients dv_k/dy, layer by layer
         jac: list[Any] = [np.eye(spec.input_dim)]
         for k, ws in enumerate(spec.weights, start=1):
-            P = sum(w @ jac[j] for j, w in ws.items())
+            P = sum((w @ jac[j] for j, w in ws.items()), np.zeros((spec.dims[k], spec.input_dim)))
             jac.append(slopes[k - 1][0][:, None] * P)
             kinks = net.kinks[k - 1]
             if kinks.shape[1] == 0:
