@@ -95,7 +95,7 @@ def main() -> None:
                         help="largest LipSDP matrix solved by the dense SDP (at (32, 64, 8), 544 rows, it ran over 3 minutes)")
     parser.add_argument("--trained-max-n", type=int, default=128, help="train LISTA/ALISTA at sizes with n up to this")
     parser.add_argument("--train-steps", type=int, default=300)
-    parser.add_argument("--time-budget", type=float, default=60.0, help="time budget of the first-order/best methods")
+    parser.add_argument("--time-budget", type=float, default=60.0, help="time budget of the sequential/first-order/best methods")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     threadpool_limits(1)
@@ -107,7 +107,7 @@ def main() -> None:
         for net, spec, problem in networks(m, n, K, args):
             results = {}
             methods = [("product", product_bound, {}), ("averaged", averaged_bound, {}),
-                       ("sequential", sequential_bound, {}),
+                       ("sequential", sequential_bound, {"time_budget": args.time_budget}),
                        ("first-order", first_order_bound, {"time_budget": args.time_budget}),
                        ("best (default)", upper_bound, {"time_budget": args.time_budget, "max_sdp_size": args.sdp_max_size}),
                        ("sdp (LipSDP-Neuron, cvxpy/SCS)", sdp_bound, {"max_size": args.sdp_max_size})]
@@ -132,7 +132,8 @@ def main() -> None:
                 if sdp.certified and best.certified:
                     rows.append([label, net, "best / sdp (value; speed-up in seconds column)", best.value / sdp.value, "",
                                  t_sdp / t_best])
-            print(f"done {label} {net}", flush=True)
+            print(markdown_table(header, [r for r in rows if r[0] == label and r[1] == net], digits=5), flush=True)
+    print("\nAll networks:\n")
     print(markdown_table(header, rows, digits=5))
 
 

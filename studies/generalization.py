@@ -124,25 +124,36 @@ def headline_rows(records: list[dict[str, Any]], samples: int, depth: int) -> li
     return rows
 
 
-def _curves(records: list[dict[str, Any]], model: str, axis: str, fixed: dict[str, int]) -> tuple[np.ndarray, dict[str, list]]:
+def _curves(records: list[dict[str, Any]], model: str, axis: str,
+            fixed: dict[str, int]) -> tuple[np.ndarray, dict[str, tuple[np.ndarray, np.ndarray]]]:
+    """x values and, per curve, (values, vacuous flags)."""
     chosen = sorted((r for r in records if r["cell"]["model"] == model
                      and all(r["cell"][k] == v for k, v in fixed.items())), key=lambda r: r["cell"][axis])
     xs = np.array([r["cell"][axis] for r in chosen], dtype=float)
-    curves: dict[str, list] = {"measured gap": [max(r["result"]["gap"], np.nan) for r in chosen]}
+    gaps = np.array([r["result"]["gap"] for r in chosen], dtype=float)
+    curves = {"measured gap": (gaps, np.zeros(len(chosen), dtype=bool))}
     for method in METHODS:
-        curves[method] = [r["result"]["bounds"].get(method, {}).get("gap_bound", np.nan) for r in chosen]
+        got = [r["result"]["bounds"].get(method, {}) for r in chosen]
+        curves[method] = (np.array([b.get("gap_bound", np.nan) for b in got], dtype=float),
+                          np.array([bool(b.get("vacuous", False)) for b in got]))
     return xs, curves
 
 
 def figure(records: list[dict[str, Any]], model: str, axis: str, fixed: dict[str, int], stem: Path) -> list[Path]:
-    """The measured gap and every bound on the gap against ``axis`` (log axes); vacuous points hollow."""
+    """The measured gap and every bound on the gap against ``axis`` (log axes); vacuous points hollow,
+    gaps ≤ 0 (not drawable on a log axis) counted in the legend."""
     xs, curves = _curves(records, model, axis, fixed)
     fig, ax = new_figure(width=6.4, height=4.2)
-    for i, (label, ys) in enumerate(curves.items()):
-        y = np.array(ys, dtype=float)
-        y = np.where(y > 0, y, np.nan)
-        style = {"color": "black", "lw": 2} if label == "measured gap" else {"color": f"C{i}"}
-        ax.plot(xs, y, marker="o", ms=4, label=label, **style)
+    for i, (label, (ys, vacuous)) in enumerate(curves.items()):
+        y = np.where(ys > 0, ys, np.nan)
+        if label == "measured gap":
+            hidden = int(np.sum(ys <= 0))
+            ax.plot(xs, y, marker="o", ms=4, color="black", lw=2,
+                    label=label + (f" ({hidden} value(s) ≤ 0 not shown)" if hidden else ""))
+            continue
+        ax.plot(xs, y, marker="o", ms=4, color=f"C{i}", label=label)
+        ax.plot(xs, np.where(vacuous, y, np.nan), linestyle="none", marker="o", ms=4, color=f"C{i}", markerfacecolor="white")
+    ax.plot([], [], linestyle="none", marker="o", ms=4, color="0.3", markerfacecolor="white", label="hollow: vacuous")
     ax.set_yscale("log")
     if axis == "samples":
         ax.set_xscale("log")
@@ -150,6 +161,8 @@ def figure(records: list[dict[str, Any]], model: str, axis: str, fixed: dict[str
     ax.set_ylabel("gap (expected − training loss)")
     ax.set_title(f"{model}: measured gap and bounds ({', '.join(f'{k}={v}' for k, v in fixed.items())})")
     ax.legend(fontsize=7)
+    fig.text(0.01, 0.005, "all but the covering bound are for the loss clipped at b; the measured gap is unclipped "
+             "(a model that blows up on rare inputs can exceed them)", fontsize=6, color="0.3")
     return save_figure(fig, stem)
 
 
