@@ -131,8 +131,9 @@ def _solve(problem: PEPProblem, rows, tolerance: float, trace_bonus: float = 0.0
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # an inaccurate solution is recorded as the status
+            # ignore_dpp: the problem has no cvxpy Parameters, so DPP's compilation would only cost time
             sdp.solve(solver=cp.CLARABEL, tol_gap_abs=tolerance, tol_gap_rel=tolerance, tol_feas=FEASIBILITY_FACTOR * tolerance,
-                      **CLARABEL_SETTINGS)
+                      ignore_dpp=True, **CLARABEL_SETTINGS)
     except cp.SolverError as exc:
         return _Solution(f"solver_error: {exc}", float("nan"), float("nan"), None, tolerance)
     lam = constraints[0].dual_value
