@@ -96,3 +96,15 @@ def test_identification_iteration_and_tail_rate():
     errors = 0.5 ** np.arange(30)
     assert tail_rate(errors, 3, 1e-300) == pytest.approx(0.5)
     assert tail_rate(errors, 28, 1e-300) is None
+
+
+def test_generalization_summary_prefers_certified_bounds():
+    from unfoldtheory.report.generalization import _tightest
+
+    certified = ("PAC-Bayes (data-free prior)", {"expected": 0.8, "ratio_test": 7.5})
+    split = ("PAC-Bayes (split prior)", {"expected": 0.3, "ratio_test": 2.9})
+    both = _tightest({True: certified, False: split})
+    assert both.startswith("tightest certified non-vacuous bound: PAC-Bayes (data-free prior)") and "not certified (†)" in both
+    assert "not certified" not in _tightest({True: split[:1] + ({"expected": 0.3, "ratio_test": 2.9},), False: certified})
+    assert _tightest({False: split}).startswith("no certified bound is non-vacuous")
+    assert _tightest({}) == "every bound is vacuous."
