@@ -80,3 +80,11 @@ def test_best_refines_the_sequential_multipliers_and_rejects_bad_starts():
         first_order_bound(spec, start_multipliers=np.zeros(80))
     with pytest.raises(ValueError, match="time_budget"):
         first_order_bound(spec, time_budget=0)
+
+
+def test_a_spent_time_budget_is_the_stated_reason():
+    p = SparseRecovery(8, 14, 0.2, seed=1)
+    spec = ista_spec(p.A, p.lam, 4)
+    for bound in (sequential_bound(spec, time_budget=1e-9), first_order_bound(spec, time_budget=1e-9)):
+        assert not bound.certified and bound.value == np.inf
+        assert "time budget" in bound.details["check"]

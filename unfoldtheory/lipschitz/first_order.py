@@ -41,7 +41,9 @@ def first_order_bound(spec: NetworkSpec, *, max_iterations: int = 200, time_budg
     ``start_multipliers`` (one per neuron, > 0) replaces the sequential search as the starting point,
     e.g. the certificate of a :func:`~.sequential.sequential_bound` already computed.
     ``max_iterations`` caps the L-BFGS iterations over the whole temperature schedule (scaled to it);
-    ``time_budget`` (seconds) stops the search early, keeping the best multipliers found so far.
+    ``time_budget`` (seconds) covers the whole search: a third at most for the sequential start (when
+    ``start_multipliers`` is not given), the rest for L-BFGS, which stops early keeping the best
+    multipliers found so far.
     """
     if not isinstance(spec, NetworkSpec):
         raise TypeError(f"first_order_bound takes a NetworkSpec, got {type(spec).__name__}")
@@ -52,7 +54,8 @@ def first_order_bound(spec: NetworkSpec, *, max_iterations: int = 200, time_budg
     sizes = [layer.V.shape[0] for layer in layers]
     splits = np.cumsum(sizes)[:-1]
     if start_multipliers is None:
-        rho0, lams0, search = sequential_search(layers, C)
+        # the start gets a third of the budget (as in upper_bound's "best"), the refinement the rest
+        rho0, lams0, search = sequential_search(layers, C, time_budget=time_budget / 3)
     else:
         start_multipliers = as_finite_array(start_multipliers, "start_multipliers", shape=(sum(sizes),))
         if np.any(start_multipliers <= 0):
@@ -61,7 +64,8 @@ def first_order_bound(spec: NetworkSpec, *, max_iterations: int = 200, time_budg
         rho0 = schur_rho_gradient(layers, C, lams0)[1]
     if lams0 is None or not np.isfinite(rho0):
         return Bound(np.inf, "upper", QUANTITY, "first-order", False, None, time.perf_counter() - start,
-                     {"check": "no starting multipliers kept every Schur complement negative definite"})
+                     {**search, "check": search.get("stopped", "no starting multipliers kept every Schur complement "
+                                                             "negative definite")})
     best = {"rho": rho0, "log": np.log(np.concatenate(lams0))}
     evaluations = [0]
 

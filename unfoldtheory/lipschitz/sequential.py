@@ -68,8 +68,8 @@ def sequential_search(layers: list[ChainLayer], C: np.ndarray, sweeps: int = 3,
 
     ``sweeps`` rounds on the grid ±{2, 1, ½, ¼}, after raising the factors until the read-out term
     ``CᵀC`` is dominated: first c_1 alone, which scales every later multiplier when the layers are
-    coupled, then (uncoupled layers, W ≈ 0) all of them. The coordinate search stops once
-    ``time_budget`` seconds have passed, keeping the best factors found.
+    coupled, then (uncoupled layers, W ≈ 0) all of them. Both stop once ``time_budget`` seconds have
+    passed, keeping the best factors found (none, if no feasible scale was found by then).
     """
     start = time.perf_counter()
     K = len(layers)
@@ -80,7 +80,7 @@ def sequential_search(layers: list[ChainLayer], C: np.ndarray, sweeps: int = 3,
         if raise_all and not np.isfinite(best):
             logs = np.zeros(K)  # c_1 alone did not help: start again from 1 and raise every factor
         for _ in range(60):
-            if np.isfinite(best):
+            if np.isfinite(best) or time.perf_counter() - start > time_budget:
                 break
             if raise_all:
                 logs += np.log(4.0)
@@ -88,6 +88,9 @@ def sequential_search(layers: list[ChainLayer], C: np.ndarray, sweeps: int = 3,
                 logs[0] += np.log(4.0)
             best, lams = _rho_of(layers, C, logs)
             evaluations += 1
+    if not np.isfinite(best) and time.perf_counter() - start > time_budget:
+        return best, None, {"search_rho": best, "evaluations": evaluations, "factors": np.exp(logs),
+                            "stopped": f"time budget of {time_budget} s reached before a feasible scale was found"}
     for _ in range(sweeps):
         for delta in (2.0, 1.0, 0.5, 0.25):
             for k in range(K):
@@ -114,5 +117,5 @@ def sequential_bound(spec: NetworkSpec, sweeps: int = 3, time_budget: float = np
     best, lams, details = sequential_search(layers, C, sweeps, time_budget)
     if lams is None or not np.isfinite(best):
         return Bound(np.inf, "upper", QUANTITY, "sequential", False, None, time.perf_counter() - start,
-                     {**details, "check": "no multipliers kept every Schur complement negative definite"})
+                     {**details, "check": details.get("stopped", "no multipliers kept every Schur complement negative definite")})
     return bound_from_multipliers(quadratic_form(spec), np.concatenate(lams), "sequential", start, details)
