@@ -115,7 +115,9 @@ def certify_multipliers(form: QuadraticForm, lam: np.ndarray) -> MultiplierCheck
     result = _shifted_check(form, blocks, scaled[0].diagonal(), scaled[1], s_y**2 * rho_estimate)
     if not result.ok:
         return result
-    rho_c = result.rho / s_y**2  # exact: a power of two
+    rho_c = result.rho / s_y**2  # exact division by a power of two, unless the quotient is subnormal:
+    if 0.0 < rho_c < TINY:  # then it may have been rounded down, so step up by one unit
+        rho_c = float(np.nextafter(rho_c, np.inf))
     bound = float(np.nextafter(np.sqrt(rho_c), np.inf))
     return MultiplierCheck(True, rho_c, bound, result.reason, result.margin / s_y**2)
 
