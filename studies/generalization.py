@@ -51,7 +51,7 @@ import torch
 
 from unfoldtheory import unfold
 from unfoldtheory.diagnostics import atomic_write_json, markdown_table, new_figure, save_figure, save_table
-from unfoldtheory.generalization.suite import METHODS, bound_row, generalization_bounds
+from unfoldtheory.generalization.suite import METHODS, bound_rows, generalization_bounds
 from unfoldtheory.problems import SparseRecovery
 from unfoldtheory.sweep import ResultStore, executor_for, run_sweep
 from unfoldtheory.train import fit
@@ -102,11 +102,9 @@ def table_rows(records: list[dict[str, Any]]) -> list[list[Any]]:
     rows = []
     for rec in sorted(records, key=lambda r: (r["cell"]["model"], r["cell"]["depth"], r["cell"]["samples"])):
         c, res = rec["cell"], rec["result"]
-        for method in METHODS:
-            r = bound_row(res, method)
-            if r is not None:
-                rows.append([c["model"], c["samples"], c["depth"], method, r["gap_bound"], r["measured"], r["ratio_gap"],
-                             r["expected"], r["test"], r["clipped"], r["ratio_test"], r["vacuous"], r["below_test"]])
+        for method, r in bound_rows(res):
+            rows.append([c["model"], c["samples"], c["depth"], method, r["gap_bound"], r["measured"], r["ratio_gap"],
+                         r["expected"], r["test"], r["clipped"], r["ratio_test"], r["vacuous"], r["below_test"]])
     return rows
 
 
@@ -116,11 +114,9 @@ def headline_rows(records: list[dict[str, Any]], samples: int, depth: int) -> li
         c, res = rec["cell"], rec["result"]
         if c["samples"] != samples or c["depth"] != depth or c["model"] not in ("ALISTA", "UnfoldedISTA"):
             continue
-        for method in METHODS:
-            r = bound_row(res, method)
-            if r is not None:
-                rows.append([c["model"], res["train_loss"], r["test"], r["clipped"], method, r["expected"], r["ratio_test"],
-                             r["vacuous"], r["below_test"], r["certified"]])
+        for method, r in bound_rows(res):
+            rows.append([c["model"], res["train_loss"], r["test"], r["clipped"], method, r["expected"], r["ratio_test"],
+                         r["vacuous"], r["below_test"], r["certified"]])
     return rows
 
 

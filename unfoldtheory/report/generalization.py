@@ -104,9 +104,9 @@ def run(config: ReportConfig, out: Path, progress: bool | None = None) -> Sectio
         "loss plus the gap bound. The norm-based and PAC-Bayes bounds are for the loss clipped at b (the smallest power "
         "of two above the largest training loss, chosen on a grid that every bound pays for), and the PAC-Bayes bounds "
         "are about the Gibbs predictor around the model; *compared loss* is the held-out value of the quantity each "
-        "bound covers, and *test loss* the model's own. Vacuous: the bound reaches the trivial value (the loss range); "
-        "marks: † not certified (the split prior is trained on a disjoint part of the sample by this section, which the "
-        "bound itself cannot check).",
+        "bound covers, and *test loss* the model's own. Vacuous: the bound reaches the trivial value (the loss range). "
+        "The split-prior bound is listed as not certified (†): its prior is trained on a disjoint part of the sample by "
+        "this section, which the bound itself cannot check.",
         "",
         *lines,
         "",
