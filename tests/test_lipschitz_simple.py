@@ -186,3 +186,22 @@ def test_readout_of_the_input_is_embedded():
     a, p = averaged_bound(spec), product_bound(spec)
     assert a.details["input_injection_embedded"]
     assert exact <= a.value * (1 + REL) and exact <= p.value * (1 + REL)
+
+
+def test_averaged_time_budget_stops_with_an_uncertified_bound_that_says_why():
+    rng = np.random.default_rng(0)
+    A = rng.standard_normal((10, 20))
+    spec = ista_spec(A / np.linalg.norm(A, axis=0), 0.1, 12)
+    full = averaged_bound(spec)
+    assert full.certified and np.isfinite(full.value)
+    stopped = averaged_bound(spec, time_budget=1e-9)
+    assert not stopped.certified and stopped.value == np.inf
+    assert "time budget" in stopped.details["reason"]
+    assert averaged_bound(spec, time_budget=60.0).value == full.value
+
+
+@pytest.mark.parametrize("budget", [0.0, -1.0, float("nan"), "fast", True])
+def test_averaged_rejects_a_bad_time_budget(budget):
+    spec = ista_spec(np.eye(3), 0.1, 2)
+    with pytest.raises(ValueError, match="time_budget"):
+        averaged_bound(spec, time_budget=budget)

@@ -57,3 +57,16 @@ def finite_float(x: Any, what: str, *, low: float | None = None, high: float | N
     if high is not None and (val > high or (high_open and val == high)):
         raise ValueError(f"{what} must be {'<' if high_open else '<='} {high}, got {val}")
     return val
+
+
+def time_budget_seconds(x: Any, what: str = "time_budget") -> float:
+    """A time budget in seconds: a number > 0, ``inf`` meaning none."""
+    if isinstance(x, bool):
+        raise ValueError(f"{what} must be a number of seconds, got {x!r}")
+    try:
+        val = float(x)
+    except (TypeError, ValueError):
+        raise ValueError(f"{what} must be a number of seconds, got {x!r}") from None
+    if not val > 0:  # also rejects nan
+        raise ValueError(f"{what} must be > 0 seconds (inf for none), got {val}")
+    return val

@@ -67,6 +67,7 @@ import numpy as np
 from unfoldtheory.lipschitz.norms import abs_norm_upper, gamma_bound, spectral_norm_upper, up_add, up_mul
 from unfoldtheory.results import Bound
 from unfoldtheory.spec import NetworkSpec
+from unfoldtheory.validation import time_budget_seconds
 
 QUANTITY = "Lipschitz constant of the input-output map (l2)"
 METHOD = "averaged (Combettes–Pesquet)"
@@ -128,8 +129,13 @@ def chain_matrices(spec: NetworkSpec) -> tuple[list[np.ndarray], bool]:
     return mats, True
 
 
-def partial_product_norms(mats: list[np.ndarray]) -> list[list[float]]:
-    """Rigorous upper bounds ``n[k][j] ≥ ‖W_k⋯W_{j+1}‖₂`` for ``0 ≤ j < k ≤ m`` (1-based ``k``)."""
+class OutOfTime(Exception):
+    """The ``O(m²)`` partial products did not finish within the time budget."""
+
+
+def partial_product_norms(mats: list[np.ndarray], deadline: float = math.inf) -> list[list[float]]:
+    """Rigorous upper bounds ``n[k][j] ≥ ‖W_k⋯W_{j+1}‖₂`` for ``0 ≤ j < k ≤ m`` (1-based ``k``); raises
+    :class:`OutOfTime` once ``time.perf_counter()`` passes ``deadline``."""
     m = len(mats)
     single = [spectral_norm_upper(w) for w in mats]
     absn = [abs_norm_upper(w) for w in mats]
@@ -140,6 +146,8 @@ def partial_product_norms(mats: list[np.ndarray]) -> list[list[float]]:
         P = mats[k - 1]
         err = 0.0  # an upper bound on ‖P̂ − P‖₂
         for j in range(k - 2, -1, -1):
+            if time.perf_counter() > deadline:
+                raise OutOfTime
             W = mats[j]  # W_{j+1}
             inner = P.shape[1]
             rounding = up_mul(up_mul(gamma_bound(inner), abs_norm_upper(P)), absn[j])
@@ -151,16 +159,26 @@ def partial_product_norms(mats: list[np.ndarray]) -> list[list[float]]:
     return norms
 
 
-def averaged_bound(spec: NetworkSpec) -> Bound:
+def averaged_bound(spec: NetworkSpec, time_budget: float = math.inf) -> Bound:
     """The Combettes–Pesquet bound ``θ_m / 2^{m−1}`` (module docstring), certified in float64.
 
     ``certificate`` is ``{"theta": θ_m, "m": m}``; ``details`` records whether input injection
-    was embedded and the per-depth values ``θ_k / 2^{k−1}``.
+    was embedded and the per-depth values ``θ_k / 2^{k−1}``. Its ``O(m²)`` spectral norms of wide
+    products are the cost on deep wide networks: after ``time_budget`` seconds it stops and returns
+    an uncertified ``inf`` that says so.
     """
+    time_budget = time_budget_seconds(time_budget)
     start = time.perf_counter()
     mats, injected = chain_matrices(spec)
     m = len(mats)
-    norms = partial_product_norms(mats)
+    try:
+        norms = partial_product_norms(mats, deadline=start + time_budget)
+    except OutOfTime:
+        return Bound(math.inf, "upper", QUANTITY, METHOD, certified=False, certificate=None,
+                     seconds=time.perf_counter() - start,
+                     details={"input_injection_embedded": injected, "layers_in_chain": m,
+                              "reason": f"time budget of {time_budget} s reached before the {m * (m - 1) // 2} partial "
+                                        "products were bounded"})
     theta = [1.0]
     for k in range(1, m + 1):
         total = 0.0

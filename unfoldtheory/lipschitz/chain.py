@@ -23,7 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import linalg
+from scipy.linalg import lapack
 
 from unfoldtheory.lipschitz.quadratic_form import eliminate_linear_states
 from unfoldtheory.spec import NetworkSpec
@@ -66,26 +66,52 @@ def initial_state(layers: list[ChainLayer]) -> State:
     return np.zeros((m, m)), None, None
 
 
+def cholesky_lower(matrix: np.ndarray) -> np.ndarray | None:
+    """Lower Cholesky factor of a symmetric positive definite matrix (LAPACK ``potrf`` called directly:
+    these small factorisations run thousands of times per search); None if it is not positive definite."""
+    factor, info = lapack.dpotrf(matrix, lower=1, clean=1)
+    return factor if info == 0 else None
+
+
+def forward_solve(chol: np.ndarray, rhs: np.ndarray) -> np.ndarray:
+    """``L⁻¹ rhs`` for a lower-triangular ``L`` (LAPACK ``trtrs``)."""
+    solution, info = lapack.dtrtrs(chol, rhs, lower=1)
+    if info != 0:  # only a singular L (a zero pivot) or bad arguments; potrf never returns one
+        raise ValueError(f"triangular solve failed (LAPACK info {info})")
+    return solution
+
+
+def _solve_chol(chol: np.ndarray, rhs: np.ndarray) -> np.ndarray:
+    """``(L Lᵀ)⁻¹ rhs`` (LAPACK ``potrs``)."""
+    solution, info = lapack.dpotrs(chol, rhs, lower=1)
+    if info != 0:
+        raise ValueError(f"Cholesky solve failed (LAPACK info {info})")
+    return solution
+
+
 def step(state: State, layer: ChainLayer, lam: np.ndarray, C: np.ndarray | None) -> tuple[State, Eliminated | None] | None:
     """Add layer k's terms (and ``CᵀC`` on x_k when given) and eliminate x_{k−1}; None if its block is
-    not negative definite."""
+    not negative definite. The ``αβ`` terms vanish for the slope intervals ``[0, β]`` of soft-thresholding
+    and ReLU, and are then skipped."""
     Tyy, Tyx, Txx = state
     a, b = layer.alpha, layer.beta
     V, W = layer.V, layer.W
-    Kyy = Tyy - a * b * V.T @ (lam[:, None] * V)
+    ab = a * b
+    Kyy = Tyy - ab * V.T @ (lam[:, None] * V) if ab else Tyy
     Kky = 0.5 * (a + b) * lam[:, None] * V
-    Kkk = -np.diag(lam) + (C.T @ C if C is not None else 0.0)
+    Kkk = C.T @ C if C is not None else np.zeros((lam.size, lam.size))
+    Kkk.flat[:: lam.size + 1] -= lam  # the diagonal
     if Txx is None or W is None:
         return (Kyy, Kky.T, Kkk), None
-    Kyx = Tyx - a * b * V.T @ (lam[:, None] * W)
-    Kxx = Txx - a * b * W.T @ (lam[:, None] * W)
+    Kyx = Tyx - ab * V.T @ (lam[:, None] * W) if ab else Tyx
+    Kxx = Txx - ab * W.T @ (lam[:, None] * W) if ab else Txx
     Kkx = 0.5 * (a + b) * lam[:, None] * W
-    try:
-        chol = linalg.cholesky(-Kxx, lower=True, check_finite=False)
-    except linalg.LinAlgError:
+    chol = cholesky_lower(-Kxx)
+    if chol is None:
         return None
-    Py = linalg.solve_triangular(chol, Kyx.T, lower=True, check_finite=False)  # K_·x (−Kxx)⁻¹ K_x· = Pᵀ P
-    Pk = linalg.solve_triangular(chol, Kkx.T, lower=True, check_finite=False)
+    m = Kyx.shape[0]
+    P = forward_solve(chol, np.hstack([Kyx.T, Kkx.T]))  # K_·x (−Kxx)⁻¹ K_x· = Pᵀ P
+    Py, Pk = P[:, :m], P[:, m:]
     return (Kyy + Py.T @ Py, Kky.T + Py.T @ Pk, Kkk + Pk.T @ Pk), (chol, Kyx, Kkx)
 
 
@@ -100,11 +126,10 @@ def _eliminate_all(layers: list[ChainLayer], C: np.ndarray, lams: list[np.ndarra
         state, elim = result
         eliminated.append(elim)
     Tyy, Tyx, Txx = state
-    try:
-        chol = linalg.cholesky(-Txx, lower=True, check_finite=False)
-    except linalg.LinAlgError:
+    chol = cholesky_lower(-Txx)
+    if chol is None:
         return None
-    P = linalg.solve_triangular(chol, Tyx.T, lower=True, check_finite=False)
+    P = forward_solve(chol, Tyx.T)
     S = Tyy + P.T @ P
     return 0.5 * (S + S.T), chol, Tyx, eliminated
 
@@ -113,11 +138,7 @@ def schur_rho(layers: list[ChainLayer], C: np.ndarray, lams: list[np.ndarray]) -
     """Smallest ρ with ``M(ρ, λ) ⪯ 0`` by eliminating x_1 … x_K in turn; ``inf`` if a state block is not
     negative definite. Floating point, not a certificate: :func:`certify_multipliers` certifies."""
     result = _eliminate_all(layers, C, lams)
-    return np.inf if result is None else float(linalg.eigvalsh(result[0])[-1])
-
-
-def _solve_chol(chol: np.ndarray, rhs: np.ndarray) -> np.ndarray:
-    return linalg.cho_solve((chol, True), rhs, check_finite=False)
+    return np.inf if result is None else float(np.linalg.eigvalsh(result[0])[-1])
 
 
 def schur_rho_gradient(layers: list[ChainLayer], C: np.ndarray, lams: list[np.ndarray],
@@ -128,7 +149,7 @@ def schur_rho_gradient(layers: list[ChainLayer], C: np.ndarray, lams: list[np.nd
     if result is None:
         return np.inf, np.inf, None
     S, chol, Tyx, eliminated = result
-    mu, U = linalg.eigh(S, check_finite=False)
+    mu, U = np.linalg.eigh(S)
     if temperature > 0:
         weights = np.exp((mu - mu[-1]) / temperature)
         value = float(mu[-1] + temperature * np.log(weights.sum()))

@@ -35,7 +35,7 @@ LOG_RANGE = 30.0
 
 
 def first_order_bound(spec: NetworkSpec, *, max_iterations: int = 200, time_budget: float = 60.0,
-                      start_multipliers: np.ndarray | None = None) -> Bound:
+                      start_multipliers: np.ndarray | None = None, check_start: bool = True) -> Bound:
     """Certified upper bound from per-neuron multipliers minimising ``ρ(λ)`` (module docstring).
 
     ``start_multipliers`` (one per neuron, > 0) replaces the sequential search as the starting point,
@@ -43,7 +43,8 @@ def first_order_bound(spec: NetworkSpec, *, max_iterations: int = 200, time_budg
     ``max_iterations`` caps the L-BFGS iterations over the whole temperature schedule (scaled to it);
     ``time_budget`` (seconds) covers the whole search: a third at most for the sequential start (when
     ``start_multipliers`` is not given), the rest for L-BFGS, which stops early keeping the best
-    multipliers found so far.
+    multipliers found so far. The starting multipliers are certified too (and returned if they prove
+    less) unless ``check_start=False``, for a caller that has certified them already.
     """
     if not isinstance(spec, NetworkSpec):
         raise TypeError(f"first_order_bound takes a NetworkSpec, got {type(spec).__name__}")
@@ -55,7 +56,7 @@ def first_order_bound(spec: NetworkSpec, *, max_iterations: int = 200, time_budg
     splits = np.cumsum(sizes)[:-1]
     if start_multipliers is None:
         # the start gets a third of the budget (as in upper_bound's "best"), the refinement the rest
-        rho0, lams0, search = sequential_search(layers, C, time_budget=time_budget / 3)
+        rho0, lams0, search = sequential_search(layers, C, sweeps=1, time_budget=time_budget / 3)
     else:
         start_multipliers = as_finite_array(start_multipliers, "start_multipliers", shape=(sum(sizes),))
         if np.any(start_multipliers <= 0):
@@ -103,6 +104,8 @@ def first_order_bound(spec: NetworkSpec, *, max_iterations: int = 200, time_budg
                "stopped": stopped or "schedule completed"}
     form = quadratic_form(spec)
     refined = bound_from_multipliers(form, np.exp(best["log"]), "first-order", start, details)
+    if not check_start:
+        return refined
     # The start is checked too: the search's floating ρ can hide a large rounding margin (e.g. huge
     # multipliers), and a refinement must never certify less than its starting point.
     started = bound_from_multipliers(form, np.concatenate(lams0), "first-order", start,

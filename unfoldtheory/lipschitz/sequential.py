@@ -20,13 +20,13 @@ from __future__ import annotations
 import time
 
 import numpy as np
-from scipy import linalg
 
 from unfoldtheory.lipschitz.certificate import QUANTITY, bound_from_multipliers
-from unfoldtheory.lipschitz.chain import ChainLayer, chain_layers, initial_state, schur_rho, step
+from unfoldtheory.lipschitz.chain import ChainLayer, chain_layers, cholesky_lower, forward_solve, initial_state, schur_rho, step
 from unfoldtheory.lipschitz.quadratic_form import quadratic_form
 from unfoldtheory.results import Bound
 from unfoldtheory.spec import NetworkSpec
+from unfoldtheory.validation import positive_int, time_budget_seconds
 
 
 def sequential_multipliers(layers: list[ChainLayer], C: np.ndarray, factors: np.ndarray) -> list[np.ndarray] | None:
@@ -38,11 +38,10 @@ def sequential_multipliers(layers: list[ChainLayer], C: np.ndarray, factors: np.
         Txx = state[2]
         base = 1.0
         if Txx is not None and layer.W is not None:
-            try:
-                chol = linalg.cholesky(-Txx, lower=True, check_finite=False)
-            except linalg.LinAlgError:
+            chol = cholesky_lower(-Txx)
+            if chol is None:
                 return None
-            Q = linalg.solve_triangular(chol, layer.W.T, lower=True, check_finite=False)  # W (−Txx)⁻¹ Wᵀ = QᵀQ
+            Q = forward_solve(chol, layer.W.T)  # W (−Txx)⁻¹ Wᵀ = QᵀQ
             top = float(np.linalg.eigvalsh(Q.T @ Q)[-1]) * layer.beta**2
             # a (numerically) zero W puts no constraint on λ_k: it then takes the scale of the state block so
             # far, and the search tunes it. Both sides of the test scale alike with the multipliers (an
@@ -112,6 +111,8 @@ def sequential_bound(spec: NetworkSpec, sweeps: int = 3, time_budget: float = np
     ``time_budget`` seconds with the best multipliers found."""
     if not isinstance(spec, NetworkSpec):
         raise TypeError(f"sequential_bound takes a NetworkSpec, got {type(spec).__name__}")
+    positive_int(sweeps, "sweeps")
+    time_budget = time_budget_seconds(time_budget)
     start = time.perf_counter()
     layers, C = chain_layers(spec)
     best, lams, details = sequential_search(layers, C, sweeps, time_budget)
