@@ -17,9 +17,12 @@ import time
 import warnings
 
 import numpy as np
+from scipy import sparse
 
 from unfoldtheory.lipschitz.certificate import QUANTITY, bound_from_multipliers
+from unfoldtheory.lipschitz.product import product_bound
 from unfoldtheory.lipschitz.quadratic_form import quadratic_form
+from unfoldtheory.lipschitz.sequential import sequential_bound
 from unfoldtheory.results import Bound
 from unfoldtheory.spec import NetworkSpec
 
@@ -46,16 +49,22 @@ def sdp_bound(spec: NetworkSpec, solver: str = "SCS", max_size: int = 1500) -> B
                          "would be too large or too slow (raise max_size to try anyway)")
     # scale so that the data are O(1): L(c·f) = c·L(f); ρ scales by c²
     scale = max(float(abs(form.CtC).sum(axis=1).max()), 1e-300)  # ‖CᵀC‖_∞ ≥ ‖CᵀC‖₂
+    # and the input by a congruence T = diag(σ I_y, I): TᵀMT ⪯ 0 ⟺ M ⪯ 0 with the same multipliers and
+    # ρ̃ = σ²ρ, σ = 1/(a cheap upper bound on L), so that ρ̃ is O(1) and the solver's absolute tolerances and
+    # the strictness margin below stay small against it (they swamp ρ when the map is tiny, e.g. L ≈ 1e-5)
+    sigma = _input_scale(spec, scale)
+    T = sparse.diags(np.concatenate([np.full(form.m, sigma), np.ones(form.size - form.m)]))
+    Fa, Fb, CtC = form.Fa @ T, form.Fb @ T, T @ form.CtC @ T
     lam = cp.Variable(form.num_multipliers, nonneg=True)
     rho = cp.Variable(nonneg=True)
     weights = np.zeros((form.Fa.shape[0], form.num_multipliers))
     for g, rows in enumerate(form.groups):
         weights[rows, g] = 1.0
     w = weights @ lam
-    S = form.Fa.T @ cp.diag(w) @ form.Fb
+    S = Fa.T @ cp.diag(w) @ Fb
     Ein = np.zeros((form.size, form.size))
     Ein[: form.m, : form.m] = np.eye(form.m)
-    M = form.CtC / scale + 0.5 * (S + S.T) - rho * Ein
+    M = CtC / scale + 0.5 * (S + S.T) - rho * Ein
     # strict feasibility in the state block (Z ⪯ −δI) so that the check's Schur complement exists;
     # it costs O(δ) in ρ, and only the checked value is reported anyway
     strict = STRICTNESS * (np.eye(form.size) - Ein)
@@ -70,9 +79,23 @@ def sdp_bound(spec: NetworkSpec, solver: str = "SCS", max_size: int = 1500) -> B
     if lam.value is None:
         return _failed(f"{solver} returned status {problem.status!r} and no multipliers", start, solver)
     multipliers = np.maximum(np.asarray(lam.value, dtype=float), 0.0) * scale
-    solver_rho = float(rho.value) * scale if rho.value is not None else None
+    solver_rho = float(rho.value) * scale / sigma**2 if rho.value is not None else None
     return bound_from_multipliers(form, multipliers, "lipsdp-neuron", start,
                                   {"solver": solver, "status": problem.status, "solver_rho": solver_rho})
+
+
+def _input_scale(spec: NetworkSpec, scale: float) -> float:
+    """``σ`` = 1 / (the smaller of the product and sequential bounds) in the units where ``‖CᵀC‖`` is 1, as a
+    power of two (exact scaling); 1 if neither is finite and positive."""
+    estimates = [product_bound(spec).value]
+    try:
+        estimates.append(sequential_bound(spec, sweeps=1).value)
+    except ValueError:  # not a chain with input injection
+        pass
+    estimate = min(estimates) / np.sqrt(scale)
+    if not (np.isfinite(estimate) and estimate > 0):
+        return 1.0
+    return float(np.ldexp(1.0, int(np.clip(-np.round(np.log2(estimate)), -300, 300))))
 
 
 def _failed(reason: str, start: float, solver: str) -> Bound:
