@@ -9,7 +9,8 @@
   ``"best"`` (the tightest certified one of those that apply within a time budget).
 * :func:`lower_bound` — a witness pair ``(y₁, y₂)`` whose ratio is re-evaluated from the spec.
 * :func:`activation_agnostic` — for tiny nets, ``max ‖J(D)‖`` over the slope box's vertices:
-  what any method that only uses the slope restrictions can at best certify.
+  what any method that only uses the slope restrictions can at best certify; for larger nets
+  :func:`agnostic_floor` climbs to a pattern whose ``‖J(D)‖`` such methods cannot go below.
 
 Every function takes a :class:`~unfoldtheory.spec.NetworkSpec` and returns a
 :class:`~unfoldtheory.results.Bound`.
@@ -21,7 +22,7 @@ import time
 
 import numpy as np
 
-from unfoldtheory.lipschitz.agnostic import activation_agnostic
+from unfoldtheory.lipschitz.agnostic import activation_agnostic, agnostic_floor
 from unfoldtheory.lipschitz.averaged import averaged_bound
 from unfoldtheory.lipschitz.first_order import first_order_bound
 from unfoldtheory.lipschitz.lower import lower_bound
@@ -37,7 +38,8 @@ SMALL_SDP = 64
 
 METHODS = ("product", "averaged", "sequential", "first-order", "sdp", "best")
 
-__all__ = ["METHODS", "activation_agnostic", "averaged_bound", "first_order_bound", "lower_bound", "product_bound", "sdp_bound",
+__all__ = ["METHODS", "activation_agnostic", "agnostic_floor", "averaged_bound", "first_order_bound", "lower_bound",
+           "product_bound", "sdp_bound",
            "sequential_bound", "upper_bound"]
 
 
