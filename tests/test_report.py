@@ -39,6 +39,7 @@ def test_run_report_writes_everything(tmp_path):
         assert [d["depth"] for d in lip[name]] == [1, 2, 3]
         for d in lip[name]:
             assert d["upper"]["certified"] and d["lower"]["value"] <= d["upper"]["value"]
+            assert d["floor"]["certified"] and 0 < d["floor"]["value"] <= d["upper"]["value"]
     assert (tmp_path / "lipschitz_vs_depth.png").stat().st_size > 0 and "L ∈ [" in text
     conv = on_disk["sections"]["convergence"]
     for name in ("UnfoldedISTA", "ALISTA"):
