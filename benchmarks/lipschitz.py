@@ -8,7 +8,9 @@ certified afterwards, i.e. also the "plain cvxpy" anchor) where its matrix has a
 ``--sdp-max-size`` rows; ECLipsE-Fast from ``eclipse-nn`` on the feed-forward embedding (ISTA weights
 only: y carried by identity neurons, declared with slopes [0, 1] like the soft-thresholding neurons —
 valid, since slope 1 lies in [0, 1], and the way REFERENCES.md measured it; skipped if the package is
-not installed: ``pip install eclipse-nn``); the witness lower bound; and the ratio best/lower.
+not installed: ``pip install eclipse-nn``); the witness lower bound; the slope-only floor
+(``agnostic_floor``: no certificate that uses only the slope restrictions can go below it); and the
+ratios best/lower, best/floor and floor/lower.
 
 BLAS runs on one thread (``threadpoolctl``): the matrices are small, and two threads on two shared
 cores are slower.
@@ -27,6 +29,7 @@ from threadpoolctl import threadpool_limits
 from unfoldtheory.classical import ista_spec
 from unfoldtheory.diagnostics import markdown_table
 from unfoldtheory.lipschitz import (
+    agnostic_floor,
     averaged_bound,
     first_order_bound,
     lower_bound,
@@ -124,9 +127,14 @@ def main() -> None:
                              *((ecl[0], "n/a", ecl[1]) if ecl else ("—", "—", "eclipse-nn not installed"))])
             low, _, seconds = timed(lower_bound, spec, restarts=8, seed=args.seed)
             rows.append([label, net, "lower bound (witness pair)", low.value, low.certified, seconds])
+            floor, _, seconds = timed(agnostic_floor, spec, seed=args.seed)
+            rows.append([label, net, "slope-only floor (agnostic_floor)", floor.value, floor.certified, seconds])
             certified = [b.value for b, _ in results.values() if b.certified]
             if certified:
                 rows.append([label, net, "best certified / lower", min(certified) / low.value, "", ""])
+                rows.append([label, net, "best certified / floor (what a tighter slope-only method could gain)",
+                             min(certified) / floor.value, "", ""])
+                rows.append([label, net, "floor / lower (no slope-only method closes this)", floor.value / low.value, "", ""])
             if "sdp (LipSDP-Neuron, cvxpy/SCS)" in results and "best (default)" in results:
                 (sdp, t_sdp), (best, t_best) = results["sdp (LipSDP-Neuron, cvxpy/SCS)"], results["best (default)"]
                 if sdp.certified and best.certified:
