@@ -63,7 +63,7 @@ def first_order_bound(spec: NetworkSpec, *, max_iterations: int = 200, max_round
     splits = np.cumsum(sizes)[:-1]
     if start_multipliers is None:
         # the start gets a third of the budget (as in upper_bound's "best"), the refinement the rest
-        rho0, lams0, search = sequential_search(layers, C, sweeps=1, time_budget=time_budget / 3)
+        rho0, lams0, search = sequential_search(layers, C, time_budget=time_budget / 3)
     else:
         start_multipliers = as_finite_array(start_multipliers, "start_multipliers", shape=(sum(sizes),))
         if np.any(start_multipliers <= 0):
@@ -98,7 +98,7 @@ def first_order_bound(spec: NetworkSpec, *, max_iterations: int = 200, max_round
     x = best["log"].copy()
     box = list(zip(x - LOG_RANGE, x + LOG_RANGE, strict=True))  # keeps exp(log λ) finite
     stopped = None
-    scale = max(abs(rho0), 1e-12)
+    scale = max(abs(rho0), 1e-300)  # temperatures are relative to ρ, which may be tiny (a map with L ≈ 1e-12)
     rounds = 0
 
     def run(schedule: tuple[tuple[float, int], ...], x: np.ndarray, scale: float) -> None:
@@ -114,7 +114,7 @@ def first_order_bound(spec: NetworkSpec, *, max_iterations: int = 200, max_round
         while rounds < max_rounds:
             before = best["rho"]
             rounds += 1
-            run(SCHEDULE[1:], best["log"].copy(), max(abs(before), 1e-12))
+            run(SCHEDULE[1:], best["log"].copy(), max(abs(before), 1e-300))
             if before - best["rho"] <= ROUND_GAIN * abs(before):
                 break
     except OutOfTime:
