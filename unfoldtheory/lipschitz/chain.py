@@ -89,10 +89,12 @@ def _solve_chol(chol: np.ndarray, rhs: np.ndarray) -> np.ndarray:
     return solution
 
 
-def step(state: State, layer: ChainLayer, lam: np.ndarray, C: np.ndarray | None) -> tuple[State, Eliminated | None] | None:
+def step(state: State, layer: ChainLayer, lam: np.ndarray, C: np.ndarray | None,
+         state_factor: np.ndarray | None = None) -> tuple[State, Eliminated | None] | None:
     """Add layer k's terms (and ``CᵀC`` on x_k when given) and eliminate x_{k−1}; None if its block is
     not negative definite. The ``αβ`` terms vanish for the slope intervals ``[0, β]`` of soft-thresholding
-    and ReLU, and are then skipped."""
+    and ReLU, and are then skipped; the block to eliminate is then ``Txx`` itself, and a caller that has
+    already factored ``−Txx`` passes the factor as ``state_factor``."""
     Tyy, Tyx, Txx = state
     a, b = layer.alpha, layer.beta
     V, W = layer.V, layer.W
@@ -106,7 +108,7 @@ def step(state: State, layer: ChainLayer, lam: np.ndarray, C: np.ndarray | None)
     Kyx = Tyx - ab * V.T @ (lam[:, None] * W) if ab else Tyx
     Kxx = Txx - ab * W.T @ (lam[:, None] * W) if ab else Txx
     Kkx = 0.5 * (a + b) * lam[:, None] * W
-    chol = cholesky_lower(-Kxx)
+    chol = state_factor if (state_factor is not None and not ab) else cholesky_lower(-Kxx)
     if chol is None:
         return None
     m = Kyx.shape[0]

@@ -85,8 +85,8 @@ def sdp_bound(spec: NetworkSpec, solver: str = "SCS", max_size: int = 1500) -> B
 
 
 def _input_scale(spec: NetworkSpec, scale: float) -> float:
-    """``σ`` = 1 / (the smaller of the product and sequential bounds) in the units where ``‖CᵀC‖`` is 1, as a
-    power of two (exact scaling); 1 if neither is finite and positive."""
+    """``σ`` ≈ 1 / (the smaller of the product and sequential bounds) in the units where ``‖CᵀC‖`` is 1, a
+    power of two (exact scaling) within ``2^±20``; 1 if neither is finite and positive."""
     estimates = [product_bound(spec).value]
     try:
         estimates.append(sequential_bound(spec, sweeps=1).value)
@@ -95,7 +95,9 @@ def _input_scale(spec: NetworkSpec, scale: float) -> float:
     estimate = min(estimates) / np.sqrt(scale)
     if not (np.isfinite(estimate) and estimate > 0):
         return 1.0
-    return float(np.ldexp(1.0, int(np.clip(-np.round(np.log2(estimate)), -300, 300))))
+    # at most 2^±20: a map that is tiny only through a late layer (e.g. subnormal weights there) would
+    # otherwise blow up the input columns of the early ones
+    return float(np.ldexp(1.0, int(np.clip(-np.round(np.log2(estimate)), -20, 20))))
 
 
 def _failed(reason: str, start: float, solver: str) -> Bound:

@@ -37,6 +37,7 @@ def sequential_multipliers(layers: list[ChainLayer], C: np.ndarray, factors: np.
     for k, layer in enumerate(layers):
         Txx = state[2]
         base = 1.0
+        chol = None
         if Txx is not None and layer.W is not None:
             chol = cholesky_lower(-Txx)
             if chol is None:
@@ -49,7 +50,7 @@ def sequential_multipliers(layers: list[ChainLayer], C: np.ndarray, factors: np.
             state_scale = float(np.max(-np.diag(Txx)))  # > 0: −Txx is positive definite here
             base = 2.0 / top if top * state_scale > 1e-12 else state_scale
         lams.append(np.full(layer.V.shape[0], factors[k] * base))
-        result = step(state, layer, lams[-1], C if k == len(layers) - 1 else None)
+        result = step(state, layer, lams[-1], C if k == len(layers) - 1 else None, state_factor=chol)
         if result is None:
             return None
         state = result[0]
@@ -61,15 +62,17 @@ def _rho_of(layers: list[ChainLayer], C: np.ndarray, log_factors: np.ndarray) ->
     return (np.inf, None) if lams is None else (schur_rho(layers, C, lams), lams)
 
 
-def sequential_search(layers: list[ChainLayer], C: np.ndarray, sweeps: int = 3,
-                      time_budget: float = np.inf) -> tuple[float, list[np.ndarray] | None, dict]:
+def sequential_search(layers: list[ChainLayer], C: np.ndarray, sweeps: int = 3, time_budget: float = np.inf,
+                      feasibility_budget: float | None = None) -> tuple[float, list[np.ndarray] | None, dict]:
     """The coordinate search over ``log c_k`` (module docstring): ``(ρ, multipliers, details)``.
 
     ``sweeps`` rounds on the grid ±{2, 1, ½, ¼}, after raising the factors until the read-out term
     ``CᵀC`` is dominated: first c_1 alone, which scales every later multiplier when the layers are
-    coupled, then (uncoupled layers, W ≈ 0) all of them. Both stop once ``time_budget`` seconds have
-    passed, keeping the best factors found (none, if no feasible scale was found by then).
+    coupled, then (uncoupled layers, W ≈ 0) all of them. The sweeps stop once ``time_budget`` seconds
+    have passed, keeping the best factors found; the raising stops after ``feasibility_budget`` seconds
+    (default ``time_budget``), with no factors if no feasible scale was found by then.
     """
+    feasibility_budget = time_budget if feasibility_budget is None else feasibility_budget
     start = time.perf_counter()
     K = len(layers)
     logs = np.zeros(K)
@@ -79,7 +82,7 @@ def sequential_search(layers: list[ChainLayer], C: np.ndarray, sweeps: int = 3,
         if raise_all and not np.isfinite(best):
             logs = np.zeros(K)  # c_1 alone did not help: start again from 1 and raise every factor
         for _ in range(60):
-            if np.isfinite(best) or time.perf_counter() - start > time_budget:
+            if np.isfinite(best) or time.perf_counter() - start > feasibility_budget:
                 break
             if raise_all:
                 logs += np.log(4.0)
@@ -87,9 +90,9 @@ def sequential_search(layers: list[ChainLayer], C: np.ndarray, sweeps: int = 3,
                 logs[0] += np.log(4.0)
             best, lams = _rho_of(layers, C, logs)
             evaluations += 1
-    if not np.isfinite(best) and time.perf_counter() - start > time_budget:
+    if not np.isfinite(best) and time.perf_counter() - start > feasibility_budget:
         return best, None, {"search_rho": best, "evaluations": evaluations, "factors": np.exp(logs),
-                            "stopped": f"time budget of {time_budget} s reached before a feasible scale was found"}
+                            "stopped": f"time budget of {feasibility_budget} s reached before a feasible scale was found"}
     for _ in range(sweeps):
         for delta in (2.0, 1.0, 0.5, 0.25):
             for k in range(K):
@@ -106,16 +109,20 @@ def sequential_search(layers: list[ChainLayer], C: np.ndarray, sweeps: int = 3,
     return best, lams, {"search_rho": best, "evaluations": evaluations, "factors": np.exp(logs)}
 
 
-def sequential_bound(spec: NetworkSpec, sweeps: int = 3, time_budget: float = np.inf) -> Bound:
+def sequential_bound(spec: NetworkSpec, sweeps: int = 3, time_budget: float = np.inf,
+                     feasibility_budget: float | None = None) -> Bound:
     """Certified upper bound from layer-by-layer multipliers (module docstring); the search stops after
-    ``time_budget`` seconds with the best multipliers found."""
+    ``time_budget`` seconds with the best multipliers found (finding a first feasible scale may take up
+    to ``feasibility_budget`` seconds, by default the same)."""
     if not isinstance(spec, NetworkSpec):
         raise TypeError(f"sequential_bound takes a NetworkSpec, got {type(spec).__name__}")
     positive_int(sweeps, "sweeps")
     time_budget = time_budget_seconds(time_budget)
+    if feasibility_budget is not None:
+        feasibility_budget = time_budget_seconds(feasibility_budget, "feasibility_budget")
     start = time.perf_counter()
     layers, C = chain_layers(spec)
-    best, lams, details = sequential_search(layers, C, sweeps, time_budget)
+    best, lams, details = sequential_search(layers, C, sweeps, time_budget, feasibility_budget)
     if lams is None or not np.isfinite(best):
         return Bound(np.inf, "upper", QUANTITY, "sequential", False, None, time.perf_counter() - start,
                      {**details, "check": details.get("stopped", "no multipliers kept every Schur complement negative definite")})
