@@ -19,7 +19,7 @@ class ReportConfig:
     layers: depth of the trained unfolded models (and of the ISTA/FISTA they are compared with).
     train_steps: optimiser steps (batches of 64 fresh samples) per trained model.
     test_samples: held-out samples on which the trained models are evaluated.
-    lipschitz_budget: seconds allowed to each certified Lipschitz upper bound (method "best").
+    lipschitz_budget: seconds allowed to each certified Lipschitz upper bound (method "best") and to each witness search.
     generalization_samples, generalization_steps: the fixed training set (and steps) on which the
     generalization section trains its models again.
     device: where the models are trained ("cpu", "cuda", "cuda:1", ...); every analysis runs in float64 on the CPU.

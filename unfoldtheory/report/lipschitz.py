@@ -52,7 +52,7 @@ def run(config: ReportConfig, out: Path, progress: bool | None = None) -> Sectio
             sub = spec.prefix(depth)
             reproduces = bool(np.allclose(sub.evaluate(Y), iterates[depth - 1], rtol=1e-9, atol=1e-9))
             up = upper_bound(sub, time_budget=config.lipschitz_budget)
-            low = lower_bound(sub, restarts=4, seed=config.seed)
+            low = lower_bound(sub, restarts=4, seed=config.seed, time_budget=config.lipschitz_budget)
             floor = agnostic_floor(sub, restarts=4, seed=config.seed, time_budget=max(config.lipschitz_budget / 10, 1.0))
             uppers[name].append(up)
             lowers[name].append(low)
