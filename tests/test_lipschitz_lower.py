@@ -6,10 +6,12 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from scipy.optimize import linprog
 
 from unfoldtheory import testing as ut
-from unfoldtheory.activations import GroupSoftThreshold, Identity, ReLU
+from unfoldtheory.activations import BoxProjection, GroupSoftThreshold, Identity, ReLU, SoftThreshold
 from unfoldtheory.classical import ista_spec
+from unfoldtheory.lipschitz import lower, upper_bound
 from unfoldtheory.lipschitz.agnostic import activation_agnostic
 from unfoldtheory.lipschitz.lower import check_witness, lower_bound
 from unfoldtheory.spec import Layer, NetworkSpec, unrolled
@@ -110,6 +112,7 @@ def test_group_soft_threshold_is_rejected_by_agnostic_but_has_a_lower_bound():
         activation_agnostic(spec)
     lb = lower_bound(spec, restarts=2, steps=10)
     assert lb.certified and 0.0 < lb.value <= np.linalg.norm(V, 2) * (1 + 1e-9)  # firmly nonexpansive layer
+    assert "not separable piecewise-linear" in lb.details["region_ascent"]["skipped"]
 
 
 def test_too_many_neurons_and_bad_arguments():
@@ -144,3 +147,125 @@ def test_a_constant_state_does_not_break_the_search():
     assert lb.certified and check_witness(spec, lb.certificate) == lb.value
     assert lb.value <= activation_agnostic(plain).value * (1 + 1e-9)
     assert lb.value >= 0.5 * lower_bound(plain, restarts=4, steps=40, seed=0).value
+
+
+# ---------------------------------------------------------------------------- stage 4: region ascent
+def _without_region_ascent(spec, **kwargs):
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(lower, "_REGION_MAX_SIZE", 0)
+        return lower_bound(spec, **kwargs)
+
+
+def _exact_relu_lipschitz(spec):
+    """max ‖J_R‖ over the nonempty regions of a ReLU net: every 0/1 pattern, kept when the
+    Chebyshev LP of its pre-activation signs has a positive margin."""
+    m, best = spec.input_dim, 0.0
+    for bits in itertools.product([0.0, 1.0], repeat=sum(spec.dims[1:])):
+        D = np.split(np.array(bits), np.cumsum(spec.dims[1:-1]))
+        maps, A, b = [np.eye(m, m + 1)], [], []  # [H | h]: state k is H y + h on the pattern
+        for ws, bias, d in zip(spec.weights, spec.biases, D, strict=True):
+            pre = sum(w @ maps[j] for j, w in ws.items())
+            pre[:, m] += bias
+            sign = np.where(d > 0, -1.0, 1.0)  # active: G y + g > 0, inactive: G y + g < 0
+            A.append(np.hstack([sign[:, None] * pre[:, :m], np.linalg.norm(pre[:, :m], axis=1)[:, None]]))
+            b.append(-sign * pre[:, m])
+            maps.append(d[:, None] * pre)
+        res = linprog(np.r_[np.zeros(m), -1.0], A_ub=np.vstack(A), b_ub=np.concatenate(b),
+                      bounds=[(-1e3, 1e3)] * m + [(None, 1.0)], method="highs")
+        if res.status == 0 and res.x[m] > 1e-9:
+            best = max(best, float(np.linalg.norm(spec.linearized_jacobian(D), 2)))
+    return best
+
+
+def _random_relu_net(seed, m=2, n=3):
+    rng = np.random.default_rng(seed)
+    return NetworkSpec(m, [Layer({0: rng.standard_normal((n, m))}, ReLU(), 0.5 * rng.standard_normal(n)),
+                           Layer({1: rng.standard_normal((n, n)), 0: rng.standard_normal((n, m))}, ReLU(),
+                                 0.5 * rng.standard_normal(n))], readout={2: rng.standard_normal((2, n))})
+
+
+@settings(max_examples=15)
+@given(SMALL)
+def test_region_ascent_never_lowers_the_bound_and_its_witness_re_evaluates(spec):
+    lb, off = lower_bound(spec, restarts=3, steps=20), _without_region_ascent(spec, restarts=3, steps=20)
+    stage = lb.details["region_ascent"]
+    assert stage["skipped"] is None and off.details["region_ascent"]["skipped"].startswith("too large")
+    assert stage["value_before"] == off.details["search_best_jacobian_norm"]  # stages 1-3 are unchanged
+    assert stage["value_after"] == lb.details["search_best_jacobian_norm"] >= stage["value_before"]
+    assert lb.value >= off.value * (1 - 1e-9) - 1e-12
+    assert lb.certified and check_witness(spec, lb.certificate) == lb.value == lb.certificate["ratio"]
+    if stage["moves"]:  # every point the climb moves to lies strictly inside its region
+        assert lb.details["same_region"]
+    if lb.details["same_region"]:
+        assert lb.value == pytest.approx(stage["value_after"], rel=1e-6, abs=1e-12)
+
+
+@settings(max_examples=6)
+@given(ut.unrolled_specs(m=st.integers(1, 3), n=st.integers(1, 3), K=st.integers(1, 2),
+                         activation=st.sampled_from(["soft_threshold", "relu"])))
+def test_region_ascent_stays_below_the_certified_upper_bounds(spec):
+    lb = lower_bound(spec, restarts=3, steps=20)
+    assert lb.value <= upper_bound(spec, time_budget=0.5).value * (1 + 1e-9) + 1e-12
+    assert lb.value <= activation_agnostic(spec).value * (1 + 1e-9) + 1e-12
+
+
+@pytest.mark.parametrize("seed", [2, 4, 9])
+def test_region_ascent_reaches_the_exact_constant_of_a_tiny_relu_net(seed):
+    """From screening points only (no ascent), the climb ends in the region of largest ‖J_R‖; for
+    seeds 4 and 9 the search without it stays below."""
+    spec = _random_relu_net(seed)
+    exact = _exact_relu_lipschitz(spec)
+    lb = lower_bound(spec, restarts=2, steps=0)
+    assert lb.value == pytest.approx(exact, rel=1e-9) and lb.certified
+    if seed != 2:
+        assert _without_region_ascent(spec, restarts=2, steps=0).value < 0.9 * exact
+
+
+@pytest.mark.parametrize("act", [SoftThreshold([0.3, 0.0, 1.2]), ReLU(), Identity(),
+                                 BoxProjection([-np.inf, -1.0, 0.5], [1.0, np.inf, 0.5])])
+def test_pieces_are_the_affine_parts_of_the_activation(act):
+    lo, hi, slope, offset = lower._pieces(act, lower._kinks(act, 3))
+    rng = np.random.default_rng(0)
+    for r in range(lo.shape[1]):
+        ok = lo[:, r] < hi[:, r]  # the nonempty pieces: draw inputs strictly inside them
+        a = np.where(ok, np.where(np.isfinite(lo[:, r]), lo[:, r], np.minimum(hi[:, r], 0.0) - 5.0), 0.0)
+        b = np.where(ok, np.where(np.isfinite(hi[:, r]), hi[:, r], np.maximum(lo[:, r], 0.0) + 5.0), 1.0)
+        v = a + (b - a) * rng.uniform(0.01, 0.99, (50, 3))
+        np.testing.assert_allclose(np.where(ok, act(v), 0.0), np.where(ok, slope[:, r] * v + offset[:, r], 0.0),
+                                   rtol=1e-12, atol=1e-12)
+        assert np.all(np.where(ok, act.slopes(v) == slope[:, r], True))
+
+
+def test_a_move_changes_the_region_jacobian_by_rank_one():
+    """J_R' = J_R + Δs a bᵀ for every neighbouring region R' (checked against the affine maps of R'),
+    the ranking bound never exceeds it, and J_R is the Jacobian at a point of R."""
+    spec = ista_spec(np.random.default_rng(6).standard_normal((3, 5)) / np.sqrt(3), lam=0.1, layers=3)
+    regions = lower._Regions(lower._Net(spec))
+    y = np.random.default_rng(7).standard_normal(3)
+    pattern = regions.pattern(y)
+    pre, J = regions.affine(pattern)
+    np.testing.assert_allclose(J, spec.jacobian(y), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(np.concatenate([a[:, :3] @ y + a[:, 3] for a in pre]),
+                               np.concatenate([p[0] for p in spec.preactivations(y)]), rtol=1e-12, atol=1e-12)
+    F = regions.bounds(pattern, pre)
+    bound, exact = regions.scores(pattern, pre, J, F)
+    rows = np.arange(len(F.b))
+    moved = []
+    for j in rows:
+        cand = [r.copy() for r in pattern]
+        cand[F.layer[j]][F.neuron[j]] = F.piece[j]
+        moved.append(np.linalg.norm(regions.affine(cand)[1], 2))
+    np.testing.assert_allclose(exact(rows), moved, rtol=1e-10, atol=1e-12)
+    assert np.all(bound <= np.array(moved) * (1 + 1e-10) + 1e-12)
+    assert np.all(F.b - F.A @ y > 0)  # y lies inside its region
+
+
+def test_region_ascent_is_skipped_when_too_large_or_out_of_time():
+    spec = _random_relu_net(0)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(lower, "_REGION_MAX_SIZE", 5)
+        lb = lower_bound(spec, restarts=2, steps=5)
+    assert lb.certified and "too large" in lb.details["region_ascent"]["skipped"]
+    lb = lower_bound(spec, restarts=2, steps=5, time_budget=1e-9)
+    assert lb.certified and lb.details["region_ascent"]["skipped"] == "the time budget is spent"
+    assert check_witness(spec, lb.certificate) == lb.value

@@ -1,8 +1,8 @@
 """Certified lower bounds on the ℓ2 Lipschitz constant of a :class:`NetworkSpec`, with a witness.
 
 The Jacobian of a soft-thresholding (or ReLU, box) network is piecewise constant in the input, so
-plain gradient ascent on ``‖J(y)‖`` has nothing to climb. The search here has three stages, run on
-all restarts at once (numpy, batched over restarts):
+plain gradient ascent on ``‖J(y)‖`` has nothing to climb. The search here has four stages, the first
+three run on all restarts at once (numpy, batched over restarts):
 
 1. **Screening.** Random inputs at several scales around the spec's natural input scale (the
    thresholds make small inputs map to zero, large ones saturate nothing), scored by the exact
@@ -19,6 +19,24 @@ all restarts at once (numpy, batched over restarts):
    top right singular vector, ``ā`` the adjoint of the top left one). Candidate moves push the
    most promising pre-activations across their nearest kink along their gradient; a move is kept
    only if the exact ``‖J(y)‖`` grows.
+4. **Region ascent** (separable piecewise-linear activations; at most 300 000 neurons × input
+   dimension, beyond which one LP takes seconds; 10 s at most). A *region* R fixes the piece of
+   every neuron; on it the network is affine, ``f(y) = J_R y + c_R`` with ``J_R = Σ_k C_k H_k``
+   from the affine maps ``H_k y + h_k`` of the states propagated through the graph, and so is
+   every pre-activation, ``G_k y + g_k``: R is an open polyhedron. A continuous piecewise-linear
+   network is Lipschitz with constant exactly the maximum of ``‖J_R‖₂`` over its nonempty
+   regions, and the stage climbs over them. From a point, the regions R' that differ in one
+   neuron, moved to an adjacent nonempty piece, have ``J_R' = J_R + Δs a bᵀ`` (a rank-one change:
+   every path crosses the neuron once); they are ranked by a lower bound on ``‖J_R'‖`` that is
+   exact to first order (the polish's gain), the best get their exact norm, and those that beat
+   ``‖J_R‖`` are tried, best first (above 50 000 neurons × input dimension, where an LP costs
+   more than the rest of a step, those the rays reach go first): across a facet of R that random
+   rays from the point reach, at a point just beyond it; otherwise at the Chebyshev centre of R'
+   (an LP for HiGHS: maximise the margin of every pre-activation inside its piece, in a box of
+   100 × the start's scale) or, when R' is empty, of its layers up to the moved neuron only. A
+   point is taken when the exact ``‖J‖`` of its own region beats the current one. Passes of
+   effort 1, 4, 16 (exact norms and LPs per step) climb from the best ⌈restarts / effort⌉
+   restarts while time allows.
 
 **Certification, separate from the search.** ``‖J(y)‖`` built from per-layer Clarke elements is
 only guaranteed to be a Jacobian where the network is differentiable, so the returned value is
@@ -30,6 +48,9 @@ piece of its activation. For piecewise-linear activations the network is then af
 segment (by induction over the layers: an affine pre-activation whose ends lie in one interval
 stays in it), so the ratio equals ``‖J(y₁) v‖ = ‖J(y₁)‖``. The ratio of any pair is a valid
 lower bound whatever the pattern; ``details["same_region"]`` says whether the segment check passed.
+The points of stage 4 are proposals only, certified like any other: each lies strictly inside
+its region (the region is recomputed from the point, and a point on a kink is refused; the LP's
+centre has a positive margin in every pre-activation), so the segment above has positive length.
 """
 
 from __future__ import annotations
@@ -37,7 +58,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -329,6 +350,329 @@ def _polish(net: _Net, y: np.ndarray, value: float, deadline: float, radius: flo
     return y, value
 
 
+# ---------------------------------------------------------------------------- region ascent
+_REGION_MAX_SIZE = 300_000  # neurons × input_dim above which stage 4 is skipped (an LP alone would take seconds)
+_REGION_SECONDS = 10.0  # wall-clock cap on stage 4 (within the caller's time budget)
+_REGION_RAYS = 128  # random rays per step (at least 4·input_dim)
+_REGION_EXACT = 48  # neighbouring regions per step whose exact ‖J_R'‖ is computed (× effort)
+_REGION_LPS = 4  # Chebyshev-centre LPs per step for neighbours the rays did not reach (× effort)
+_REGION_MAX_EFFORT = 16  # effort grows 1, 4, 16 over passes through the starts while time remains
+_REGION_CHEAP_FIRST = 50_000  # neurons × input_dim above which moves the rays found go before LPs
+_REGION_BOX = 100.0  # the LPs search the box |y_i| ≤ 100 × the start's scale
+
+
+def _pieces(act: Activation, kinks: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Bounds ``lo``, ``hi``, slope and offset of the pieces of a separable piecewise-linear activation.
+
+    Each is (d, q + 1): on piece r the activation is ``s·v + o`` for ``lo < v < hi``; an empty
+    piece (``lo >= hi``: beyond an infinite kink, or between equal kinks) has ``s = o = 0``.
+    """
+    d = kinks.shape[0]
+    lo = np.concatenate([np.full((d, 1), -np.inf), kinks], axis=1)
+    hi = np.concatenate([kinks, np.full((d, 1), np.inf)], axis=1)
+    nonempty = lo < hi
+    with np.errstate(invalid="ignore"):  # an interior point of every nonempty piece
+        mid = np.where(np.isfinite(lo) & np.isfinite(hi), 0.5 * (lo + hi),
+                       np.where(np.isfinite(lo), lo + 1.0 + np.abs(lo),
+                                np.where(np.isfinite(hi), hi - 1.0 - np.abs(hi), 0.0)))
+    mid = np.where(nonempty, mid, 0.0)
+    slope = act.slopes(mid.T).T
+    offset = act(mid.T).T - slope * mid
+    return lo, hi, np.where(nonempty, slope, 0.0), np.where(nonempty, offset, 0.0)
+
+
+class _Bounds(NamedTuple):
+    """A region as ``{y : A y < b}`` with unit rows, one per finite kink next to a neuron's piece,
+    and the move across each row: ``layer`` (0-based), ``neuron``, the ``piece`` beyond, its
+    change ``ds`` of slope and whether that piece is ``nonempty``."""
+
+    A: np.ndarray
+    b: np.ndarray
+    layer: np.ndarray
+    neuron: np.ndarray
+    piece: np.ndarray
+    ds: np.ndarray
+    nonempty: np.ndarray
+
+
+class _Regions:
+    """The regions of a separable piecewise-linear network. A region R is a piece index for every
+    neuron; on R the network is affine, ``f(y) = J_R y + c_R``, and so is every pre-activation,
+    ``v_k = G_k y + g_k``, so R is an open polyhedron."""
+
+    def __init__(self, net: _Net) -> None:
+        self.net = net
+        self.pieces = [_pieces(a, k) for a, k in zip(net.spec.activations, net.kinks, strict=True)]
+
+    def pattern(self, y: np.ndarray) -> list[np.ndarray] | None:
+        """The region of ``y`` (piece indices per layer); None on a kink."""
+        pres, _, _ = self.net.forward(y[None, :])
+        pattern = [_regions(k, p[0]) for k, p in zip(self.net.kinks, pres, strict=True)]
+        return None if any(np.any(r < 0) for r in pattern) else pattern
+
+    def affine(self, pattern: list[np.ndarray]) -> tuple[list[np.ndarray], np.ndarray]:
+        """``[G_k | g_k]`` (d_k, m + 1) of every pre-activation, and ``J_R``, on a region."""
+        spec, m = self.net.spec, self.net.spec.input_dim
+        maps = [np.eye(m, m + 1)]  # [H_k | h_k]: state k is H_k y + h_k on the region
+        pre = []
+        for k, (ws, b, (_, _, s, o), r) in enumerate(
+                zip(spec.weights, spec.biases, self.pieces, pattern, strict=True), start=1):
+            a = sum((w @ maps[j] for j, w in ws.items()), np.zeros((spec.dims[k], m + 1)))
+            a[:, m] += b
+            pre.append(a)
+            idx = np.arange(r.size)
+            h = s[idx, r][:, None] * a
+            h[:, m] += o[idx, r]
+            maps.append(h)
+        J = sum(c @ maps[k][:, :m] for k, c in spec.readout.items())
+        return pre, J
+
+    def bounds(self, pattern: list[np.ndarray], pre: list[np.ndarray], layers: int | None = None) -> _Bounds | None:
+        """The bounds of a region from layers 1..``layers`` (all by default); None when a constant
+        pre-activation lies outside its piece (the region is empty)."""
+        m = self.net.spec.input_dim
+        parts = [(np.zeros((0, m)), *(np.zeros(0, dtype=t) for t in (float, int, int, int, float, bool)))]
+        for k, (a, (lo, hi, s, _), r) in enumerate(zip(pre[:layers], self.pieces[:layers], pattern[:layers], strict=True)):
+            idx = np.arange(r.size)
+            G, g = a[:, :m], a[:, m]
+            n = np.linalg.norm(G, axis=1)
+            const = n <= 1e-12 * max(float(n.max(initial=0.0)), 1e-300)
+            if np.any(const & ~((lo[idx, r] < g) & (g < hi[idx, r]))):
+                return None
+            for side, bound, step in ((1.0, hi[idx, r], 1), (-1.0, lo[idx, r], -1)):
+                i = np.flatnonzero(~const & np.isfinite(bound))
+                beyond = r[i] + step  # a finite bound has a piece beyond it
+                parts.append((side * G[i] / n[i, None], side * (bound[i] - g[i]) / n[i], np.full(i.size, k), i,
+                              beyond, s[i, beyond] - s[i, r[i]], lo[i, beyond] < hi[i, beyond]))
+        return _Bounds(*(np.concatenate(c) for c in zip(*parts, strict=True)))
+
+    def scores(self, pattern: list[np.ndarray], pre: list[np.ndarray], J: np.ndarray, F: _Bounds
+               ) -> tuple[np.ndarray, Callable[[np.ndarray], np.ndarray]]:
+        """A lower bound on ``‖J_R'‖`` for the move across every row of ``F``, and a function giving
+        the exact ``‖J_R'‖`` of chosen rows.
+
+        Moving neuron i of layer k changes its slope by Δs, and ``J_R' = J_R + Δs a bᵀ`` exactly (a
+        path through the neuron crosses it once), with ``a = ∂f/∂z_{k,i}`` and ``b = ∂v_{k,i}/∂y``.
+        The bound is ``‖[u, â⊥]ᵀ J_R' [v, b̂⊥]‖`` (u, v the top singular pair of J_R): exact to first
+        order (``σ + Δs·āᵢpᵢ``, the gain of :func:`_polish`), it also sees a large ``Δs a bᵀ``
+        orthogonal to the top singular pair.
+        """
+        m, out = self.net.spec.input_dim, J.shape[0]
+        U, sv, Vt = np.linalg.svd(J)
+        u, sigma, v = U[:, 0], sv[0], Vt[0]
+        slopes = [s[np.arange(r.size), r] for (_, _, s, _), r in zip(self.pieces, pattern, strict=True)]
+        adj, _, _ = self.net.adjoint([np.broadcast_to(s, (out, s.size)) for s in slopes], np.eye(out))
+        bound = np.zeros(F.A.shape[0])
+        for k in np.unique(F.layer):
+            rows = np.flatnonzero(F.layer == k)
+            ds = F.ds[rows]
+            A, G = adj[k + 1][:, F.neuron[rows]], pre[k][F.neuron[rows], :m]
+            alpha, beta = u @ A, G @ v
+            na = np.sqrt(np.maximum(np.sum(A * A, axis=0) - alpha ** 2, 0.0))
+            nb = np.sqrt(np.maximum(np.sum(G * G, axis=1) - beta ** 2, 0.0))
+            with np.errstate(invalid="ignore", divide="ignore"):
+                # â⊥ᵀ J b̂⊥ with a⊥ = a − αu, b⊥ = b − βv (uᵀJ = σvᵀ, J v = σu)
+                cross = np.where(na * nb > 0, (np.sum((A.T @ J) * G, axis=1) - sigma * alpha * beta) / (na * nb), 0.0)
+            p11, p12, p21, p22 = sigma + ds * alpha * beta, ds * alpha * nb, ds * na * beta, cross + ds * na * nb
+            t = p11 ** 2 + p12 ** 2 + p21 ** 2 + p22 ** 2
+            det = p11 * p22 - p12 * p21
+            bound[rows] = np.sqrt(0.5 * (t + np.sqrt(np.maximum(t * t - 4.0 * det * det, 0.0))))
+
+        def exact(rows: np.ndarray) -> np.ndarray:
+            a = np.array([adj[F.layer[j] + 1][:, F.neuron[j]] for j in rows]).reshape(len(rows), out)
+            b = np.array([pre[F.layer[j]][F.neuron[j], :m] for j in rows]).reshape(len(rows), m)
+            return np.linalg.norm(J[None] + F.ds[rows, None, None] * a[:, :, None] * b[:, None, :], 2, axis=(1, 2))
+
+        return bound, exact
+
+
+def _interior(F: _Bounds, y: np.ndarray, scale: float, deadline: float) -> np.ndarray | None:
+    """A point strictly inside ``{A y < b}``, or None: the Chebyshev centre in the box
+    ``|y_i| ≤ _REGION_BOX·scale``, maximising t with every row's margin at least t (t ≤ scale).
+
+    Constraint generation: the LP starts with the rows nearest to ``y`` and adds the rows its
+    solution violates until there are none; an infeasible relaxation (t ≤ 0) proves the full LP
+    infeasible. None also when the LPs reach the deadline.
+    """
+    from scipy.optimize import linprog
+
+    rows, m = F.A.shape
+    A, b = np.hstack([F.A, np.ones((rows, 1))]), F.b / scale
+    cost = np.zeros(m + 1)
+    cost[m] = -1.0
+    batch = 2 * (m + 1)
+    active = np.zeros(rows, dtype=bool)
+    active[np.argsort(b - F.A @ (y / scale))[:4 * batch]] = True
+    while (left := deadline - time.perf_counter()) > 0:
+        res = linprog(cost, A_ub=A[active], b_ub=b[active], bounds=[(-_REGION_BOX, _REGION_BOX)] * m + [(None, 1.0)],
+                      method="highs", options={"time_limit": left})
+        if res.status != 0 or not res.x[m] > 0:
+            return None
+        excess = np.where(active, 0.0, A @ res.x - b)
+        worst = np.argsort(-excess)[:batch]
+        worst = worst[excess[worst] > 1e-9 * max(1.0, float(np.abs(res.x).max()))]
+        if worst.size == 0:
+            return scale * res.x[:m]
+        active[worst] = True
+    return None
+
+
+def _shoot(F: _Bounds, y: np.ndarray, D: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Rays ``y + τ d`` (columns of D) from a point of ``{A y < b}`` to its boundary: the first row
+    hit and the distances of the first and second hits (inf: none)."""
+    n = D.shape[1]
+    if F.A.shape[0] == 0:
+        return np.zeros(n, dtype=int), np.full(n, np.inf), np.full(n, np.inf)
+    # row j is hit at τ = slack_j / rate_j where its rate is positive: the first hit maximises rate/slack
+    inverse = (D.T @ F.A.T) / np.maximum(F.b - F.A @ y, 1e-300)
+    rays = np.arange(n)
+    first = np.argmax(inverse, axis=1)
+    r1 = inverse[rays, first]
+    inverse[rays, first] = 0.0
+    r2 = inverse.max(axis=1)
+    t1, t2 = np.full(n, np.inf), np.full(n, np.inf)
+    with np.errstate(over="ignore"):
+        np.divide(1.0, r1, out=t1, where=r1 > 0)
+        np.divide(1.0, r2, out=t2, where=r2 > 0)
+    return first, t1, t2
+
+
+def _recentre(F: _Bounds, y: np.ndarray, D: np.ndarray, reach: float) -> np.ndarray:
+    """The mean of the midpoints of the chords ``y + τ d`` (|τ| ≤ reach) of ``{A y < b}``: a point
+    of the (convex) region further from its boundary."""
+    _, fwd, _ = _shoot(F, y, D)
+    _, bwd, _ = _shoot(F, y, -D)
+    return y + D @ (0.5 * (np.minimum(fwd, reach) - np.minimum(bwd, reach))) / D.shape[1]
+
+
+def _region_ascent(regions: _Regions, y: np.ndarray, deadline: float, scale: float, rng: np.random.Generator,
+                   stats: dict[str, Any], effort: int = 1) -> tuple[np.ndarray, float]:
+    """Hill climb over neighbouring regions from ``y``; returns the final point and its ``‖J_R‖``.
+
+    Each step ranks the moves across the bounds of the current region R by
+    :meth:`_Regions.scores` and computes the exact ``‖J_R'‖`` of the best ``_REGION_EXACT·effort``
+    of them and of those across the facets that rays from the current point reach (random
+    directions and the normals of the best-ranked bounds). The moves that beat ``‖J_R‖`` are tried
+    in decreasing order of ``‖J_R'‖`` (on networks above ``_REGION_CHEAP_FIRST`` neurons × input
+    dimension, those across the facets the rays reached first): across such a facet, at a point
+    just beyond it; else (at most ``_REGION_LPS·effort`` of them per step) at the Chebyshev centre
+    of R' found by LP or, when R' is empty, at that of the bounds of its layers up to the moved
+    neuron's (then in whatever region that point lies). The first point whose own region beats
+    ``‖J_R‖`` is taken, moved towards the middle of its region, and the climb goes on until no
+    move improves or the deadline.
+    """
+    m, layers = regions.net.spec.input_dim, regions.net.spec.num_layers
+    size = m * sum(regions.net.spec.dims[1:])
+    pattern = regions.pattern(y)
+    if pattern is None:
+        return y, -math.inf
+    pre, J = regions.affine(pattern)
+    value = float(np.linalg.norm(J, 2))
+    n_rays, n_exact = max(_REGION_RAYS, 4 * m), _REGION_EXACT * effort
+    while time.perf_counter() < deadline:
+        F = regions.bounds(pattern, pre)
+        if F is None or F.A.shape[0] == 0:
+            break
+        bound, exact = regions.scores(pattern, pre, J, F)
+        movable = F.nonempty & (F.ds != 0)
+        ranked = np.flatnonzero(movable)[np.argsort(-bound[movable])]
+        D = rng.standard_normal((m, n_rays))
+        D = np.hstack([D / np.linalg.norm(D, axis=0), F.A[ranked[:n_exact]].T])
+        first, t1, t2 = _shoot(F, y, D)
+        hit = np.flatnonzero(np.isfinite(t1))
+        hit = hit[np.argsort(t1[hit] - t2[hit])]
+        facets, at = np.unique(first[hit], return_index=True)  # each facet reached, by its widest-margin ray
+        ray = hit[at]
+        beyond = t1[ray] + 1e-3 * np.minimum(t2[ray] - t1[ray], t1[ray])
+        cross = dict(zip(facets.tolist(), (y[:, None] + D[:, ray] * beyond).T, strict=True))
+        rows = np.union1d(ranked[:n_exact], ranked[np.isin(ranked, facets)][:n_exact]).astype(int)
+        vals = exact(rows)
+        better = [int(rows[j]) for j in np.argsort(-vals) if vals[j] > value * (1 + 1e-9)]
+        lps_left = _REGION_LPS * effort
+        moved = False
+        if size > _REGION_CHEAP_FIRST:  # an LP costs more than the rest of a step
+            better = [j for j in better if j in cross] + [j for j in better if j not in cross]
+        for j in better:
+            if time.perf_counter() > deadline:
+                break
+            point, relaxed = cross.get(j), False
+            if point is None:
+                if lps_left == 0:
+                    continue
+                lps_left -= 1
+                cand = [r.copy() for r in pattern]
+                cand[F.layer[j]][F.neuron[j]] = F.piece[j]
+                cand_pre, _ = regions.affine(cand)
+                for upto in dict.fromkeys((layers, int(F.layer[j]) + 1)):
+                    cand_bounds = regions.bounds(cand, cand_pre, upto)
+                    if cand_bounds is not None:
+                        stats["lps"] += 1
+                        point, relaxed = _interior(cand_bounds, y, scale, deadline), upto < layers
+                        if point is not None:
+                            break
+            if point is None or np.abs(point).max() > _REGION_BOX * scale or (new := regions.pattern(point)) is None:
+                continue
+            new_pre, new_J = regions.affine(new)
+            new_value = float(np.linalg.norm(new_J, 2))
+            if new_value > value * (1 + 1e-9):
+                y, pattern, pre, J, value = point, new, new_pre, new_J, new_value
+                stats["moves"] += 1
+                stats["lp_moves"] += j not in cross
+                stats["relaxed_moves"] += relaxed
+                moved = True
+                break
+        if not moved:
+            break
+        F = regions.bounds(pattern, pre)
+        if F is not None:
+            centred = _recentre(F, y, D[:, :n_rays], scale)
+            same = regions.pattern(centred)
+            if np.abs(centred).max() <= _REGION_BOX * scale and same is not None and all(
+                    np.array_equal(a, b) for a, b in zip(same, pattern, strict=True)):
+                y = centred
+    return y, value
+
+
+def _region_stage(net: _Net, best_Y: np.ndarray, best_vals: np.ndarray, deadline: float, radius: float,
+                  r0: float, rng: np.random.Generator) -> dict[str, Any]:
+    """Stage 4: region ascent from the restarts' best points, best first, in passes of effort 1, 4,
+    16 (the pass of effort e climbs from the best ⌈restarts / e⌉ points) while time allows.
+
+    Updates ``best_Y`` and ``best_vals`` in place; returns what it did, or why it was skipped.
+    """
+    spec, m = net.spec, net.spec.input_dim
+    before = float(best_vals.max())
+    if not (net.separable and net.piecewise_linear):
+        return {"skipped": "an activation is not separable piecewise-linear", "value_before": before}
+    size = sum(spec.dims[1:]) * m
+    if size > _REGION_MAX_SIZE:
+        return {"skipped": f"too large: neurons x input_dim = {size} > {_REGION_MAX_SIZE}", "value_before": before}
+    t0 = time.perf_counter()
+    if t0 >= deadline:
+        return {"skipped": "the time budget is spent", "value_before": before}
+    stop = min(deadline, t0 + _REGION_SECONDS)
+    regions = _Regions(net)
+    stats: dict[str, Any] = {"moves": 0, "lp_moves": 0, "relaxed_moves": 0, "lps": 0, "climbs": 0}
+    passes = []
+    # each start's scale (at least that of the spec's inputs); the LP box stays in the ball of `radius`
+    scales = np.clip(np.abs(best_Y).max(axis=1), r0 / math.sqrt(m), radius / (_REGION_BOX * math.sqrt(m)))
+    effort = 1
+    while True:
+        for i in np.argsort(-best_vals)[:-(-len(best_vals) // effort)]:
+            if time.perf_counter() >= stop:
+                break
+            y, val = _region_ascent(regions, best_Y[i], stop, float(scales[i]), rng, stats, effort)
+            stats["climbs"] += 1
+            if val > best_vals[i]:
+                best_vals[i], best_Y[i] = val, y
+        passes.append({"effort": effort, "value": float(best_vals.max()), "seconds": time.perf_counter() - t0})
+        if time.perf_counter() >= stop or effort >= _REGION_MAX_EFFORT:
+            break
+        effort *= 4
+    return {**stats, "passes": passes, "value_before": before, "value_after": float(best_vals.max()),
+            "seconds": time.perf_counter() - t0, "skipped": None}
+
+
 # ---------------------------------------------------------------------------- certification
 def _certify(net: _Net, y0: np.ndarray) -> dict[str, Any]:
     """The pair witness (y1, y1 + h v) on the line y0 + t v and its ratio, recomputed from the spec alone.
@@ -394,8 +738,8 @@ def lower_bound(spec: NetworkSpec, restarts: int = 16, seed: int = 0, steps: int
                 time_budget: float | None = None) -> Bound:
     """A certified lower bound on the ℓ2 Lipschitz constant of ``spec``, with a pair witness.
 
-    See the module docstring for the search (screening, smoothed annealed ascent, pattern polish)
-    and the certification. The returned ``value`` is the re-evaluated ratio
+    See the module docstring for the search (screening, smoothed annealed ascent, pattern polish,
+    region ascent) and the certification. The returned ``value`` is the re-evaluated ratio
     ``‖f(y₂) − f(y₁)‖ / ‖y₂ − y₁‖`` of the witness pair, a valid lower bound for any pair; it
     equals ``‖J(y₁)‖₂`` when ``details["same_region"]`` is True.
 
@@ -408,16 +752,19 @@ def lower_bound(spec: NetworkSpec, restarts: int = 16, seed: int = 0, steps: int
     seed:
         Seed of the random starts.
     steps:
-        Ascent steps per restart (≥ 0; 0 keeps only screening and polish).
+        Ascent steps per restart (≥ 0; 0 keeps only screening, polish and region ascent).
     time_budget:
-        Seconds after which the search stops early and certifies its best point (None: no limit).
+        Seconds after which the search stops early and certifies its best point (None: no limit;
+        the region ascent stops after 10 s in any case).
 
     Returns
     -------
     Bound
         ``kind="lower"``, ``certified=True``; ``certificate`` = ``{"y1", "y2", "ratio",
         "jacobian_norm_at_y1"}``; ``details`` = restarts, best exact ‖J‖ per restart, steps,
-        ``same_region``, seconds.
+        ``same_region``, ``region_ascent`` (moves made, of them ``lp_moves`` to LP points and
+        ``relaxed_moves`` from the relaxed LP, LPs solved, climbs, passes, ‖J‖ before and after,
+        seconds; or the reason it was ``skipped``), seconds.
     """
     t0 = time.perf_counter()
     if not isinstance(spec, NetworkSpec):
@@ -464,6 +811,9 @@ def lower_bound(spec: NetworkSpec, restarts: int = 16, seed: int = 0, steps: int
             y, val = _polish(net, best_Y[i].copy(), float(best_vals[i]), deadline, radius)
             if val > best_vals[i]:
                 best_vals[i], best_Y[i] = val, y
+
+    # 4. region ascent from the restarts' best points (separable piecewise-linear nets of moderate size)
+    region = _region_stage(net, best_Y, best_vals, deadline, radius, r0, rng)
     i_best = int(np.argmax(best_vals))
 
     # certification: from the spec alone, in float64
@@ -479,7 +829,8 @@ def lower_bound(spec: NetworkSpec, restarts: int = 16, seed: int = 0, steps: int
         details={"restarts": int(restarts), "best_per_restart": best_vals.tolist(), "steps": int(steps),
                  "seed": int(seed), "input_scale": r0, "h": cert["h"], "same_region": cert["same_region"],
                  "rounding_estimate": cert["rounding_estimate"],
-                 "search_best_jacobian_norm": float(best_vals[i_best]), "seconds": seconds},
+                 "search_best_jacobian_norm": float(best_vals[i_best]), "region_ascent": region,
+                 "seconds": seconds},
     )
 
 
