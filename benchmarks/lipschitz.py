@@ -98,7 +98,8 @@ def main() -> None:
                         help="largest LipSDP matrix solved by the dense SDP (at (32, 64, 8), 544 rows, it ran over 3 minutes)")
     parser.add_argument("--trained-max-n", type=int, default=128, help="train LISTA/ALISTA at sizes with n up to this")
     parser.add_argument("--train-steps", type=int, default=300)
-    parser.add_argument("--time-budget", type=float, default=60.0, help="time budget of the sequential/first-order/best methods")
+    parser.add_argument("--time-budget", type=float, default=45.0,
+                        help="time budget of the sequential/first-order/best methods (45 s: upper_bound's default)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     threadpool_limits(1)
