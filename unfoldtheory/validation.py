@@ -41,15 +41,20 @@ def positive_int(x: Any, what: str) -> int:
     return int(x)
 
 
+def _number(x: Any, what: str, kind: str) -> float:
+    """``float(x)``, refusing booleans and non-numbers with a message naming ``what``."""
+    if isinstance(x, bool):
+        raise ValueError(f"{what} must be {kind}, got {x!r}")
+    try:
+        return float(x)
+    except (TypeError, ValueError):
+        raise ValueError(f"{what} must be {kind}, got {x!r}") from None
+
+
 def finite_float(x: Any, what: str, *, low: float | None = None, high: float | None = None,
                  low_open: bool = False, high_open: bool = False) -> float:
     """``x`` as a finite float inside the given (closed unless ``*_open``) range."""
-    if isinstance(x, bool):
-        raise ValueError(f"{what} must be a number, got {x!r}")
-    try:
-        val = float(x)
-    except (TypeError, ValueError):
-        raise ValueError(f"{what} must be a number, got {x!r}") from None
+    val = _number(x, what, "a number")
     if not np.isfinite(val):
         raise ValueError(f"{what} must be finite, got {val}")
     if low is not None and (val < low or (low_open and val == low)):
@@ -61,12 +66,7 @@ def finite_float(x: Any, what: str, *, low: float | None = None, high: float | N
 
 def time_budget_seconds(x: Any, what: str = "time_budget") -> float:
     """A time budget in seconds: a number > 0, ``inf`` meaning none."""
-    if isinstance(x, bool):
-        raise ValueError(f"{what} must be a number of seconds, got {x!r}")
-    try:
-        val = float(x)
-    except (TypeError, ValueError):
-        raise ValueError(f"{what} must be a number of seconds, got {x!r}") from None
+    val = _number(x, what, "a number of seconds")
     if not val > 0:  # also rejects nan
         raise ValueError(f"{what} must be > 0 seconds (inf for none), got {val}")
     return val
