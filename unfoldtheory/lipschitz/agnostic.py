@@ -13,6 +13,7 @@ import time
 
 import numpy as np
 
+from unfoldtheory.lipschitz.lower import _Net
 from unfoldtheory.lipschitz.norms import gamma_bound
 from unfoldtheory.results import Bound
 from unfoldtheory.spec import NetworkSpec
@@ -188,26 +189,15 @@ FLOOR_METHOD = "slope-pattern ascent"
 SINGLE_FLIPS = 64  # single-neuron flips tried (best first-order gains first) before a climb stops
 
 
-def _pattern_gains(spec: NetworkSpec, pattern: list[np.ndarray]) -> tuple[float, list[np.ndarray]]:
+def _pattern_gains(net: _Net, pattern: list[np.ndarray]) -> tuple[float, list[np.ndarray]]:
     """``‖J(D)‖₂`` and, per neuron, ``∂(uᵀJ(D)v)/∂D_i`` with ``u, v`` the top singular pair of ``J(D)``: the
-    adjoint of the neuron's output times its pre-activation tangent along ``v``."""
-    J = spec.linearized_jacobian(pattern)
-    U, sv, Vt = np.linalg.svd(J, full_matrices=False)
-    u, v = U[:, 0], Vt[0]
-    tangent: list[np.ndarray] = [v]
-    pre: list[np.ndarray] = []
-    for k, ws in enumerate(spec.weights, start=1):
-        p = sum((w @ tangent[j] for j, w in ws.items()), np.zeros(spec.dims[k]))
-        pre.append(p)
-        tangent.append(pattern[k - 1] * p)
-    adjoint = [np.zeros(d) for d in spec.dims]
-    for k, c in spec.readout.items():
-        adjoint[k] = adjoint[k] + c.T @ u
-    for k in range(spec.num_layers, 0, -1):
-        back = pattern[k - 1] * adjoint[k]
-        for j, w in spec.weights[k - 1].items():
-            adjoint[j] = adjoint[j] + w.T @ back
-    return float(sv[0]), [adjoint[k] * pre[k - 1] for k in range(1, spec.num_layers + 1)]
+    adjoint of the neuron's output times its pre-activation tangent along ``v`` (the sweeps of the witness
+    search, with the pattern as slopes)."""
+    U, sv, Vt = np.linalg.svd(net.spec.linearized_jacobian(pattern), full_matrices=False)
+    slopes = [d[None, :] for d in pattern]
+    pre, _ = net.tangent(slopes, Vt[:1])
+    adjoint, _, _ = net.adjoint(slopes, U[:, :1].T)
+    return float(sv[0]), [adjoint[k][0] * pre[k - 1][0] for k in range(1, len(pattern) + 1)]
 
 
 def certified_gain(spec: NetworkSpec, pattern: list[np.ndarray], v: np.ndarray) -> float:
@@ -270,18 +260,19 @@ def agnostic_floor(spec: NetworkSpec, restarts: int = 8, seed: int = 0, time_bud
     lo = [np.full(d, a) for (a, _, _), d in zip(layers, spec.dims[1:], strict=True)]
     hi = [np.full(d, b) for (_, b, _), d in zip(layers, spec.dims[1:], strict=True)]
     rng = np.random.default_rng(seed)
+    net = _Net(spec)
     best_val, best_pattern, climbs = -1.0, [h.copy() for h in hi], []
     for r in range(restarts):
         if r and time.perf_counter() - t0 > time_budget:
             break
         pattern = ([h.copy() for h in hi] if r == 0 else
                    [np.where(rng.random(len(a)) < 0.5, a, b) for a, b in zip(lo, hi, strict=True)])
-        value, gains = _pattern_gains(spec, pattern)
+        value, gains = _pattern_gains(net, pattern)
         steps = 0
         while time.perf_counter() - t0 <= time_budget:
             steps += 1
             target = [np.where(g > 0, b, np.where(g < 0, a, d)) for g, a, b, d in zip(gains, lo, hi, pattern, strict=True)]
-            new_value, new_gains = _pattern_gains(spec, target)
+            new_value, new_gains = _pattern_gains(net, target)
             if new_value > value * (1 + 1e-12):
                 pattern, value, gains = target, new_value, new_gains
                 continue
@@ -296,7 +287,7 @@ def agnostic_floor(spec: NetworkSpec, restarts: int = 8, seed: int = 0, time_bud
                 trial = [d.copy() for d in pattern]
                 j = i - offsets[k]
                 trial[k][j] = lo[k][j] if trial[k][j] == hi[k][j] else hi[k][j]
-                trial_value, trial_gains = _pattern_gains(spec, trial)
+                trial_value, trial_gains = _pattern_gains(net, trial)
                 if trial_value > value * (1 + 1e-12):
                     pattern, value, gains, improved = trial, trial_value, trial_gains, True
                     break

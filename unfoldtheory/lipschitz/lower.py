@@ -48,6 +48,8 @@ piece of its activation. For piecewise-linear activations the network is then af
 segment (by induction over the layers: an affine pre-activation whose ends lie in one interval
 stays in it), so the ratio equals ``‖J(y₁) v‖ = ‖J(y₁)‖``. The ratio of any pair is a valid
 lower bound whatever the pattern; ``details["same_region"]`` says whether the segment check passed.
+The reported value is that float64 ratio minus an allowance for the cancellation in
+``f(y₂) − f(y₁)`` (:func:`check_witness` recomputes exactly this number).
 The points of stage 4 are proposals only, certified like any other: each lies strictly inside
 its region (the region is recomputed from the point, and a point on a kink is refused; the LP's
 centre has a positive margin in every pre-activation), so the segment above has positive length.
@@ -713,25 +715,31 @@ def _certify(net: _Net, y0: np.ndarray) -> dict[str, Any]:
     while np.array_equal(y2, y1):
         y1, y2, h = y0, y0 + h * v, 2 * h  # below the resolution of y0: lengthen the step
     jnorm = float(np.linalg.norm(spec.jacobian(y1), 2))
-    f1, states = spec.evaluate(y1, return_states=True)
-    f2 = spec.evaluate(y2)
     gap = float(np.linalg.norm(y2 - y1))
-    ratio = float(np.linalg.norm(f2 - f1) / gap)
-    # a rough estimate of the float64 rounding error of the ratio (cancellation in f2 − f1)
-    size = max(float(np.linalg.norm(f1)), max(float(np.abs(z).max(initial=0.0)) for z in states))
-    rounding = 8.0 * (spec.num_layers + 2) * max(spec.dims) * np.finfo(np.float64).eps * size / gap
-    return {"y1": y1, "y2": y2, "ratio": ratio, "jacobian_norm_at_y1": jnorm, "h": gap,
+    ratio, rounding = _ratio_and_rounding(spec, y1, y2)
+    return {"y1": y1, "y2": y2, "ratio": max(ratio - rounding, 0.0), "jacobian_norm_at_y1": jnorm, "h": gap,
             "same_region": same, "search_point": y0, "rounding_estimate": float(rounding)}
 
 
-def check_witness(spec: NetworkSpec, certificate: dict[str, Any]) -> float:
-    """Re-evaluate a lower-bound certificate: the ratio ‖f(y₂) − f(y₁)‖ / ‖y₂ − y₁‖ (float64)."""
-    y1 = np.asarray(certificate["y1"], dtype=np.float64)
-    y2 = np.asarray(certificate["y2"], dtype=np.float64)
+def _ratio_and_rounding(spec: NetworkSpec, y1: np.ndarray, y2: np.ndarray) -> tuple[float, float]:
+    """The float64 ratio ‖f(y₂) − f(y₁)‖ / ‖y₂ − y₁‖ and an allowance for its rounding error: the
+    cancellation in f(y₂) − f(y₁), ~8·(depth + 2)·width·eps·(size of the states)/‖y₂ − y₁‖."""
     gap = float(np.linalg.norm(y2 - y1))
     if gap == 0.0:
         raise ValueError("the witness inputs y1 and y2 coincide")
-    return float(np.linalg.norm(spec.evaluate(y2) - spec.evaluate(y1)) / gap)
+    f1, states = spec.evaluate(y1, return_states=True)
+    ratio = float(np.linalg.norm(spec.evaluate(y2) - f1) / gap)
+    size = max(float(np.linalg.norm(f1)), max(float(np.abs(z).max(initial=0.0)) for z in states))
+    return ratio, 8.0 * (spec.num_layers + 2) * max(spec.dims) * float(np.finfo(np.float64).eps) * size / gap
+
+
+def check_witness(spec: NetworkSpec, certificate: dict[str, Any]) -> float:
+    """Re-evaluate a lower-bound certificate: the ratio ‖f(y₂) − f(y₁)‖ / ‖y₂ − y₁‖ in float64, minus the
+    allowance for its rounding (a short segment, e.g. near a kink, makes the float ratio overshoot)."""
+    y1 = np.asarray(certificate["y1"], dtype=np.float64)
+    y2 = np.asarray(certificate["y2"], dtype=np.float64)
+    ratio, rounding = _ratio_and_rounding(spec, y1, y2)
+    return max(ratio - rounding, 0.0)
 
 
 def lower_bound(spec: NetworkSpec, restarts: int = 16, seed: int = 0, steps: int = 200,

@@ -13,6 +13,7 @@ networks.
 
 from __future__ import annotations
 
+import contextlib
 import time
 import warnings
 
@@ -88,10 +89,8 @@ def _input_scale(spec: NetworkSpec, scale: float) -> float:
     """``σ`` ≈ 1 / (the smaller of the product and sequential bounds) in the units where ``‖CᵀC‖`` is 1, a
     power of two (exact scaling) within ``2^±20``; 1 if neither is finite and positive."""
     estimates = [product_bound(spec).value]
-    try:
+    with contextlib.suppress(ValueError):  # not a chain with input injection: the product bound alone
         estimates.append(sequential_bound(spec, sweeps=1).value)
-    except ValueError:  # not a chain with input injection
-        pass
     estimate = min(estimates) / np.sqrt(scale)
     if not (np.isfinite(estimate) and estimate > 0):
         return 1.0
