@@ -3,9 +3,10 @@
 For each size (m, n, K) it builds networks with ISTA weights (``ista_spec``: ``W = I − AᵀA/L``,
 ``V = Aᵀ/L``) and, where ``--trained-max-n`` allows, LISTA and ALISTA models trained briefly
 (``--train-steps``). It reports value and time for the product, averaged, sequential and first-order
-bounds, the default ``best``, and the SDP (the plain dense LipSDP-Neuron formulation in cvxpy,
-certified afterwards, i.e. also the "plain cvxpy" anchor) where its matrix has at most
-``--sdp-max-size`` rows; ECLipsE-Fast from ``eclipse-nn`` on the feed-forward embedding (ISTA weights
+bounds, the default ``best``, LipSDP-Neuron solved by this package's structured interior-point method
+where its matrix has at most ``--structured-max-size`` rows, and the plain dense LipSDP-Neuron
+formulation in cvxpy + SCS (certified afterwards: the "plain cvxpy" anchor) where its matrix has at
+most ``--sdp-max-size`` rows; ECLipsE-Fast from ``eclipse-nn`` on the feed-forward embedding (ISTA weights
 only: y carried by identity neurons, declared with slopes [0, 1] like the soft-thresholding neurons —
 valid, since slope 1 lies in [0, 1], and the way REFERENCES.md measured it; skipped if the package is
 not installed: ``pip install eclipse-nn``); the witness lower bound; the slope-only floor
@@ -96,6 +97,8 @@ def main() -> None:
     parser.add_argument("--sizes", nargs="+", default=["20,40,4", "32,64,8", "64,128,16", "128,256,16", "256,512,32"])
     parser.add_argument("--sdp-max-size", type=int, default=200,
                         help="largest LipSDP matrix solved by the dense SDP (at (32, 64, 8), 544 rows, it ran over 3 minutes)")
+    parser.add_argument("--structured-max-size", type=int, default=600,
+                        help="largest LipSDP matrix solved by the structured interior-point method (544 rows: about 10 s)")
     parser.add_argument("--trained-max-n", type=int, default=128, help="train LISTA/ALISTA at sizes with n up to this")
     parser.add_argument("--train-steps", type=int, default=300)
     parser.add_argument("--time-budget", type=float, default=45.0,
@@ -114,7 +117,9 @@ def main() -> None:
                        ("sequential", sequential_bound, {"time_budget": args.time_budget}),
                        ("first-order", first_order_bound, {"time_budget": args.time_budget}),
                        ("best (default)", upper_bound, {"time_budget": args.time_budget, "max_sdp_size": args.sdp_max_size}),
-                       ("sdp (LipSDP-Neuron, cvxpy/SCS)", sdp_bound, {"max_size": args.sdp_max_size})]
+                       ("sdp (LipSDP-Neuron, structured interior point)", sdp_bound,
+                        {"solver": "structured", "max_size": args.structured_max_size, "time_budget": args.time_budget}),
+                       ("sdp (LipSDP-Neuron, cvxpy/SCS)", sdp_bound, {"solver": "SCS", "max_size": args.sdp_max_size})]
             for name, fn, kwargs in methods:
                 bound, error, seconds = timed(fn, spec, **kwargs)
                 if bound is None:

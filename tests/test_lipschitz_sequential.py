@@ -70,8 +70,11 @@ def test_models_are_certified_and_not_below_the_sdp(cls):
 
 def test_best_includes_sequential_and_unsupported_graphs_are_named():
     p = SparseRecovery(5, 8, 0.2, seed=3)
-    best = upper_bound(ista_spec(p.A, p.lam, 2))
-    assert "sequential" in best.details["candidates"]
+    spec = ista_spec(p.A, p.lam, 2)
+    assert "sequential" in upper_bound(spec, max_sdp_size=0).details["candidates"]  # no SDP: the chain methods
+    small = upper_bound(spec)  # 21 rows: solved exactly, the sequential search skipped with the reason
+    assert "solved exactly" in small.details["skipped"]["sequential"]
+    assert small.value <= upper_bound(spec, method="sequential").value * (1 + 1e-9)
     momentum = UnfoldedFISTA(p.A, 3, p.lam).spec()
     with pytest.raises(ValueError, match="chain with input injection; layer 3 reads state 1"):
         sequential_bound(momentum)

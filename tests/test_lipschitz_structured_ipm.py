@@ -1,0 +1,138 @@
+"""The structured interior-point solver for LipSDP-Neuron: its Schur complement against the definition,
+solver against solver (cvxpy + Clarabel on the same data and on the same networks), and its answers
+against the activation-agnostic ground truth and the witness."""
+
+import cvxpy as cp
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from unfoldtheory.lipschitz import STRUCTURED_SDP, upper_bound
+from unfoldtheory.lipschitz.agnostic import activation_agnostic
+from unfoldtheory.lipschitz.lower import lower_bound
+from unfoldtheory.lipschitz.sdp import sdp_bound
+from unfoldtheory.lipschitz.structured_ipm import StructuredLMI, solve
+from unfoldtheory.problems import SparseRecovery
+from unfoldtheory.testing import unrolled_specs
+from unfoldtheory.unfold import ALISTA, LISTA, UnfoldedFISTA
+
+
+def _random_lmi(seed: int, m: int = 3, widths: tuple[int, ...] = (2, 3, 2), selection: bool = False,
+                grouped: bool = False) -> StructuredLMI:
+    """LipSDP data of a random layered net with input injection: layer k reads y and layer k − 1, slopes
+    ``[α, β]`` with ``α = 0`` (``F_a`` a selection) or random ``α ∈ (0, ½)``; ``grouped`` makes the last
+    layer share one multiplier."""
+    rng = np.random.default_rng(seed)
+    R, N = sum(widths), m + sum(widths)
+    starts = m + np.concatenate([[0], np.cumsum(widths)])
+    P = np.zeros((R, N))
+    for k, w in enumerate(widths):
+        rows = slice(starts[k] - m, starts[k + 1] - m)
+        P[rows, :m] = rng.standard_normal((w, m))
+        if k:
+            P[rows, starts[k - 1]:starts[k]] = rng.standard_normal((w, widths[k - 1]))
+    E = np.zeros((R, N))
+    E[np.arange(R), m + np.arange(R)] = 1.0
+    alpha = np.zeros((R, 1)) if selection else rng.uniform(0.0, 0.5, (R, 1))
+    beta = rng.uniform(0.6, 1.5, (R, 1))
+    C = np.zeros((2, N))
+    C[:, starts[-2]:] = rng.standard_normal((2, widths[-1]))
+    groups = np.arange(R)
+    if grouped:
+        groups[R - widths[-1]:] = R - widths[-1]
+    G = np.zeros((R, groups.max() + 1))
+    G[np.arange(R), groups] = 1.0
+    return StructuredLMI(C.T @ C, E - alpha * P, beta * P - E, G, m, 1e-6)
+
+
+def _dense_constraints(P: StructuredLMI) -> list[np.ndarray]:
+    """``A_0 = −E₀ᵀE₀`` and ``A_g = ½ Σ_{r∈g} (a_r b_rᵀ + b_r a_rᵀ)`` as dense matrices."""
+    A0 = np.zeros((P.size, P.size))
+    A0[np.arange(P.m), np.arange(P.m)] = -1.0
+    out = [A0]
+    for g in range(P.num_multipliers):
+        rows = np.flatnonzero(P.G[:, g])
+        out.append(sum(0.5 * (np.outer(P.Fa[r], P.Fb[r]) + np.outer(P.Fb[r], P.Fa[r])) for r in rows))
+    return out
+
+
+@pytest.mark.parametrize(("selection", "grouped"), [(False, False), (True, False), (True, True), (False, True)])
+def test_schur_apply_and_adjoint_match_their_definitions(selection, grouped):
+    P = _random_lmi(0, selection=selection, grouped=grouped)
+    assert (P.selection is not None) == selection
+    rng = np.random.default_rng(1)
+    B1, B2 = rng.standard_normal((2, P.size, P.size))
+    X, W = B1 @ B1.T + np.eye(P.size), B2 @ B2.T + np.eye(P.size)
+    A = _dense_constraints(P)
+    H = np.array([[np.trace(Ai @ X @ Aj @ W) for Aj in A] for Ai in A])
+    np.testing.assert_allclose(P.schur(X, W), H, rtol=1e-10, atol=1e-10)
+    K = 0.5 * (B1 + B1.T)
+    np.testing.assert_allclose(P.apply(K), [np.sum(Ai * K) for Ai in A], rtol=1e-10, atol=1e-10)
+    t = rng.standard_normal(len(A))
+    np.testing.assert_allclose(P.adjoint(t[0], t[1:]), sum(ti * Ai for ti, Ai in zip(t, A, strict=True)), atol=1e-12)
+
+
+def _cvxpy_value(P: StructuredLMI) -> float:
+    lam, rho = cp.Variable(P.num_multipliers, nonneg=True), cp.Variable()
+    S = P.Fa.T @ cp.diag(P.G @ lam) @ P.Fb
+    E = np.zeros((P.size, P.size))
+    E[np.arange(P.m), np.arange(P.m)] = 1.0
+    M = P.CtC + 0.5 * (S + S.T) - rho * E + P.strictness * (np.eye(P.size) - E)
+    cp.Problem(cp.Minimize(rho), [0.5 * (M + M.T) << 0]).solve(solver=cp.CLARABEL)
+    return float(rho.value)
+
+
+@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize("selection", [False, True])
+def test_solver_against_clarabel_on_the_same_data(seed, selection):
+    P = _random_lmi(seed, selection=selection, grouped=seed % 2 == 1)
+    ours = solve(P, tol=1e-9)
+    assert ours.status == "optimal", ours
+    assert ours.rho == pytest.approx(_cvxpy_value(P), rel=1e-5, abs=1e-7)
+    assert np.all(ours.lam >= 0)
+
+
+@settings(max_examples=15)
+@given(spec=unrolled_specs(m=st.integers(1, 3), n=st.integers(1, 4), K=st.integers(1, 3),
+                           activation=st.sampled_from(["soft_threshold", "relu"])))
+def test_structured_sdp_agrees_with_clarabel_and_sits_above_the_ground_truth(spec):
+    ours = sdp_bound(spec, solver="structured")
+    ref = sdp_bound(spec, solver="CLARABEL")
+    agn = activation_agnostic(spec)
+    assert ours.certified, ours.details
+    assert agn.value <= ours.value * (1 + 1e-7) + 1e-12
+    assert lower_bound(spec, restarts=2, steps=20).value <= ours.value * (1 + 1e-9) + 1e-12
+    if ref.certified:  # solver against solver: the same optimum up to the solvers' accuracy
+        assert ours.value == pytest.approx(ref.value, rel=1e-3, abs=1e-6)
+
+
+@pytest.mark.parametrize("cls", [LISTA, ALISTA, UnfoldedFISTA])
+def test_best_solves_small_nets_exactly_and_matches_clarabel(cls):
+    p = SparseRecovery(5, 8, 0.2, seed=4)
+    spec = cls(p.A, 3, p.lam).spec()
+    best = upper_bound(spec)
+    assert best.certified and best.details["chosen"] == "lipsdp-neuron"
+    assert best.details["solver"] == "structured" and best.details["matrix_size"] <= STRUCTURED_SDP
+    ref = sdp_bound(spec, solver="CLARABEL")
+    assert ref.certified
+    assert best.value == pytest.approx(ref.value, rel=1e-4)
+    assert best.value <= ref.value * (1 + 1e-6)  # an interior-point optimum: not above Clarabel's
+
+
+def test_an_exhausted_time_budget_never_certifies_too_little():
+    p = SparseRecovery(6, 10, 0.2, seed=5)
+    spec = LISTA(p.A, 3, p.lam).spec()
+    exact = sdp_bound(spec, solver="structured")
+    rushed = sdp_bound(spec, solver="structured", time_budget=1e-9)
+    assert rushed.details["status"] == "time_budget"
+    assert not rushed.certified or rushed.value >= exact.value * (1 - 1e-6)
+
+
+def test_bad_input():
+    p = SparseRecovery(3, 4, 0.2, seed=0)
+    spec = LISTA(p.A, 2, p.lam).spec()
+    with pytest.raises(ValueError, match="time_budget must be > 0"):
+        sdp_bound(spec, time_budget=0.0)
+    with pytest.raises(ValueError, match="time_budget"):
+        sdp_bound(spec, time_budget=float("nan"))
