@@ -113,3 +113,17 @@ def test_strongly_expanding_chain_is_certified():
     assert lam.max() / lam.min() > 1e12
     low = lower_bound(spec, restarts=2, seed=0)
     assert low.value <= seq.value <= 1.05 * product_bound(spec).value
+
+
+def test_a_boundary_that_is_singular_in_exact_arithmetic_is_not_taken_for_feasible():
+    """LISTA at ISTA weights with n > m: W = I − AᵀA/L is the identity on the null space of A, and with the
+    first factor 1 the last state block is exactly singular there (−λ + λ²/4 + 1 = (λ/2 − 1)² ≥ 0). Rounding
+    made it look negative definite, so the search stopped on it and the certificate (rightly) refused;
+    such pivots now count as infeasible, and the search moves to a certifiable scale."""
+    from unfoldtheory.unfold import LISTA
+
+    p = SparseRecovery(5, 8, 0.2, seed=6)
+    spec = LISTA(p.A, 3, p.lam).spec()
+    seq = sequential_bound(spec)
+    assert seq.certified, seq.details["check"]
+    assert seq.value >= sdp_bound(spec, solver="CLARABEL").value * (1 - 1e-6)

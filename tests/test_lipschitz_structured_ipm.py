@@ -136,3 +136,21 @@ def test_bad_input():
         sdp_bound(spec, time_budget=0.0)
     with pytest.raises(ValueError, match="time_budget"):
         sdp_bound(spec, time_budget=float("nan"))
+
+
+def test_best_falls_back_to_the_chain_methods_when_the_solve_does_not_converge(monkeypatch):
+    import functools
+
+    from unfoldtheory.lipschitz import structured_ipm
+
+    p = SparseRecovery(5, 8, 0.2, seed=6)
+    spec = LISTA(p.A, 3, p.lam).spec()
+    exact = upper_bound(spec)
+    monkeypatch.setattr(structured_ipm, "solve", functools.partial(structured_ipm.solve, max_iterations=3))
+    rushed = upper_bound(spec)
+    candidates = rushed.details["candidates"]
+    assert "lipsdp-neuron (structured)" in exact.details["candidates"] and "first-order" not in exact.details["candidates"]
+    assert "lipsdp-neuron (structured)" in candidates  # tried, stopped after 3 iterations
+    assert "first-order" in candidates and candidates["sequential"]["certified"]  # then the chain methods
+    assert rushed.certified and rushed.value >= exact.value * (1 - 1e-6)
+    assert candidates["first-order"]["value"] <= exact.value * 1.01  # the first-order method gets close to the optimum

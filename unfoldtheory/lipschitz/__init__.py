@@ -62,7 +62,7 @@ def upper_bound(spec: NetworkSpec, method: str = "best", *, time_budget: float =
 
     ``method="best"`` computes the product bound. If the LipSDP matrix has at most ``STRUCTURED_SDP`` (400)
     rows it then solves LipSDP-Neuron exactly by the structured interior-point method and adds the averaged
-    bound; otherwise, or if that solve does not certify, it computes the sequential and first-order bounds
+    bound; otherwise, or if that solve does not converge or does not certify, it computes the sequential and first-order bounds
     where they apply (the sequential start gets a third of ``time_budget``, the first-order search what is
     left; it stops earlier once converged), the averaged bound if time is left, and the SDP bound when its
     matrix has at most ``max_sdp_size`` rows, the spec is not a chain that the first-order method handled,
@@ -100,7 +100,7 @@ def upper_bound(spec: NetworkSpec, method: str = "best", *, time_budget: float =
         # the exact LipSDP-Neuron optimum is cheap here, and the sequential and first-order methods only
         # approximate it from above; the averaged bound is a different relaxation and costs little at this size
         candidates.append(sdp_bound(spec, solver="structured", max_size=max_sdp_size, time_budget=time_budget))
-        if candidates[-1].certified:
+        if candidates[-1].certified and candidates[-1].details["status"] == "optimal":
             why = f"the LipSDP matrix has {size} ≤ {STRUCTURED_SDP} rows: solved exactly instead"
             skipped.update({"sequential": why, "first-order": why})
             try:
@@ -147,7 +147,12 @@ def _best_of(candidates: list[Bound], skipped: dict[str, str], start: float) -> 
     """The smallest certified candidate (the smallest value if none is certified), with every candidate listed."""
     certified = [b for b in candidates if b.certified]
     best = min(certified, key=lambda b: b.value) if certified else min(candidates, key=lambda b: b.value)
-    summary = {b.method: {"value": b.value, "certified": b.certified, "seconds": b.seconds} for b in candidates}
+    summary = {_label(b): {"value": b.value, "certified": b.certified, "seconds": b.seconds} for b in candidates}
     return best.replace(method=f"best ({best.method})", seconds=time.perf_counter() - start,
                         details={**best.details, "candidates": summary, "skipped": skipped,
                                  "chosen": best.method if np.isfinite(best.value) else None})
+
+
+def _label(bound: Bound) -> str:
+    """The candidate's name in ``details["candidates"]``: the method, and for the SDP also its solver."""
+    return f"{bound.method} ({bound.details['solver']})" if "solver" in bound.details else bound.method

@@ -66,11 +66,21 @@ def initial_state(layers: list[ChainLayer]) -> State:
     return np.zeros((m, m)), None, None
 
 
+#: A pivot with ``L_ii² ≤ MIN_PIVOT_RATIO · A_ii`` counts as singular: such a block is negative definite only
+#: within rounding, which the certificate's margin (:mod:`.certificate`) would refuse anyway. The ratio is
+#: invariant under diagonal scaling, so multipliers of very different sizes are not penalised.
+MIN_PIVOT_RATIO = 1e-9
+
+
 def cholesky_lower(matrix: np.ndarray) -> np.ndarray | None:
     """Lower Cholesky factor of a symmetric positive definite matrix (LAPACK ``potrf`` called directly:
-    these small factorisations run thousands of times per search); None if it is not positive definite."""
+    these small factorisations run thousands of times per search); None if it is not positive definite,
+    or only within rounding (a pivot below ``MIN_PIVOT_RATIO`` relative to its diagonal entry)."""
     factor, info = lapack.dpotrf(matrix, lower=1, clean=1)
-    return factor if info == 0 else None
+    if info != 0:
+        return None
+    pivots = np.diagonal(factor)
+    return factor if np.all(pivots * pivots > MIN_PIVOT_RATIO * np.diagonal(matrix)) else None
 
 
 def forward_solve(chol: np.ndarray, rhs: np.ndarray) -> np.ndarray:
