@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from unfoldtheory.lipschitz import STRUCTURED_SDP, upper_bound
 from unfoldtheory.lipschitz.agnostic import activation_agnostic
 from unfoldtheory.lipschitz.lower import lower_bound
+from unfoldtheory.lipschitz.product import product_bound
 from unfoldtheory.lipschitz.sdp import sdp_bound
 from unfoldtheory.lipschitz.structured_ipm import StructuredLMI, solve
 from unfoldtheory.problems import SparseRecovery
@@ -103,7 +104,10 @@ def test_structured_sdp_agrees_with_clarabel_and_sits_above_the_ground_truth(spe
     assert ours.certified, ours.details
     assert agn.value <= ours.value * (1 + 1e-7) + 1e-12
     assert lower_bound(spec, restarts=2, steps=20).value <= ours.value * (1 + 1e-9) + 1e-12
-    if ref.certified:  # solver against solver: the same optimum up to the solvers' accuracy
+    # solver against solver: the same optimum up to the solvers' accuracy, where the input scaling (at most
+    # 2^20) brings ρ to order 1; on maps below that (hypothesis found a weight of −1.1e-308) every solver's
+    # certified value is valid but swamped by its absolute tolerance, each differently
+    if ref.certified and product_bound(spec).value >= 1e-6:
         assert ours.value == pytest.approx(ref.value, rel=1e-3, abs=1e-6)
 
 
