@@ -51,10 +51,11 @@ def _sdp_with_fallback(spec: NetworkSpec, max_size: int, time_budget: float | No
     tried: dict[str, dict] = {}
     for solver in solvers:
         bound = sdp_bound(spec, solver=solver, max_size=max_size, time_budget=time_budget if solver == "structured" else None)
-        if bound.certified or solver == solvers[-1]:
-            return bound.replace(details={**bound.details, "tried_before": tried}) if tried else bound
+        if bound.certified:
+            break
         tried[solver] = bound.details
-    raise AssertionError("unreachable")
+    tried.pop(bound.details["solver"], None)
+    return bound.replace(details={**bound.details, "tried_before": tried}) if tried else bound
 
 
 def upper_bound(spec: NetworkSpec, method: str = "best", *, time_budget: float = 45.0, max_sdp_size: int = 1500) -> Bound:

@@ -23,6 +23,7 @@ If ``M(ρ, λ) ⪯ 0`` then ``‖Δout‖² ≤ ρ‖Δy‖²`` for every pair o
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 from scipy import sparse
@@ -103,12 +104,16 @@ class QuadraticForm:
         # one per output; the rest (halving, the two sums, the shift by ρ, α·W in F) is covered by + 6
         return int(np.diff(self.Fa.tocsc().indptr).max(initial=0)) + self.outputs + 6
 
+    @cached_property
+    def group_matrix(self) -> sparse.csr_matrix:
+        """``G`` (rows × multipliers) with ``G[r, g] = 1`` when row r of ``F_a``/``F_b`` has multiplier g."""
+        rows = np.concatenate(self.groups)
+        cols = np.concatenate([np.full(len(g), i) for i, g in enumerate(self.groups)])
+        return sparse.csr_matrix((np.ones(len(rows)), (rows, cols)), shape=(self.Fa.shape[0], self.num_multipliers))
+
     def row_weights(self, lam: np.ndarray) -> np.ndarray:
-        """The multiplier of each row of ``F_a``/``F_b``."""
-        w = np.empty(self.Fa.shape[0])
-        for g, rows in enumerate(self.groups):
-            w[rows] = lam[g]
-        return w
+        """The multiplier of each row of ``F_a``/``F_b``: ``Gλ``."""
+        return self.group_matrix @ np.asarray(lam, dtype=float)
 
     def sparse_matrix(self, rho: float, lam: np.ndarray) -> sparse.csr_matrix:
         """``M(ρ, λ)`` in float64, sparse."""

@@ -70,7 +70,6 @@ class ScaledData:
     CtC: np.ndarray
     Fa: sparse.csr_matrix
     Fb: sparse.csr_matrix
-    G: sparse.csr_matrix
     scale: float
     sigma: float
 
@@ -85,10 +84,7 @@ def scaled_data(spec: NetworkSpec, form: QuadraticForm, estimate: float | None =
     scale = max(float(abs(form.CtC).sum(axis=1).max()), 1e-300)  # ‖CᵀC‖_∞ ≥ ‖CᵀC‖₂
     sigma = _input_scale(spec, scale, estimate)
     T = sparse.diags(np.concatenate([np.full(form.m, sigma), np.ones(form.size - form.m)]))
-    rows = np.concatenate(form.groups)
-    cols = np.concatenate([np.full(len(g), i) for i, g in enumerate(form.groups)])
-    G = sparse.csr_matrix((np.ones(len(rows)), (rows, cols)), shape=(form.Fa.shape[0], form.num_multipliers))
-    return ScaledData((T @ form.CtC @ T).toarray() / scale, (form.Fa @ T).tocsr(), (form.Fb @ T).tocsr(), G,
+    return ScaledData((T @ form.CtC @ T).toarray() / scale, (form.Fa @ T).tocsr(), (form.Fb @ T).tocsr(),
                       scale, sigma)
 
 
@@ -96,17 +92,18 @@ def _structured_bound(spec: NetworkSpec, form: QuadraticForm, start: float, time
     """The structured interior-point solve, with ``σ`` from the product bound alone (cheap) and one re-solve
     with ``σ`` from the solver's own ρ when that estimate was more than 8× loose (ρ̃ < 1/64)."""
     deadline = None if time_budget is None else start + time_budget
-    data = scaled_data(spec, form, estimate=product_bound(spec).value)
-    solves = []
-    while True:
+    G, solves = form.group_matrix.toarray(), []
+    estimate = product_bound(spec).value
+    for _ in range(2):
+        data = scaled_data(spec, form, estimate=estimate)
         result = structured_ipm.solve(structured_ipm.StructuredLMI(
-            data.CtC, data.Fa.toarray(), data.Fb.toarray(), data.G.toarray(), form.m, STRICTNESS), deadline=deadline)
+            data.CtC, data.Fa.toarray(), data.Fb.toarray(), G, form.m, STRICTNESS), deadline=deadline)
         solves.append({"sigma": data.sigma, "status": result.status, "iterations": result.iterations,
                        "seconds": result.seconds})
-        loose = result.status == "optimal" and 0 < result.rho < 1 / 64 and len(solves) == 1
+        loose = result.status == "optimal" and 0 < result.rho < 1 / 64
         if not loose or (deadline is not None and time.perf_counter() > deadline):
             break
-        data = scaled_data(spec, form, estimate=np.sqrt(result.rho * data.scale) / data.sigma)
+        estimate = np.sqrt(result.rho * data.scale) / data.sigma
     if not np.all(np.isfinite(result.lam)):
         return _failed(f"the structured solver stopped ({result.status}) with non-finite multipliers", start, "structured")
     details = {"solver": "structured", "status": result.status, "iterations": result.iterations,
@@ -122,7 +119,7 @@ def _cvxpy_bound(form: QuadraticForm, data: ScaledData, solver: str, start: floa
 
     lam = cp.Variable(form.num_multipliers, nonneg=True)
     rho = cp.Variable(nonneg=True)
-    w = data.G @ lam
+    w = form.group_matrix @ lam
     S = data.Fa.T @ cp.diag(w) @ data.Fb
     Ein = np.zeros((form.size, form.size))
     Ein[: form.m, : form.m] = np.eye(form.m)
