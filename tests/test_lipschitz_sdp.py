@@ -13,7 +13,8 @@ from unfoldtheory.lipschitz.agnostic import activation_agnostic
 from unfoldtheory.lipschitz.certificate import certify_multipliers
 from unfoldtheory.lipschitz.lower import lower_bound
 from unfoldtheory.lipschitz.product import product_bound
-from unfoldtheory.lipschitz.quadratic_form import eliminate_linear_states, quadratic_form
+from unfoldtheory.lipschitz.elimination import eliminate_linear_states
+from unfoldtheory.lipschitz.quadratic_form import quadratic_form
 from unfoldtheory.lipschitz.sdp import sdp_bound
 from unfoldtheory.problems import SparseRecovery
 from unfoldtheory.spec import Layer, NetworkSpec

@@ -38,7 +38,8 @@ Example (a user's test module)::
 Strategies
 ----------
 :func:`sensing_matrices`, :func:`sparse_signals`, :func:`unrolled_parameters`,
-:func:`unrolled_specs`, :func:`step_size_schedules`.
+:func:`unrolled_specs`, :func:`step_size_schedules`, and adversarial ones that try to break float64
+certificates: :func:`adversarial_specs`.
 """
 
 from __future__ import annotations
@@ -52,11 +53,13 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 from hypothesis.strategies import SearchStrategy
 
-from unfoldtheory.spec import NetworkSpec, unrolled
+from unfoldtheory.activations import Identity, ReLU, SoftThreshold
+from unfoldtheory.spec import Layer, NetworkSpec, unrolled
 from unfoldtheory.validation import finite_float
 
 __all__ = [
     "UnrolledParameters",
+    "adversarial_specs",
     "sensing_matrices",
     "sparse_signals",
     "step_size_schedules",
@@ -369,6 +372,92 @@ def unrolled_specs(m: IntOrStrategy | None = None, n: IntOrStrategy | None = Non
                                perturbation=perturbation).map(lambda p: p.spec(name))
 
 
+# ---------------------------------------------------------------------------- adversarial specs
+_ADVERSARIAL_KINDS: tuple[str, ...] = ("scaled", "cancelling", "near_singular")
+
+
+def _exponent_range(min_exponent: Any, max_exponent: Any) -> tuple[int, int]:
+    lo = _int_arg(min_exponent, "min_exponent", minimum=-300)
+    hi = _int_arg(max_exponent, "max_exponent", minimum=-300)
+    if hi > 300:
+        raise ValueError(f"max_exponent must be <= 300 (float64 overflows near 1e308), got {hi}")
+    _ordered(lo, hi, "min_exponent", "max_exponent")
+    return lo, hi
+
+
+def _activation_layer(kind: str, weights: dict[int, np.ndarray], theta: np.ndarray) -> Layer:
+    if kind == "soft_threshold":
+        return Layer(weights, SoftThreshold(theta))
+    return Layer(weights, ReLU(), -theta)
+
+
+def adversarial_specs(m: IntOrStrategy | None = None, n: IntOrStrategy | None = None,
+                      K: IntOrStrategy | None = None, *, kinds: tuple[str, ...] = _ADVERSARIAL_KINDS,
+                      min_exponent: int = -200, max_exponent: int = 200) -> SearchStrategy[NetworkSpec]:
+    """Small specs built to break float64 certificates: extreme scales, exact cancellations, near-singularity.
+
+    Each example is one of ``kinds``:
+
+    * ``"scaled"``: an unrolled net (ReLU or soft-threshold) whose layers are scaled by ``10^e_k`` with
+      ``e_k`` in ``[min_exponent, max_exponent]`` (the product of the scales stays inside
+      ``10^±300``, so the output is finite); thresholds follow the scale of the pre-activations.
+    * ``"cancelling"``: an identity chain ``z_1 = a·y``, ``z_2 = b·z_1`` (identity states) feeding
+      ``φ(W z_2 − fl(W b a) y + c)``: the exact combined weight ``W(ba) − fl(W b a)`` is rounding noise that
+      float64 elimination sees as 0 (or as something else), at a scale ``10^e``.
+    * ``"near_singular"``: an unrolled net whose weights have singular values spread over ``[10^-15, 1]``,
+      some exactly repeated rows (a rank-deficient layer).
+
+    Every example is a valid :class:`~unfoldtheory.spec.NetworkSpec` with finite weights; ``m``, ``n``,
+    ``K`` (input dimension, width, layers) default to ``1..3``.
+    """
+    m_st = _size(st.integers(1, 3) if m is None else m, "m")
+    n_st = _size(st.integers(1, 3) if n is None else n, "n")
+    K_st = _size(st.integers(1, 3) if K is None else K, "K")
+    if not isinstance(kinds, tuple) or not kinds or any(k not in _ADVERSARIAL_KINDS for k in kinds):
+        raise ValueError(f"kinds must be a non-empty tuple drawn from {_ADVERSARIAL_KINDS}, got {kinds!r}")
+    lo, hi = _exponent_range(min_exponent, max_exponent)
+    acts = st.sampled_from(UNROLLED_ACTIVATIONS)
+
+    @st.composite
+    def build(draw: st.DrawFn) -> NetworkSpec:
+        mm, nn, kk = (_drawn_size(draw(s), name) for s, name in ((m_st, "m"), (n_st, "n"), (K_st, "K")))
+        kind = draw(st.sampled_from(kinds))
+        act = draw(acts)
+        rng = np.random.default_rng(draw(_SEEDS))
+        if kind == "cancelling":
+            e = draw(st.integers(lo, hi))
+            a = rng.standard_normal((mm, mm))
+            b = rng.standard_normal((mm, mm))
+            W = rng.standard_normal((nn, mm)) * 10.0 ** e
+            cancel = -((W @ b) @ a)
+            c = np.abs(rng.standard_normal(nn)) * draw(st.sampled_from([0.0, 1.0, 10.0 ** e]))
+            layers = [Layer({0: a}, Identity()), Layer({1: b}, Identity()),
+                      _activation_layer(act, {2: W, 0: cancel}, c)]
+            return NetworkSpec(mm, layers, name=f"cancelling identity chain (scale 1e{e})")
+        scale = 0
+        layers = []
+        for k in range(kk):
+            if kind == "scaled":
+                e_lo, e_hi = max(lo, -300 - scale), min(hi, 300 - scale)
+                e = draw(st.integers(min(e_lo, e_hi), e_hi))
+                V = rng.standard_normal((nn, mm)) * 10.0 ** (scale + e if k else e)
+                W = rng.standard_normal((nn, nn)) * 10.0 ** e
+                scale = scale + e if k else e
+            else:
+                spread = draw(st.integers(0, 15))
+                U, _, Vt = np.linalg.svd(rng.standard_normal((nn, nn)))
+                W = (U * np.logspace(0, -spread, nn)) @ Vt
+                V = rng.standard_normal((nn, mm))
+                if nn > 1 and draw(st.booleans()):
+                    W[-1], V[-1] = W[0], V[0]  # a repeated row: the layer is rank deficient
+            theta = np.abs(rng.standard_normal(nn)) * draw(st.sampled_from([0.0, 0.1, 1.0])) * 10.0 ** scale
+            weights = {0: V} if k == 0 else {0: V, k: W}
+            layers.append(_activation_layer(act, weights, theta))
+        return NetworkSpec(mm, layers, name=f"{kind} unrolled net")
+
+    return build()
+
+
 # ---------------------------------------------------------------------------- step sizes
 def step_size_schedules(K: IntOrStrategy | None = None, L: float = 1.0, mu: float = 0.0, *,
                         low: float = 0.0, high: float | None = None, exclude_low: bool = True,
@@ -419,5 +508,93 @@ def step_size_schedules(K: IntOrStrategy | None = None, L: float = 1.0, mu: floa
         if constant:
             return np.full(kk, draw(steps), dtype=np.float64)
         return draw(hnp.arrays(np.float64, kk, elements=steps))
+
+    return build()
+
+
+# ---------------------------------------------------------------------------- adversarial Lasso instances
+def adversarial_lasso_instances(m: IntOrStrategy | None = None, n: IntOrStrategy | None = None,
+                                batch: IntOrStrategy | None = None, *, min_scale: float = 1e-200,
+                                max_scale: float = 1e200,
+                                min_lam: float = 1e-300) -> SearchStrategy[tuple[np.ndarray, np.ndarray, np.ndarray, float]]:
+    """Lasso instances ``(A, X, Y, lam)`` that try to break a float64 duality-gap certificate.
+
+    ``A`` is ``(m, n)``, ``Y`` is ``(batch, m)`` (right-hand sides), ``X`` is ``(batch, n)`` (points whose
+    gap is to be certified) and ``lam > 0`` a float. Each example is one of four kinds:
+
+    * **ordinary:** unit-column Gaussian ``A``, Gaussian ``y``, ``λ`` a fraction of ``‖Aᵀy‖∞``;
+    * **float floor:** ``y = A x₀`` with ``x₀`` sparse and ``λ`` drawn log-uniformly in
+      ``[min_lam, 1e-14]`` (times ``‖y‖∞``), so that ``P(x)`` is of the order of ``ε‖y‖²`` or below;
+    * **extreme scales:** ``A`` and ``y`` multiplied by powers of ten between ``min_scale`` and
+      ``max_scale``, ``λ`` a fraction of ``‖Aᵀy‖∞`` (kept finite and ``≥ min_lam``);
+    * **cancelling:** small-integer ``A`` with duplicated and negated columns and ``y = A x₀`` for an
+      integer ``x₀``, so that residuals cancel exactly or almost.
+
+    The rows of ``X`` are zeros, ``x₀`` (or ``0`` where none), ``x₀`` perturbed in its last bits, dense
+    Gaussian points at the scale of ``y`` over ``A``, or sparse small integers.
+    ``m`` (default ``st.integers(1, 6)``), ``n`` (default ``st.integers(1, 8)``) and ``batch`` (default
+    ``st.integers(1, 3)``) are ints or strategies of ints; ``0 < min_scale ≤ 1 ≤ max_scale`` and
+    ``0 < min_lam ≤ 1e-14`` are finite floats.
+    """
+    m_st = _size(st.integers(1, 6) if m is None else m, "m")
+    n_st = _size(st.integers(1, 8) if n is None else n, "n")
+    b_st = _size(st.integers(1, 3) if batch is None else batch, "batch")
+    lo_s = finite_float(min_scale, "min_scale", low=0.0, high=1.0, low_open=True)
+    hi_s = finite_float(max_scale, "max_scale", low=1.0)
+    lo_lam = finite_float(min_lam, "min_lam", low=0.0, high=1e-14, low_open=True)
+    log_lo_s, log_hi_s, log_lo_lam = math.log10(lo_s), math.log10(hi_s), math.log10(lo_lam)
+
+    def finite_lam(value: float) -> float:
+        return float(min(max(value, lo_lam), 1e300)) if math.isfinite(value) else 1e300
+
+    @st.composite
+    def build(draw: st.DrawFn) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+        mm = _drawn_size(draw(m_st), "m")
+        nn = _drawn_size(draw(n_st), "n")
+        bb = _drawn_size(draw(b_st), "batch")
+        rng = np.random.default_rng(draw(_SEEDS))
+        kind = draw(st.sampled_from(["ordinary", "floor", "scaled", "cancelling"]))
+        x0 = np.zeros(nn)
+        if kind == "cancelling":
+            A = rng.integers(-3, 4, size=(mm, nn)).astype(np.float64)
+            for j in range(1, nn):
+                if rng.random() < 0.4:
+                    A[:, j] = A[:, rng.integers(0, j)] * rng.choice([-1.0, 1.0])
+            x0[rng.choice(nn, size=min(nn, 3), replace=False)] = rng.integers(-4, 5, size=min(nn, 3))
+            Y = np.tile(A @ x0, (bb, 1))
+        else:
+            A = _gaussian(rng, mm, nn, normalize_columns=True)
+            if kind == "floor":
+                x0[rng.choice(nn, size=min(nn, 3), replace=False)] = rng.standard_normal(min(nn, 3))
+                Y = np.tile(A @ x0, (bb, 1))
+            else:
+                Y = rng.standard_normal((bb, mm))
+        if kind == "scaled":
+            A = A * 10.0 ** draw(st.floats(log_lo_s, log_hi_s))
+            Y = Y * 10.0 ** draw(st.floats(log_lo_s, log_hi_s))
+        ynorm = float(np.abs(Y).max(initial=0.0))
+        with np.errstate(over="ignore", under="ignore", invalid="ignore"):
+            corr = float(np.abs(Y @ A).max(initial=0.0))
+            if kind == "floor" or (kind == "cancelling" and draw(st.booleans())):
+                lam = finite_lam(10.0 ** draw(st.floats(log_lo_lam, -14.0)) * max(ynorm, 1.0))
+            else:
+                lam = finite_lam(draw(st.floats(0.01, 1.5)) * corr)
+            xscale = ynorm / max(float(np.abs(A).max(initial=0.0)), lo_s)
+            rows = []
+            for _ in range(bb):
+                pick = draw(st.sampled_from(["zero", "x0", "x0_bits", "dense", "integers"]))
+                if pick == "zero":
+                    rows.append(np.zeros(nn))
+                elif pick == "x0":
+                    rows.append(x0.copy())
+                elif pick == "x0_bits":
+                    rows.append(x0 * (1.0 + rng.integers(-4, 5, size=nn) * 2.0**-52))
+                elif pick == "dense":
+                    rows.append(rng.standard_normal(nn) * xscale)
+                else:
+                    rows.append(rng.integers(-2, 3, size=nn) * (rng.random(nn) < 0.5).astype(np.float64))
+            X = np.array(rows)
+        X = np.where(np.isfinite(X), X, 0.0)
+        return A, X, Y, lam
 
     return build()

@@ -29,6 +29,12 @@ rounding margin, by a block Cholesky factorisation that follows the network's gr
    magnitude bound are formed *exactly*: each entry is multiplied once by ``s_i s_j``, a power of two,
    and the scaling is skipped if any product would leave the normal range. Items 1–3 then apply to
    ``S N S`` verbatim, and ``ρ_c = ρ_scaled / s_y²`` (exact).
+5. **Eliminated identity states.** ``M`` is built from the combined weights of the eliminated
+   identity states, which were rounded (:mod:`.elimination`). The true matrix ``M_true`` of the given
+   network differs from the exact ``M`` of the computed weights by at most
+   :meth:`QuadraticForm.sparse_perturbation` entrywise, so ``‖S(M_true − M)S‖₂ ≤ ‖S Π S‖_F``; that
+   bound joins the assembly error ``E`` of item 3, and the shifted factorisation then proves
+   ``N_true(ρ_c) ⪰ 0`` for the given network.
 
 A solver answer that is wrong, or inaccurate, can therefore never become a certified bound: the
 worst it can do is propose multipliers that certify a larger value, or none.
@@ -112,8 +118,14 @@ def certify_multipliers(form: QuadraticForm, lam: np.ndarray) -> MultiplierCheck
         blocks = lower_blocks(scaled[0], bounds)
     else:
         scale[:m], s_y = 1.0, 1.0
-    result = _shifted_check(form, blocks, scaled[0].diagonal(), scaled[1], s_y**2 * rho_estimate)
+    perturbation = _scaled_frobenius(form.sparse_perturbation(lam), scale)
+    if not np.isfinite(perturbation):
+        return _fail("the error bound of the eliminated identity states' combined weights overflows float64")
+    result = _shifted_check(form, blocks, scaled[0].diagonal(), scaled[1], s_y**2 * rho_estimate, perturbation)
     if not result.ok:
+        if perturbation > 0:
+            return _fail(f"{result.reason}; the margin includes {perturbation:.3g} (scaled units) for the rounding of "
+                         "the combined weights of the eliminated identity states", result.margin)
         return result
     rho_c = result.rho / s_y**2  # exact division by a power of two, unless the quotient is subnormal:
     if 0.0 < rho_c < TINY:  # then it may have been rounded down, so step up by one unit
@@ -152,15 +164,32 @@ def _scaled(N0: sparse.csr_matrix, magnitude: sparse.csr_matrix, scale: np.ndarr
     return out[0], out[1]
 
 
+def _scaled_frobenius(perturbation: sparse.csr_matrix | None, scale: np.ndarray) -> float:
+    """An upper bound on ``‖S Π S‖_F`` (0 for no perturbation): the scaled entries, their squares and their sum
+    are formed from nonnegative numbers in round-to-nearest, hence the factor ``1 + γ`` and the absolute
+    ``TINY`` terms for entries that underflow."""
+    if perturbation is None or perturbation.nnz == 0:
+        return 0.0
+    coo = perturbation.tocoo()
+    data = np.abs(coo.data) * (scale[coo.row] * scale[coo.col])
+    peak = float(np.max(data, initial=0.0))
+    if peak == 0.0:
+        return float(coo.nnz) * TINY
+    total = float(np.sum((data / peak) ** 2)) * (1 + gamma(coo.nnz + 4))
+    return float(np.nextafter(peak * np.sqrt(total) * (1 + 4 * EPS), np.inf)) + coo.nnz * TINY
+
+
 def _shifted_check(form: QuadraticForm, blocks: dict, diag: np.ndarray, magnitude: sparse.csr_matrix,
-                   rho_c: float) -> MultiplierCheck:
+                   rho_c: float, perturbation: float = 0.0) -> MultiplierCheck:
     """Item 3 of the module docstring on the (scaled) matrix: the smallest ``ρ ≥ rho_c`` (in the scaled
-    units) for which the shifted Cholesky factorisation proves ``N(ρ) ⪰ 0``."""
+    units) for which the shifted Cholesky factorisation proves ``N(ρ) ⪰ 0``. ``perturbation`` bounds
+    ``‖S(M_true − M)S‖_F``, the error from the eliminated identity states (item 6), and joins the assembly
+    error."""
     m, D = form.m, form.size
     g_terms = gamma(form.terms)
     peak = float(np.max(magnitude.data, initial=0.0))
     frobenius = peak * float(np.sqrt(np.sum((magnitude.data / peak) ** 2))) if peak > 0 else 0.0
-    assembly = g_terms * frobenius * (1 + gamma(magnitude.nnz + 2)) * (1 + g_terms)
+    assembly = g_terms * frobenius * (1 + gamma(magnitude.nnz + 2)) * (1 + g_terms) + perturbation
     g_chol = gamma(D + 2)
     c = 0.0
     for _ in range(12):

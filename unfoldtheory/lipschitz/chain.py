@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.linalg import lapack
 
-from unfoldtheory.lipschitz.quadratic_form import eliminate_linear_states
+from unfoldtheory.lipschitz.elimination import eliminate_linear_states
 from unfoldtheory.spec import NetworkSpec
 
 
@@ -142,7 +142,10 @@ def _eliminate_all(layers: list[ChainLayer], C: np.ndarray, lams: list[np.ndarra
     if chol is None:
         return None
     P = forward_solve(chol, Tyx.T)
-    S = Tyy + P.T @ P
+    with np.errstate(over="ignore", invalid="ignore"):  # beyond float64: no finite ρ from this recursion
+        S = Tyy + P.T @ P
+    if not np.all(np.isfinite(S)):
+        return None
     return 0.5 * (S + S.T), chol, Tyx, eliminated
 
 

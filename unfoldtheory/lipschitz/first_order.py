@@ -63,7 +63,8 @@ def first_order_bound(spec: NetworkSpec, *, max_iterations: int = 200, max_round
     splits = np.cumsum(sizes)[:-1]
     if start_multipliers is None:
         # the start gets a third of the budget (as in upper_bound's "best"), the refinement the rest
-        rho0, lams0, search = sequential_search(layers, C, time_budget=time_budget / 3)
+        with np.errstate(all="ignore"):  # a proposal only, as in sequential_bound
+            rho0, lams0, search = sequential_search(layers, C, time_budget=time_budget / 3)
     else:
         start_multipliers = as_finite_array(start_multipliers, "start_multipliers", shape=(sum(sizes),))
         if np.any(start_multipliers <= 0):

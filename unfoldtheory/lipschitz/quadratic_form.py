@@ -1,8 +1,10 @@
 """The quadratic form behind LipSDP-Neuron, built from a :class:`NetworkSpec`'s graph.
 
 Identity-activation states are linear and are first substituted into the states and read-out that
-use them (:func:`eliminate_linear_states`), so that every remaining state has a genuine slope
-restriction. With ``ξ = (Δy, Δz_1, …, Δz_N)`` the differences of two evaluations,
+use them (:mod:`.elimination`), so that every remaining state has a genuine slope restriction. The
+combined weights are rounded; their entrywise error bounds travel with the form (``Ra``, ``Rb``, ``RC``)
+and :meth:`QuadraticForm.sparse_perturbation` turns them into a bound on the error of ``M`` that the
+certificate covers. With ``ξ = (Δy, Δz_1, …, Δz_N)`` the differences of two evaluations,
 
 * ``Δz_k = E_k ξ``  (selection),  ``Δv_k = P_k ξ = Σ_j W_kj Δz_j``  (pre-activation),
 * ``Δout = C ξ``  (read-out).
@@ -28,50 +30,9 @@ from functools import cached_property
 import numpy as np
 from scipy import sparse
 
-from unfoldtheory.activations import Identity
-from unfoldtheory.spec import Layer, NetworkSpec
-
-
-def eliminate_linear_states(spec: NetworkSpec) -> NetworkSpec:
-    """A spec without identity-activation states with the same Jacobians and output differences.
-
-    Each identity state ``z_k = Σ_j W_kj z_j + b_k`` is substituted into its consumers and into the
-    read-out; the output may differ by a constant (dropped biases), which no Lipschitz analysis sees.
-    Returns ``spec`` itself when there is nothing to eliminate.
-    """
-    if not any(isinstance(a, Identity) for a in spec.activations):
-        return spec
-    # expr[k] = (dict kept_state -> matrix, offset): state k as an affine map of kept states
-    expr: dict[int, tuple[dict[int, np.ndarray], np.ndarray]] = {0: ({0: np.eye(spec.input_dim)}, np.zeros(spec.input_dim))}
-    new_index = {0: 0}
-    layers: list[Layer] = []
-
-    def compose(terms: dict[int, np.ndarray], bias: np.ndarray) -> tuple[dict[int, np.ndarray], np.ndarray]:
-        out: dict[int, np.ndarray] = {}
-        offset = bias.copy()
-        for j, W in terms.items():
-            sub, off = expr[j]
-            offset = offset + W @ off
-            for i, S in sub.items():
-                out[i] = out[i] + W @ S if i in out else W @ S
-        return out, offset
-
-    for k, (ws, b, act) in enumerate(zip(spec.weights, spec.biases, spec.activations, strict=True), start=1):
-        terms, offset = compose(ws, b)
-        if isinstance(act, Identity):
-            expr[k] = (terms, offset)
-            continue
-        idx = len(layers) + 1
-        layers.append(Layer({new_index[i]: W for i, W in terms.items()}, act, offset, spec.dims[k]))
-        new_index[k] = idx
-        expr[k] = ({k: np.eye(spec.dims[k])}, np.zeros(spec.dims[k]))
-    # A constant offset of the output (from biases of eliminated states) does not change any
-    # difference f(y1) − f(y2), so the read-out keeps only the linear part.
-    readout_terms, _ = compose(spec.readout, np.zeros(spec.output_dim))
-    if not layers:
-        raise ValueError("the spec is linear (every activation is the identity): its Lipschitz constant is ‖J‖₂")
-    readout = {new_index[i]: C for i, C in readout_terms.items()}
-    return NetworkSpec(spec.input_dim, layers, readout, name=f"{spec.name} (linear states eliminated)")
+from unfoldtheory.lipschitz.elimination import eliminate_identity_states
+from unfoldtheory.lipschitz.norms import gamma_bound as _gamma
+from unfoldtheory.spec import NetworkSpec
 
 
 @dataclass(frozen=True)
@@ -88,6 +49,10 @@ class QuadraticForm:
     labels: list[str]
     offsets: np.ndarray
     outputs: int
+    C: sparse.csr_matrix | None = None  # the read-out rows (CtC = CᵀC)
+    Ra: sparse.csr_matrix | None = None  # entrywise bounds |F_a,true − F_a| (None: exact)
+    Rb: sparse.csr_matrix | None = None  # entrywise bounds |F_b,true − F_b|
+    RC: sparse.csr_matrix | None = None  # entrywise bounds |C_true − C|
 
     @property
     def size(self) -> int:
@@ -126,6 +91,27 @@ class QuadraticForm:
         S = abs(self.Fa).T @ sparse.diags(np.abs(self.row_weights(lam))) @ abs(self.Fb)
         return (abs(self.CtC) + 0.5 * (S + S.T) + abs(rho) * self._input_identity()).tocsr()
 
+    def sparse_perturbation(self, lam: np.ndarray) -> sparse.csr_matrix | None:
+        """Entrywise bound on ``|M_true(ρ, λ) − M(ρ, λ)|`` in exact arithmetic, where ``M_true`` is built from the
+        exact combined weights of the eliminated identity states (None when there are none to round).
+
+        With ``|ΔF_a| ≤ R_a``, ``|ΔF_b| ≤ R_b``, ``|ΔC| ≤ R_C``: ``F_a,trueᵀΛF_b,true − F_aᵀΛF_b =
+        F_aᵀΛΔF_b + ΔF_aᵀΛF_b + ΔF_aᵀΛΔF_b`` and ``C_trueᵀC_true − CᵀC = CᵀΔC + ΔCᵀC + ΔCᵀΔC``; the triangle
+        inequality bounds each entry (ρ enters exactly). Evaluated from nonnegative terms, so multiplied by
+        ``1 + 2γ`` for its own rounding."""
+        if self.Ra is None and self.RC is None:
+            return None
+        P = sparse.csr_matrix((self.size, self.size))
+        if self.Ra is not None:
+            weights = sparse.diags(np.abs(self.row_weights(lam)))
+            S = abs(self.Fa).T @ weights @ self.Rb + self.Ra.T @ weights @ abs(self.Fb) + self.Ra.T @ weights @ self.Rb
+            P = 0.5 * (S + S.T)
+        if self.RC is not None:
+            aC = abs(self.C)
+            P = P + aC.T @ self.RC + self.RC.T @ aC + self.RC.T @ self.RC
+        inner = max(self.Fa.shape[0], self.C.shape[0]) + 8
+        return (P * (1 + 2 * _gamma(inner))).tocsr()
+
     def matrix(self, rho: float, lam: np.ndarray) -> np.ndarray:
         """``M(ρ, λ)`` as a dense float64 array (small forms only)."""
         return self.sparse_matrix(rho, lam).toarray()
@@ -136,30 +122,41 @@ class QuadraticForm:
         return sparse.diags(diag).tocsr()
 
 
+def _blocks(spec: NetworkSpec, parts: dict[int, np.ndarray], rows: int) -> sparse.csr_matrix:
+    """The row block ``[parts[0], parts[1], …]`` over ``ξ = (y, z_1, …, z_N)`` (zeros where a state is absent)."""
+    return sparse.hstack([sparse.csr_matrix(parts[j]) if j in parts else sparse.csr_matrix((rows, dj))
+                          for j, dj in enumerate(spec.dims)]).tocsr()
+
+
 def quadratic_form(spec: NetworkSpec) -> QuadraticForm:
-    """Build the LipSDP-Neuron quadratic form of ``spec`` (identity states eliminated first)."""
-    spec = eliminate_linear_states(spec)
+    """Build the LipSDP-Neuron quadratic form of ``spec`` (identity states eliminated first, with the
+    error bounds of the elimination)."""
+    elimination = eliminate_identity_states(spec)
+    spec = elimination.spec
     offsets = np.concatenate([[0], np.cumsum(spec.dims)]).astype(int)
     D = int(offsets[-1])
-    C = sparse.hstack([sparse.csr_matrix(spec.readout[k]) if k in spec.readout else sparse.csr_matrix((spec.output_dim, d))
-                       for k, d in enumerate(spec.dims)]).tocsr()
-    Fa_rows, Fb_rows, groups, labels = [], [], [], []
+    C = _blocks(spec, spec.readout, spec.output_dim)
+    Fa_rows, Fb_rows, Ra_rows, Rb_rows, groups, labels = [], [], [], [], [], []
     row = 0
     for k, (ws, act) in enumerate(zip(spec.weights, spec.activations, strict=True), start=1):
         d = spec.dims[k]
         E = sparse.csr_matrix((np.ones(d), (np.arange(d), offsets[k] + np.arange(d))), shape=(d, D))
-        P = sparse.hstack([sparse.csr_matrix(ws[j]) if j in ws else sparse.csr_matrix((d, dj))
-                           for j, dj in enumerate(spec.dims)]).tocsr()
+        P = _blocks(spec, ws, d)
+        R = _blocks(spec, elimination.weight_errors[k - 1], d)
         if act.separable:
             alpha, beta = act.slope_interval
             Fa_rows.append(E - alpha * P)
             Fb_rows.append(beta * P - E)
+            Ra_rows.append(abs(alpha) * R)
+            Rb_rows.append(abs(beta) * R)
             groups += [np.array([row + i]) for i in range(d)]
             labels += [f"layer {k} neuron {i}" for i in range(d)]
         elif act.firmly_nonexpansive:
             # ⟨Δz, Δv⟩ − ‖Δz‖² = Σ_i Δz_i (Δv_i − Δz_i): rows of E and P − E with one shared multiplier
             Fa_rows.append(E)
             Fb_rows.append(P - E)
+            Ra_rows.append(sparse.csr_matrix((d, D)))
+            Rb_rows.append(R)
             groups.append(np.arange(row, row + d))
             labels.append(f"layer {k} (block)")
         else:
@@ -169,4 +166,9 @@ def quadratic_form(spec: NetworkSpec) -> QuadraticForm:
     Fa, Fb = sparse.vstack(Fa_rows).tocsr(), sparse.vstack(Fb_rows).tocsr()
     Fa.eliminate_zeros()
     Fb.eliminate_zeros()
-    return QuadraticForm((C.T @ C).tocsr(), spec.input_dim, Fa, Fb, groups, labels, offsets, spec.output_dim)
+    errors = {}
+    if not elimination.exact:
+        # |α|·R and |β|·R round: one more relative ε (the perturbation bound's own 1 + 2γ covers it)
+        errors = {"Ra": sparse.vstack(Ra_rows).tocsr(), "Rb": sparse.vstack(Rb_rows).tocsr(),
+                  "RC": _blocks(spec, elimination.readout_errors, spec.output_dim) if elimination.readout_errors else None}
+    return QuadraticForm((C.T @ C).tocsr(), spec.input_dim, Fa, Fb, groups, labels, offsets, spec.output_dim, C=C, **errors)

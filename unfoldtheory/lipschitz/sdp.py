@@ -33,6 +33,7 @@ from unfoldtheory.validation import time_budget_seconds
 
 SOLVERS = ("structured", "SCS", "CLARABEL")
 STRICTNESS = 1e-6
+FLOAT32_SAFE = 1e30  # the structured solver takes its step lengths in float32 (largest finite value ~3.4e38)
 
 
 def sdp_bound(spec: NetworkSpec, solver: str = "structured", max_size: int = 1500,
@@ -96,8 +97,13 @@ def _structured_bound(spec: NetworkSpec, form: QuadraticForm, start: float, time
     estimate = product_bound(spec).value
     for _ in range(2):
         data = scaled_data(spec, form, estimate=estimate)
-        result = structured_ipm.solve(structured_ipm.StructuredLMI(
-            data.CtC, data.Fa.toarray(), data.Fb.toarray(), G, form.m, STRICTNESS), deadline=deadline)
+        peak = max(float(np.max(np.abs(data.Fa.data), initial=0.0)), float(np.max(np.abs(data.Fb.data), initial=0.0)))
+        if not peak < FLOAT32_SAFE:
+            return _failed(f"the scaled LipSDP data reach {peak:.3g}, beyond the float32 range of the structured "
+                           "solver's step lengths", start, "structured")
+        with np.errstate(all="ignore"):  # the solver only proposes: an iterate that overflows fails the check
+            result = structured_ipm.solve(structured_ipm.StructuredLMI(
+                data.CtC, data.Fa.toarray(), data.Fb.toarray(), G, form.m, STRICTNESS), deadline=deadline)
         solves.append({"sigma": data.sigma, "status": result.status, "iterations": result.iterations,
                        "seconds": result.seconds})
         loose = result.status == "optimal" and 0 < result.rho < 1 / 64

@@ -122,7 +122,8 @@ def sequential_bound(spec: NetworkSpec, sweeps: int = 3, time_budget: float = np
         feasibility_budget = time_budget_seconds(feasibility_budget, "feasibility_budget")
     start = time.perf_counter()
     layers, C = chain_layers(spec)
-    best, lams, details = sequential_search(layers, C, sweeps, time_budget, feasibility_budget)
+    with np.errstate(all="ignore"):  # the search only proposes: multipliers whose recursion overflows fail the check
+        best, lams, details = sequential_search(layers, C, sweeps, time_budget, feasibility_budget)
     if lams is None or not np.isfinite(best):
         return Bound(np.inf, "upper", QUANTITY, "sequential", False, None, time.perf_counter() - start,
                      {**details, "check": details.get("stopped", "no multipliers kept every Schur complement negative definite")})

@@ -138,15 +138,20 @@ def _max_step(L: np.ndarray, D: np.ndarray, single: bool = False) -> float:
 
     ``L⁻¹DL⁻ᵀ`` is formed in float64 and its smallest eigenvalue taken in float32 (the step is then cut
     by a safety factor, and :func:`_step_into_cone` checks it); with ``single`` the reduction too is in
-    float32 (for the predictor, whose step only sets the centring parameter)."""
-    if single:
-        T, info = lapack.ssygst(D.astype(np.float32), L.astype(np.float32), itype=1, lower=1)
-    else:
-        T, info = lapack.dsygst(D, L, itype=1, lower=1)
-        T = T.astype(np.float32)
+    float32 (for the predictor, whose step only sets the centring parameter); data beyond float32's range
+    stay in float64."""
+    with np.errstate(over="ignore"):  # data beyond float32's range stay in float64
+        D32, L32 = D.astype(np.float32), L.astype(np.float32)
+        if single and np.all(np.isfinite(D32)) and np.all(np.isfinite(L32)):
+            T, info = lapack.ssygst(D32, L32, itype=1, lower=1)
+        else:
+            T, info = lapack.dsygst(D, L, itype=1, lower=1)
+            T32 = T.astype(np.float32)
+            T = T32 if np.all(np.isfinite(T32)) else T
     if info != 0:
         raise linalg.LinAlgError(f"sygst failed (info {info})")
-    w, _, _, _, info = lapack.ssyevr(T, compute_v=0, range="I", il=1, iu=1, lower=1)
+    syevr = lapack.ssyevr if T.dtype == np.float32 else lapack.dsyevr
+    w, _, _, _, info = syevr(T, compute_v=0, range="I", il=1, iu=1, lower=1)
     if info != 0 or not np.isfinite(w[0]):
         raise linalg.LinAlgError(f"syevr failed (info {info})")
     return -1.0 / float(w[0]) if w[0] < 0 else np.inf
