@@ -28,6 +28,17 @@ Claims
    ``S N(ρ) S = S N(0) S + s_y²ρ·E_yᵀE_y``, so the scaled check certifies ``ρ = ρ_scaled/s_y²``
    (checked on a symbolic 3×3 matrix with a one-dimensional input block). Multiplying a float64 by a
    power of two is exact when the result is normal, which the code checks entry by entry.
+6. **Eliminated identity states** (``unfoldtheory/lipschitz/elimination.py``). (a) Composition: for a
+   computed combined weight ``T̂`` of ``Σ_j W_j S_j`` with ``Ŝ_j = S_j − Δ_j``,
+   ``T_true − T̂ = (Σ_j W_j Ŝ_j − T̂) + Σ_j W_j Δ_j``, so the error is at most the rounding of the products
+   (Higham's ``γ_p Σ|W||Ŝ|``) plus ``Σ|W|E_j`` entrywise (checked on scalars, where the triangle
+   inequality is the whole step). (b) Perturbation of the form: with ``F_a,true = F_a + A``,
+   ``F_b,true = F_b + B``, ``F_a,trueᵀΛF_b,true − F_aᵀΛF_b = F_aᵀΛB + AᵀΛF_b + AᵀΛB`` identically
+   (checked on 2×2 blocks), and likewise for ``CᵀC``; each entry is then bounded by the same products of
+   absolute values, which is :meth:`QuadraticForm.sparse_perturbation`. (c) For a symmetric perturbation
+   ``Π``, ``‖Π‖₂ ≤ ‖Π‖_F`` (the eigenvalues' squares sum to ``‖Π‖_F²``; checked on a symmetric 2×2), so
+   adding ``‖SΠS‖_F`` to the assembly error ``e`` of item 4(c) keeps ``c ≥ 2(a + e + d)`` sufficient for
+   the true matrix of the given network.
 """
 
 from __future__ import annotations
@@ -138,10 +149,36 @@ def equilibration() -> None:
           sp.expand(S * (n + rho * Ey) * S - (S * n * S + s[0] ** 2 * rho * Ey)) == sp.zeros(3, 3))
 
 
+def eliminated_states() -> None:
+    # (a) the composition error splits into rounding of the products and propagated error
+    w, s_hat, delta, t_hat = sp.symbols("w s_hat delta t_hat", real=True)
+    true = w * (s_hat + delta)
+    check("T_true − T̂ = (W Ŝ − T̂) + W Δ", sp.expand(true - t_hat - ((w * s_hat - t_hat) + w * delta)) == 0)
+    # (b) the perturbation identity of the quadratic form
+    Fa = sp.Matrix(2, 2, sp.symbols("fa0:4", real=True))
+    Fb = sp.Matrix(2, 2, sp.symbols("fb0:4", real=True))
+    A = sp.Matrix(2, 2, sp.symbols("da0:4", real=True))
+    B = sp.Matrix(2, 2, sp.symbols("db0:4", real=True))
+    Lam = sp.diag(*sp.symbols("l0:2", nonnegative=True))
+    lhs = (Fa + A).T * Lam * (Fb + B) - Fa.T * Lam * Fb
+    rhs = Fa.T * Lam * B + A.T * Lam * Fb + A.T * Lam * B
+    check("F_a,trueᵀΛF_b,true − F_aᵀΛF_b = F_aᵀΛB + AᵀΛF_b + AᵀΛB", sp.expand(lhs - rhs) == sp.zeros(2, 2))
+    C = sp.Matrix(1, 2, sp.symbols("c0:2", real=True))
+    dC = sp.Matrix(1, 2, sp.symbols("dc0:2", real=True))
+    check("(C + ΔC)ᵀ(C + ΔC) − CᵀC = CᵀΔC + ΔCᵀC + ΔCᵀΔC",
+          sp.expand((C + dC).T * (C + dC) - C.T * C - (C.T * dC + dC.T * C + dC.T * dC)) == sp.zeros(2, 2))
+    # (c) ‖Π‖₂² ≤ ‖Π‖_F² for a symmetric 2×2: the squared eigenvalues sum to the squared Frobenius norm
+    p, q, r = sp.symbols("p q r", real=True)
+    Pi = sp.Matrix([[p, q], [q, r]])
+    e1, e2 = list(Pi.eigenvals())
+    check("λ₁² + λ₂² = ‖Π‖_F² (so each |λ| ≤ ‖Π‖_F)", sp.simplify(e1**2 + e2**2 - (p**2 + 2 * q**2 + r**2)) == 0)
+
+
 if __name__ == "__main__":
     s_procedure_identity()
     schur_complement()
     monotone_in_rho()
     shifted_cholesky_rounding()
     equilibration()
+    eliminated_states()
     finish()

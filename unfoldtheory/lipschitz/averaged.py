@@ -65,11 +65,11 @@ import time
 import numpy as np
 
 from unfoldtheory.lipschitz.norms import abs_norm_upper, gamma_bound, spectral_norm_upper, up_add, up_mul
+from unfoldtheory.lipschitz.quantity import QUANTITY
 from unfoldtheory.results import Bound
 from unfoldtheory.spec import NetworkSpec
 from unfoldtheory.validation import time_budget_seconds
 
-QUANTITY = "Lipschitz constant of the input-output map (l2)"
 METHOD = "averaged (Combettes–Pesquet)"
 _MIN_SUBNORMAL = 2.0 ** -1074
 

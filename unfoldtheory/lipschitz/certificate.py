@@ -51,9 +51,8 @@ from scipy import linalg, sparse
 
 from unfoldtheory.lipschitz.block_cholesky import factor_leading, lower_blocks
 from unfoldtheory.lipschitz.quadratic_form import QuadraticForm
+from unfoldtheory.lipschitz.quantity import QUANTITY
 from unfoldtheory.results import Bound
-
-QUANTITY = "Lipschitz constant of the input-output map (l2)"
 
 EPS = float(np.finfo(float).eps)  # 2u: every γ below is computed with twice the unit roundoff
 TINY = float(np.finfo(float).tiny)

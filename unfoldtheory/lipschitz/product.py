@@ -34,10 +34,9 @@ import time
 
 from unfoldtheory.activations import Activation
 from unfoldtheory.lipschitz.norms import spectral_norm_upper, up_add, up_mul
+from unfoldtheory.lipschitz.quantity import QUANTITY
 from unfoldtheory.results import Bound
 from unfoldtheory.spec import NetworkSpec
-
-QUANTITY = "Lipschitz constant of the input-output map (l2)"
 
 
 def activation_lipschitz(act: Activation, where: str) -> float:
