@@ -1,8 +1,8 @@
 """Lasso arithmetic: objective, dual point, duality gap, relative gap.
 
-Weak duality is checked on the unclipped quantities (``duality_gap`` clips at 0, so "gap ≥ 0" alone
-would be vacuous): the dual point must be feasible, its dual value must not exceed any primal
-value, and the gap must bound the suboptimality against an accurate reference.
+Weak duality is checked on the unclipped quantities: the dual point must be feasible, its dual value
+must not exceed any primal value, and the gap must bound the suboptimality against an accurate
+reference. (The exact-arithmetic checks of the certificate are in tests/test_oracle_lasso.py.)
 """
 
 from __future__ import annotations
@@ -13,11 +13,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from unfoldtheory.lasso import dual_point, duality_gap, lasso_objective, relative_gap
+from unfoldtheory.lasso import certified_gap, dual_point, duality_gap, lasso_objective, relative_gap
 from unfoldtheory.reference import lasso
 
-# Entries are 0 or of magnitude ≥ 1e-8: products of tiny entries make dual_point warn (overflow in λ/corr),
-# a separate, reported weakness with its own test below; here it would only mask the property.
+# Entries are 0 or of magnitude ≥ 1e-8 (the tiny and huge ones are in tests/test_oracle_lasso.py).
 _MAG = st.floats(1e-8, 10.0)
 ENTRY = st.one_of(st.just(0.0), _MAG, _MAG.map(lambda v: -v), st.integers(-3, 3).map(float))
 
@@ -77,7 +76,9 @@ def test_weak_duality_for_arbitrary_x(prob):
         size = 1.0 + float(Y[i] @ Y[i]) + P
         assert D <= P + 1e-12 * size
         assert D <= _objective_by_hand(A, np.zeros(A.shape[1]), Y[i], lam) + 1e-12 * size
-        # and the reported gap is that difference
+        # and the reported gap is that difference up to rounding: never below it (the bound is rigorous), and
+        # above it by no more than the float64 evaluation error of P − D itself
+        assert gap[i] >= P - D - 1e-12 * size
         assert gap[i] == pytest.approx(max(P - D, 0.0), rel=1e-9, abs=1e-11 * size)
         assert primal[i] == pytest.approx(P, rel=1e-10, abs=1e-10)
 
@@ -157,9 +158,19 @@ def test_zero_matrix_and_zero_data():
 
 
 def test_relative_gap_formula():
-    gap = np.array([0.0, 1e-3, 2.0, 0.0])
-    primal = np.array([0.0, 10.0, 4.0, 3.0])
-    np.testing.assert_array_equal(relative_gap(gap, primal), [0.0, 1e-4, 0.5, 0.0])
+    """gap / P̲ rounded up (an upper bound on the exact ratio, at most one float above it); 0 for a zero gap."""
+    from fractions import Fraction
+
+    gap = np.array([0.0, 1e-3, 2.0, 0.0, 1e-300, 3.0])
+    lower = np.array([0.0, 10.0, 4.0, 3.0, 1e300, 0.0])
+    rel = relative_gap(gap, lower)
+    np.testing.assert_array_equal(rel[[0, 3]], 0.0)
+    for i in (1, 2, 4):
+        assert Fraction(float(rel[i])) >= Fraction(float(gap[i])) / Fraction(float(lower[i]))
+        assert rel[i] <= np.nextafter(np.nextafter(gap[i] / lower[i], np.inf), np.inf)
+    assert rel[4] > 0  # the quotient underflows; the upward rounding keeps it a bound
+    assert rel[5] == np.inf  # a positive gap over P̲ = 0 bounds nothing
+    assert np.all(np.isinf(relative_gap(np.array([np.inf, 1.0, np.nan]), np.array([1.0, np.nan, 1.0]))))
 
 
 def test_tiny_correlations_do_not_warn():
@@ -169,3 +180,60 @@ def test_tiny_correlations_do_not_warn():
         warnings.simplefilter("error", RuntimeWarning)
         gap, primal = duality_gap(np.array([[1e-150]]), np.zeros((1, 1)), np.array([[1e-150]]), 1e10)
     assert gap[0] <= 1e-12 * primal[0]
+
+
+def test_gap_is_not_clipped_when_the_objective_is_of_the_order_of_eps_y2():
+    """Regression (issue 12, defect 3): with y = A x₀ and λ = 1.5e-16, P(x) ~ ε‖y‖², and the old dual value
+    ½‖y‖² − ½‖y − u‖² cancelled to noise, so that max(P − D, 0) could give 0 for a point far from optimal. The
+    cancellation-free gap bounds the exact P(x) − D(u), and so the exact excess over x₀, from above."""
+    from fractions import Fraction
+
+    from unfoldtheory.oracle.lasso import check_lasso_certificate
+
+    rng = np.random.default_rng(4)
+    A = rng.standard_normal((5, 12))
+    A /= np.linalg.norm(A, axis=0)
+    x0 = np.zeros(12)
+    x0[[1, 5, 9]] = [1.0, -0.7, 0.4]
+    y = A @ x0
+    lam = 1.5e-16
+    from scipy.optimize import linprog
+
+    bp = linprog(np.ones(24), A_eq=np.hstack([A, -A]), b_eq=y, bounds=(0, None), method="highs").x
+    x_bp = bp[:12] - bp[12:]  # basis pursuit: min ‖z‖₁ s.t. Az = y, nearly optimal for the Lasso at this λ
+    null = np.linalg.svd(A)[2][-1]
+    x = x_bp + 0.3 * null  # Ax = y still (to rounding), ‖x‖₁ larger: far from optimal
+    cert = certified_gap(A, x[None], y[None], lam)
+    verdict = check_lasso_certificate(A, y, lam, x, cert.dual[0], float(cert.gap[0]))
+    assert verdict.holds
+    exact_gap = verdict.primal - verdict.dual
+    assert exact_gap > 0 and Fraction(float(cert.gap[0])) >= exact_gap
+    # and x is far from optimal: its exact objective exceeds that of x_bp (an upper bound on min P) by > 10 %
+    from unfoldtheory.oracle.rational import matrix, matvec, squared_norm, vector
+
+    def exact_P(z):
+        r = [a - b for a, b in zip(matvec(matrix(A), vector(z)), vector(y), strict=True)]
+        return squared_norm(r) / 2 + Fraction(lam) * sum((abs(v) for v in vector(z)), Fraction(0))
+
+    excess = exact_P(x) - exact_P(x_bp)
+    assert excess > exact_P(x_bp) / 10
+    assert Fraction(float(cert.gap[0])) >= excess
+    assert cert.relative[0] > 0.05  # so no solver can call it optimal
+
+
+def test_certified_gap_fields_and_input_checks():
+    rng = np.random.default_rng(5)
+    A = rng.standard_normal((3, 4))
+    X, Y = rng.standard_normal((2, 4)), rng.standard_normal((2, 3))
+    cert = certified_gap(A, X, Y, 0.4)
+    assert cert.gap.shape == cert.primal.shape == cert.primal_lower.shape == cert.relative.shape == (2,)
+    assert cert.dual.shape == (2, 3) and cert.resolution.shape == cert.relative_resolution.shape == (2,)
+    assert np.all(cert.primal_lower <= cert.primal) and np.all(cert.gap >= 0)
+    np.testing.assert_array_equal(dual_point(A, X, Y, 0.4), cert.dual)
+    for bad in (0.0, -1.0, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="lam"):
+            certified_gap(A, X, Y, bad)
+    # a non-finite point cannot be certified: infinite gap, u = 0 (still feasible)
+    X[1, 2] = np.inf
+    cert = certified_gap(A, X, Y, 0.4)
+    assert np.isinf(cert.gap[1]) and np.all(cert.dual[1] == 0) and np.isfinite(cert.gap[0])
