@@ -86,8 +86,11 @@ def first_order_bound(spec: NetworkSpec, *, max_iterations: int = 200, max_round
             raise OutOfTime
         evaluations[0] += 1
         lam = np.exp(log_lam)
-        with np.errstate(over="ignore", invalid="ignore"):
-            value, exact, grads = schur_rho_gradient(layers, C, np.split(lam, splits), temperature)
+        try:
+            with np.errstate(over="ignore", invalid="ignore"):
+                value, exact, grads = schur_rho_gradient(layers, C, np.split(lam, splits), temperature)
+        except np.linalg.LinAlgError:
+            grads = None
         if grads is None or not (np.isfinite(value) and all(np.all(np.isfinite(g)) for g in grads)):
             # outside the domain: a value above any feasible one sends the line search back
             return 10.0 * abs(best["rho"]) + 1.0, np.zeros_like(log_lam)

@@ -58,8 +58,11 @@ def sequential_multipliers(layers: list[ChainLayer], C: np.ndarray, factors: np.
 
 
 def _rho_of(layers: list[ChainLayer], C: np.ndarray, log_factors: np.ndarray) -> tuple[float, list[np.ndarray] | None]:
-    lams = sequential_multipliers(layers, C, np.exp(log_factors))
-    return (np.inf, None) if lams is None else (schur_rho(layers, C, lams), lams)
+    try:
+        lams = sequential_multipliers(layers, C, np.exp(log_factors))
+        return (np.inf, None) if lams is None else (schur_rho(layers, C, lams), lams)
+    except np.linalg.LinAlgError:  # data beyond float64's reach (e.g. an overflowed recursion): no proposal
+        return np.inf, None
 
 
 def sequential_search(layers: list[ChainLayer], C: np.ndarray, sweeps: int = 3, time_budget: float = np.inf,
