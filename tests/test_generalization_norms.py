@@ -131,7 +131,7 @@ def test_grid_weights_sum_to_one_and_gap_decreases_in_m():
 def test_spectral_bound_properties(trained):
     model, train, test, clip = trained
     bound = spectral_bound(model, train, clip=clip)
-    assert bound.kind == "upper" and bound.certified
+    assert bound.kind == "upper" and not bound.certified and "directed rounding" in bound.details["reason"]
     assert bound.value >= _clipped_gap(model, train, test, clip)
     assert bound.details["vacuous"] == (bound.value >= clip)
     values = [spectral_bound(model, _replicated(train, r), clip=clip).value for r in (1, 4)]
@@ -202,7 +202,7 @@ def test_tensor_quantiles_give_the_good_event(problem):
 def test_spectral_pac_bayes_properties(trained):
     model, train, test, clip = trained
     bound = spectral_pac_bayes_bound(model, train, clip=clip)
-    assert bound.kind == "upper" and bound.certified
+    assert bound.kind == "upper" and not bound.certified and "forward-error" in bound.details["reason"]
     assert bound.value >= _clipped_gap(model, train, test, clip)
     values = [spectral_pac_bayes_bound(model, _replicated(train, r), clip=clip).value for r in (1, 4)]
     assert values[0] > values[1]
@@ -222,7 +222,7 @@ def test_spectral_pac_bayes_at_initialisation_has_zero_kl(problem):
 def test_shultzman_bound_properties(trained):
     model, train, test, clip = trained
     bound = shultzman_bound(model, train, clip=clip)
-    assert bound.kind == "upper" and bound.certified
+    assert bound.kind == "upper" and not bound.certified and "directed rounding" in bound.details["reason"]
     assert bound.value >= _clipped_gap(model, train, test, clip)
     values = [shultzman_bound(model, _replicated(train, r), clip=clip).value for r in (1, 4)]
     assert values[0] > values[1]

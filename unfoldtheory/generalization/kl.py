@@ -5,7 +5,8 @@
 * :func:`kl_inverse_upper` ``(p, c) = sup{q ∈ [p, 1] : kl(p‖q) ≤ c}``. ``q ↦ kl(p‖q)`` is 0 at
   ``q = p`` and increasing on ``[p, 1]`` (``∂_q kl = (q − p)/(q(1 − q))``, ``proofs/kl_inverse.py``),
   so the supremum is found by bisection. The returned value is checked after the search: either it
-  is 1 or ``kl(p‖q) ≥ c``, which by monotonicity means it is ≥ the exact supremum. Closed form at
+  is 1 or ``kl(p‖q) ≥ c`` (proved in interval arithmetic), which by monotonicity means it is ≥ the exact
+  supremum. Closed form at
   ``p = 0``: ``1 − e^{−c}``; relaxations (proved in ``proofs/kl_inverse.py``):
   ``q ≤ p + √(c/2)`` (Pinsker) and ``q ≤ p + √(2pc) + 2c``.
 * :func:`maurer_log_xi` ``(m) = log ξ(m)``, ``ξ(m) = Σ_k C(m,k) (k/m)^k (1 − k/m)^{m−k}``. Maurer
@@ -28,6 +29,7 @@ import math
 import numpy as np
 from scipy.special import gammaln, logsumexp, rel_entr
 
+from unfoldtheory.rounding import interval, mp_lower, precision
 from unfoldtheory.validation import finite_float, positive_int
 
 _BISECTION_STEPS = 200
@@ -68,10 +70,16 @@ def kl_inverse_upper(p: float, c: float) -> float:
 
 
 def _kl_exceeds(p: float, q: float, c: float) -> bool:
-    """Whether the exact ``kl(p‖q)`` is ≥ ``c``: the float value minus a bound on its rounding error
-    (a few ulps of each term and of the logarithms, ``64ε(|t₁| + |t₂| + 1)``, generous) is ≥ ``c``."""
+    """Whether the exact ``kl(p‖q)`` is ≥ ``c`` (``p ≤ q < 1``), proved in mpmath interval arithmetic: the lower
+    end of the enclosure of ``p log(p/q) + (1 − p) log((1 − p)/(1 − q))`` at the exact float values is ≥ ``c``.
+    A cheap float pre-test (value less a generous ``64ε(|t₁| + |t₂| + 1)``) skips the interval work when it fails."""
     t1, t2 = float(rel_entr(p, q)), float(rel_entr(1.0 - p, 1.0 - q))
-    return t1 + t2 - 64.0 * _EPS * (abs(t1) + abs(t2) + 1.0) >= c
+    if not t1 + t2 - 64.0 * _EPS * (abs(t1) + abs(t2) + 1.0) >= c:
+        return False
+    with precision() as iv:
+        P, Q = interval(p), interval(q)
+        first = P * iv.log(P / Q) if p > 0 else interval(0)
+        return mp_lower(first + (1 - P) * iv.log((1 - P) / (1 - Q))) >= c
 
 
 def kl_upper_confidence(mean: float, n: int, delta: float) -> float:

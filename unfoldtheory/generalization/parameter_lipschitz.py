@@ -66,8 +66,10 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from unfoldtheory.generalization.running_error import enclose_output
 from unfoldtheory.lipschitz.norms import EPS, abs_norm_upper, gamma_bound, spectral_norm_upper, up_add, up_mul
 from unfoldtheory.results import Bound
+from unfoldtheory.rounding import diff_norm_upper, down, down_div, inflate, norm_lower, norm_upper
 from unfoldtheory.unfold import ALISTA, LISTA, LISTACP, UnfoldedISTA
 from unfoldtheory.unfold.base import to_numpy
 from unfoldtheory.validation import as_finite_array, finite_float, positive_int
@@ -139,20 +141,31 @@ def _sqrt_up(x: float) -> float:
     return _up(math.sqrt(x))
 
 
+class _Overflow(ArithmeticError):
+    """A formed matrix or a bound left the float64 range."""
+
+
+def _finite(M: np.ndarray) -> np.ndarray:
+    if not np.all(np.isfinite(M)):
+        raise _Overflow("a matrix formed from the weights overflows float64")
+    return M
+
+
 def _affine_norm(C: np.ndarray, P: np.ndarray, t: float) -> float:
     """An upper bound on ``‖C + tP‖₂`` for exact float matrices ``C``, ``P`` and a float ``t``: the norm of the
     formed matrix plus the rounding of forming it, ``|fl(C + fl(tP)) − (C + tP)| ≤ γ₃(|C| + |t||P|)``."""
-    M = C + t * P
-    err = gamma_bound(3) * (np.abs(C) + abs(t) * np.abs(P))
-    return up_add(spectral_norm_upper(M), up_mul(abs_norm_upper(err), 1.0 + 4.0 * EPS))
+    M = _finite(C + t * P)
+    err = inflate(gamma_bound(3) * (np.abs(C) + abs(t) * np.abs(P)), 4)  # + the underflow of fl(tP), entrywise
+    return up_add(spectral_norm_upper(M), abs_norm_upper(err))
 
 
 def _product(P: np.ndarray, A: np.ndarray) -> tuple[np.ndarray, float]:
     """``fl(PᵀA)`` and an upper bound on ``‖fl(PᵀA) − PᵀA‖₂`` (``≤ γ_m ‖|P|ᵀ|A|‖``, Higham §3.5)."""
-    B = P.T @ A
-    Q = np.abs(P).T @ np.abs(A)  # fl(Q) ≥ (1 − γ_m)Q entrywise, so Q ≤ fl(Q)(1 + 2γ_m)
-    g = gamma_bound(P.shape[0] + 2)
-    return B, up_mul(up_mul(abs_norm_upper(Q), g), 1.0 + 2.0 * g)
+    m = P.shape[0]
+    B = _finite(P.T @ A)
+    Q = inflate(np.abs(P).T @ np.abs(A), m + 2)  # ≥ |P|ᵀ|A| entrywise (with underflow)
+    E = inflate(gamma_bound(m + 2) * Q, 2)  # ≥ γ_m|P|ᵀ|A| + m·2⁻¹⁰⁷⁵ ≥ |fl(PᵀA) − PᵀA|
+    return B, abs_norm_upper(_finite(E))
 
 
 def _step_norms(B: np.ndarray, B_err: float, P: np.ndarray, t: float) -> tuple[float, float]:
@@ -235,6 +248,11 @@ def verify_recursion(certificate: dict[str, Any]) -> bool:
     """Re-check a certificate of :func:`parameter_lipschitz` in exact rational arithmetic: the stored
     ``X_{k+1}`` dominate the recursion of step 4, and ``K_L² ≥ Σ_p C_p²`` with ``C_p`` recomputed exactly
     from the per-layer norms (which are rigorous upper bounds by construction)."""
+    numbers = [certificate["input_radius"], certificate["K_L"], *certificate["iterate_bounds"]]
+    numbers += [v for L in certificate["layers"] for v in (L["a"], L["inject"], L["joint"])]
+    numbers += [v for L in certificate["layers"] for _, c0, c1 in L["terms"] for v in (c0, c1)]
+    if not all(math.isfinite(float(v)) and float(v) >= 0 for v in numbers):
+        return False
     R = Fraction(certificate["input_radius"])
     layers, X = certificate["layers"], [Fraction(x) for x in certificate["iterate_bounds"]]
     if X[0] != 0 or len(X) != len(layers) + 1:
@@ -273,18 +291,25 @@ def parameter_lipschitz(model: nn.Module, input_radius: float, parameter_radius:
     R, r = _radii(input_radius, parameter_radius)
     theta_c, kind = resolve_center(model, center)
     c = with_parameters(model, theta_c)
-    layers = _layers(c, R, r)
+    try:
+        layers = _layers(c, R, r)
+    except _Overflow as exc:
+        return Bound(math.inf, "upper", QUANTITY, "layer recursion", certified=False, seconds=time.perf_counter() - start,
+                     details={"reason": f"{exc}; no finite certified bound", "exact_recheck": False})
     K_L, X, C = _assemble(layers, R, len(list(c.parameters())))
+    K_L = K_L if math.isfinite(K_L) else math.inf  # an overflow (inf, or 0·inf = nan) bounds nothing
     certificate = {"input_radius": R, "parameter_radius": r, "layers": layers, "iterate_bounds": X,
                    "tensor_coefficients": C, "K_L": K_L}
     verified = verify_recursion(certificate)
-    distance = float(np.linalg.norm(flat_parameters(model) - theta_c))
-    details = {"output_bound": X[-1], "center": kind, "parameter_radius": r, "input_radius": R,
+    distance = diff_norm_upper(flat_parameters(model), theta_c)
+    output_bound = X[-1] if math.isfinite(X[-1]) else math.inf
+    details = {"output_bound": output_bound, "center": kind, "parameter_radius": r, "input_radius": R,
                "num_parameters": model_size(model), "model_distance_to_center": distance,
                "model_in_ball": distance <= r, "exact_recheck": verified,
                "growth": [L["a"] for L in layers]}
     if not verified:
-        details["reason"] = "the exact re-check of the recursion failed"
+        details["reason"] = ("the recursion overflowed float64" if not math.isfinite(K_L)
+                             else "the exact re-check of the recursion failed")
     return Bound(K_L, "upper", QUANTITY, "layer recursion", certified=verified, certificate=certificate,
                  seconds=time.perf_counter() - start, details=details)
 
@@ -332,14 +357,14 @@ def parameter_lipschitz_estimate(model: nn.Module, input_radius: float, paramete
     vector ``u`` of the parameter Jacobian ``∂h_θ(y)/∂θ`` with normalised gradient ascent of
     ``‖(∂h/∂θ) u‖²`` in ``θ`` (projected on the ball) and ``y`` (projected on ``‖y‖ ≤ R``).
 
-    Witness and certification: the pair ``θ₁,₂ = θ* ∓ (s/2)u`` (inside the ball; for ``r = 0`` a
-    pair at distance ``s/2`` from the centre, recorded as ``witness_radius``) and ``y*`` is
-    re-evaluated from ``spec()`` alone in float64; ``value`` is the ratio
-    ``‖h_θ₂(y*) − h_θ₁(y*)‖ / ‖θ₂ − θ₁‖`` less a generous estimate of its float64 rounding error
-    (``certificate["rounding_estimate"]``, the cancellation in the difference), a lower bound on
-    ``K_L`` for every ball of radius ``≥ witness_radius`` around the centre. It is certified when the
-    witness lies in the set and the spec and the torch forward pass agree on the ratio to within the
-    rounding estimate.
+    Witness and certification: the pair ``θ₁,₂ = θ* ∓ (s/2)u`` (inside the ball) and ``y*`` is
+    re-evaluated with a rigorous running-error bound (:func:`~unfoldtheory.generalization.running_error.enclose_output`:
+    ``|h_θ(y) − x̃| ≤ e`` entrywise for the exact-arithmetic layer map), and ``value`` is
+    ``‖max(|x̃₂ − x̃₁| − e₁ − e₂, 0)‖ / ‖θ₂ − θ₁‖`` rounded down (numerator bounded below, denominator above),
+    a lower bound on the exact ratio and so on ``K_L``. It is certified when the witness provably lies in
+    the set (``‖θ_i − c‖ ≤ r`` and ``‖y‖ ≤ R`` checked with upward-rounded norms). With ``r = 0`` the set
+    holds one parameter and a pair at distance ``s/2`` from the centre (``witness_radius``) bounds only the
+    constant of the larger ball: the result is then not certified, and says so.
     """
     start = time.perf_counter()
     check_supported(model)
@@ -391,15 +416,22 @@ def parameter_lipschitz_estimate(model: nn.Module, input_radius: float, paramete
     certificate = _witness(model, best, centre, r, R)
     details = {"center": kind, "parameter_radius": r, "input_radius": R, "restarts": restarts, "steps": steps,
                "jacobian_norm_at_search_point": best[0], "num_parameters": D}
-    certified = certificate["agrees"] and certificate["inside"]
-    value = max(0.0, certificate["ratio"] - certificate["rounding_estimate"])
-    return Bound(value, "lower", QUANTITY, "jacobian ascent + pair witness", certified=certified,
+    certified = bool(certificate["inside"] and r > 0 and certificate["evaluated"])
+    if not certificate["evaluated"]:
+        details["reason"] = "the running-error evaluation of the witness overflowed float64"
+    elif r == 0:
+        details["reason"] = (f"parameter_radius is 0: the witness pair lies at distance {certificate['witness_radius']:.3g} "
+                             "from the centre, so it bounds K_L only for balls of at least that radius")
+    elif not certificate["inside"]:
+        details["reason"] = "the witness could not be shown to lie in the parameter ball and the input ball"
+    return Bound(certificate["lower_bound"], "lower", QUANTITY, "jacobian ascent + pair witness", certified=certified,
                  certificate=certificate, seconds=time.perf_counter() - start, details=details)
 
 
 def _witness(model: nn.Module, best: tuple[float, torch.Tensor, torch.Tensor, torch.Tensor], centre: torch.Tensor,
              r: float, R: float) -> dict[str, Any]:
-    """The pair witness around the search point, re-evaluated from ``spec()`` (numpy) and the torch forward."""
+    """The pair witness around the search point: its rigorous ratio bound (running-error evaluation), the float
+    ratio of the same evaluation and, for comparison only, the torch forward pass's ratio."""
     _, theta, y, u = best
     theta, y, u = theta.numpy(), y.numpy(), u.numpy()
     c = centre.numpy()
@@ -410,21 +442,26 @@ def _witness(model: nn.Module, best: tuple[float, torch.Tensor, torch.Tensor, to
     if r > 0 and dist + s / 2 > r * (1 - 1e-12):
         theta = c + d * max(0.0, r * (1 - 1e-9) - s / 2) / dist
     t1, t2 = theta - 0.5 * s * u, theta + 0.5 * s * u
-    norm_y = float(np.linalg.norm(y))
+    norm_y = norm_upper(y)
     if norm_y > R:
-        y = y * (R / norm_y) * (1 - 1e-15)
-    gap = float(np.linalg.norm(t2 - t1))
+        y = y * (R / norm_y) * (1 - 1e-12)
     m1, m2 = with_parameters(model, t1), with_parameters(model, t2)
-    f1, states = m1.spec().evaluate(y, return_states=True)
-    f2 = m2.spec().evaluate(y)
-    ratio = float(np.linalg.norm(f2 - f1) / gap)
+    gap = float(np.linalg.norm(t2 - t1))
+    try:
+        (x1, e1), (x2, e2) = enclose_output(m1, y), enclose_output(m2, y)
+        low = np.maximum(0.0, down(np.abs(x2 - x1) * (1.0 - EPS) - inflate(e1 + e2, 1)))  # ≤ |h₂ − h₁| entrywise
+        gap_up = diff_norm_upper(t2, t1)
+        lower = max(0.0, down_div(norm_lower(low), gap_up)) if gap_up > 0 else 0.0
+        evaluated, error = True, float(max(e1.max(initial=0.0), e2.max(initial=0.0)))
+    except OverflowError:
+        x1 = x2 = np.zeros(model.n)
+        lower, evaluated, error = 0.0, False, math.inf
+    ratio = float(np.linalg.norm(x2 - x1) / gap) if gap > 0 else 0.0
     with torch.no_grad():
         g1 = m1(torch.as_tensor(y[None, :])).numpy()[0]
         g2 = m2(torch.as_tensor(y[None, :])).numpy()[0]
-    torch_ratio = float(np.linalg.norm(g2 - g1) / gap)
-    size = max(float(np.linalg.norm(f1)), max(float(np.abs(z).max(initial=0.0)) for z in states))
-    rounding = 8.0 * (len(states) + 2) * max(model.m, model.n) * EPS * size / gap
-    radius = max(float(np.linalg.norm(t1 - c)), float(np.linalg.norm(t2 - c)))
-    return {"theta1": t1, "theta2": t2, "y": y, "ratio": ratio, "torch_ratio": torch_ratio, "rounding_estimate": rounding,
-            "witness_radius": radius, "inside": bool((r == 0 or radius <= r) and np.linalg.norm(y) <= R),
-            "agrees": bool(abs(ratio - torch_ratio) <= 2 * rounding + 1e-9 * ratio)}
+    torch_ratio = float(np.linalg.norm(g2 - g1) / gap) if gap > 0 else 0.0
+    radius = max(diff_norm_upper(t1, c), diff_norm_upper(t2, c))
+    return {"theta1": t1, "theta2": t2, "y": y, "ratio": ratio, "lower_bound": lower, "torch_ratio": torch_ratio,
+            "output_error_bound": error, "witness_radius": radius, "evaluated": evaluated,
+            "inside": bool(radius <= r and norm_upper(y) <= R)}

@@ -33,6 +33,8 @@ unfolded FISTA and ADMM. ``z_0 = y``, ``z_k = φ_k(Σ_j W_kj z_j)``, output ``Σ
    ``‖C_k‖_∞`` and ``τ_k`` rounded up on a dyadic grid (bases from the data-free initialisation; union
    bound ``δ' = δ·Π 1/((j + 1)(j + 2))``) or given as ``radii``.
 
+**Certification.** Not certified: :data:`UNPROVEN` names the steps without a directed-rounding argument.
+
 **Design rule.** REFERENCES.md records (from the paper's code, [recalled], not verified here) the rule
 ``‖W_l‖_∞ ≤ B``, ``B ≈ 1 + λ/(2K√m)``, under which the bound stays flat in depth; :func:`design_rule`
 checks it for the iterate-to-iterate weights with ``m`` the number of training samples (our reading;
@@ -61,6 +63,10 @@ from unfoldtheory.validation import finite_float, positive_int
 QUANTITY = "generalization gap of the squared loss clipped at b (expected − training), with probability >= 1 − δ"
 METHOD = "l-infinity peeling (Shultzman–Azar–Rodrigues–Eldar style, re-derived)"
 _MARGIN = 1e-10
+#: Why the bound is not certified (issue 12 audit).
+UNPROVEN = ("not certified: the peeling recursion, the threshold-grid sizes (a float ceiling), the column norms of Y and "
+            "the logs and square roots are evaluated in plain float64 with an a-priori margin of 1e-10, not with "
+            "directed rounding")
 
 
 def _inf_norm(W: np.ndarray) -> float:
@@ -188,8 +194,9 @@ def shultzman_bound(model: nn.Module, data: Any, *, clip: float, delta: float = 
     details = {**terms, "radii": {str(k): v for k, v in r.items()}, "radii_choice": how, "delta": delta,
                "delta_used": delta * weight, "clip": b, "num_samples": m, "train_loss": float(losses.mean()),
                "clipped_fraction_train": float(np.mean(losses > b)), "trivial_bound": b, "vacuous": gap >= b,
-               "expected_loss_bound": float(losses.mean()) + gap, "statement": "uniform over the class; loss clipped at b"}
-    return Bound(gap, "upper", QUANTITY, METHOD, certified=True, seconds=time.perf_counter() - start, details=details)
+               "expected_loss_bound": float(losses.mean()) + gap, "statement": "uniform over the class; loss clipped at b",
+               "reason": UNPROVEN}
+    return Bound(gap, "upper", QUANTITY, METHOD, certified=False, seconds=time.perf_counter() - start, details=details)
 
 
 @dataclass(frozen=True)

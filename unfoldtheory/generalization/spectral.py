@@ -65,6 +65,9 @@ could not be read here, so the adaptation below is re-derived):
    ``E ℓ_b(θ̂) ≤ (1 + t)·b·kl⁻¹(((1 + t)L̂_b(θ̂) + ĝ)/b, C') + b·kl⁻¹(ĝ/b, log(1/δ_g)/m)``.
 
 This bounds the deterministic model (no Monte Carlo). σ and t are chosen from grids.
+
+**Certification.** Neither bound is certified (``details["reason"]``): :data:`COVERING_UNPROVEN` and
+:data:`PAC_BAYES_UNPROVEN` name the steps that still lack a directed-rounding argument.
 """
 
 from __future__ import annotations
@@ -97,6 +100,14 @@ from unfoldtheory.unfold import ALISTA, LISTA, LISTACP, UnfoldedISTA
 from unfoldtheory.unfold.base import to_numpy
 from unfoldtheory.validation import as_finite_array, finite_float
 
+#: Why the two spectral bounds are not certified (issue 12 audit): steps without a rigorous rounding argument.
+COVERING_UNPROVEN = ("not certified: the covering formula (logs, cube roots, ceilings, the chaining sum) and the data norm "
+                     "‖Y‖_F/√m are evaluated in plain float64 with an a-priori margin of 1e-10, not with directed rounding; "
+                     "_two_one's row norms underflow to 0 for entries below ~1e-154")
+PAC_BAYES_UNPROVEN = ("not certified: the training loss L̂_b(θ̂) comes from the float forward pass (no forward-error bound "
+                      "to the exact network of the perturbation lemma), the spec's weight norms are of float-formed "
+                      "matrices, the Gaussian quantiles come from scipy's isf unverified, and KL, κ, τ and ĝ are float "
+                      "sums with an a-priori margin")
 QUANTITY = "generalization gap of the squared loss clipped at b (expected − training), with probability >= 1 − δ"
 PRODUCT_MARGIN = 1e-10
 RADIUS_KEYS = ("spectral", "injection", "distance", "threshold")
@@ -302,7 +313,8 @@ def spectral_bound(model: nn.Module, data: Any, *, clip: float, delta: float = 0
                "clipped_fraction_train": float(np.mean(losses > b)), "trivial_bound": b, "vacuous": gap >= b,
                "expected_loss_bound": float(losses.mean()) + gap,
                "statement": "uniform over the class; loss clipped at b"}
-    return Bound(gap, "upper", QUANTITY, "spectral covering (Bartlett–Foster–Telgarsky 2017, adapted)", certified=True,
+    details["reason"] = COVERING_UNPROVEN
+    return Bound(gap, "upper", QUANTITY, "spectral covering (Bartlett–Foster–Telgarsky 2017, adapted)", certified=False,
                  seconds=time.perf_counter() - start, details=details)
 
 
@@ -439,5 +451,6 @@ def spectral_pac_bayes_bound(model: nn.Module, data: Any, *, clip: float, delta:
                "delta": delta, "clipped_fraction_train": float(np.mean(losses > b)), "trivial_bound": b,
                "vacuous": best["expected_loss_bound"] >= b, "prior": "N(θ_init, σ² diag r²), data-free",
                "statement": "deterministic model, loss clipped at b"}
-    return Bound(gap, "upper", QUANTITY, "spectral PAC-Bayes (Neyshabur et al. 2018, adapted)", certified=True,
+    details["reason"] = PAC_BAYES_UNPROVEN
+    return Bound(gap, "upper", QUANTITY, "spectral PAC-Bayes (Neyshabur et al. 2018, adapted)", certified=False,
                  seconds=time.perf_counter() - start, details=details)
