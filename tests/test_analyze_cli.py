@@ -3,14 +3,16 @@ scripts can trust, and clear errors for bad or untrusted files."""
 
 import json
 import pickle
+import re
 
 import numpy as np
+import pytest
 import torch
 
 from unfoldtheory.analysis import analyze_model
 from unfoldtheory.cli import main
 from unfoldtheory.problems import SparseRecovery
-from unfoldtheory.unfold import ALISTA, LISTA, LearnedUpdate, save
+from unfoldtheory.unfold import ALISTA, LISTA, LearnedUpdate, UnfoldedISTA, save
 
 
 def _problem():
@@ -76,3 +78,58 @@ def test_unknown_analysis_is_a_usage_error(tmp_path, capsys):
     path = save(LISTA(p.A, 2, p.lam), tmp_path / "lista.pt")
     assert main(["analyze", str(path), "--analyses", "nonsense"]) == 2
     assert "unknown analyses" in capsys.readouterr().err
+
+
+def _nan_step_checkpoint(tmp_path):
+    p = _problem()
+    model = UnfoldedISTA(p.A, 3, p.lam)
+    with torch.no_grad():
+        model.step[0].fill_(float("nan"))
+    return model, save(model, tmp_path / "nan.pt")
+
+
+def test_a_nan_parameter_is_named_and_is_a_bad_file(tmp_path, capsys):
+    _, path = _nan_step_checkpoint(tmp_path)
+    assert main(["analyze", str(path)]) == 2
+    captured = capsys.readouterr()
+    assert captured.err == (f"unfoldtheory analyze: error: cannot use {path}: parameter 'step' of UnfoldedISTA has a "
+                            "non-finite entry (nan at index 0)\n")
+    assert captured.out == ""  # no bound, NaN or other, is printed
+
+
+def test_analyze_model_names_a_non_finite_parameter_before_any_analysis(tmp_path):
+    model, _ = _nan_step_checkpoint(tmp_path)
+    with pytest.raises(ValueError, match=re.escape("parameter 'step' of UnfoldedISTA has a non-finite entry (nan at index 0)")):
+        analyze_model(model, ["coherence"])
+    with torch.no_grad():
+        model.step[0].fill_(0.1)
+        model.A[2, 1] = float("-inf")
+    with pytest.raises(ValueError, match=re.escape("buffer 'A' of UnfoldedISTA has a non-finite entry (-inf at index (2, 1))")):
+        analyze_model(model, ["lipschitz"])
+
+
+def test_a_text_file_is_called_what_it_is(tmp_path, capsys):
+    path = tmp_path / "notes.txt"
+    path.write_text("model trained on 2024-05-01\nsteps: 0.1 0.2\n")
+    assert main(["analyze", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert f"cannot use {path}: not a torch checkpoint: it is a text file (starts with 'model trained on 2024-05-01" in err
+    assert "pickled" not in err
+
+
+def test_an_uncertified_row_says_why_in_the_row(tmp_path, capsys, monkeypatch):
+    import unfoldtheory.lipschitz
+    from unfoldtheory.results import Bound
+
+    def refused(spec, **options):
+        return Bound(3.5, "upper", "Lipschitz constant", "sdp", details={"reason": "the LMI check failed at the margin"})
+
+    monkeypatch.setattr(unfoldtheory.lipschitz, "upper_bound", refused)
+    p = _problem()
+    path = save(LISTA(p.A, 2, p.lam), tmp_path / "lista.pt")
+    assert main(["analyze", str(path), "--analyses", "lipschitz", "--restarts", "2"]) == 1
+    rows = {line.split(" | ")[0].removeprefix("| "): line for line in capsys.readouterr().out.splitlines()
+            if line.startswith("| ")}
+    assert "| reason |" in rows["label"]
+    assert "| 3.5† | not certified | the LMI check failed at the margin |" in rows["lipschitz upper"]
+    assert "| certified |  |" in rows["lipschitz lower"]

@@ -6,6 +6,7 @@ import os
 import pathlib
 import pickle
 import re
+import zipfile
 
 import numpy as np
 import pytest
@@ -154,19 +155,128 @@ def test_corrupt_files(tmp_path):
     data = pathlib.Path(good).read_bytes()
     truncated = tmp_path / "truncated.pt"
     truncated.write_bytes(data[: len(data) // 2])
-    with pytest.raises(CheckpointError, match="corrupt"):
+    with pytest.raises(CheckpointError, match="corrupt or truncated zip archive"):
         load(truncated)
-    empty = tmp_path / "empty.pt"
-    empty.write_bytes(b"")
-    with pytest.raises(CheckpointError, match="corrupt"):
-        load(empty)
+    # a zip whose central directory survives but whose data.pkl is damaged: torch's reader fails, not a traceback
+    damaged = bytearray(data)
+    start = data.index(b"data.pkl") + 100
+    damaged[start:start + 64] = bytes(64)
+    (tmp_path / "damaged.pt").write_bytes(bytes(damaged))
+    with pytest.raises(CheckpointError):
+        load(tmp_path / "damaged.pt")
+
+
+# ---------------------------------------------------------------------------- what a foreign file is
+def _refusal(path):
+    with pytest.raises(CheckpointError) as info:
+        load(path)
+    return str(info.value)
+
+
+def test_an_empty_file_is_called_empty(tmp_path):
+    (tmp_path / "empty.pt").write_bytes(b"")
+    assert _refusal(tmp_path / "empty.pt").endswith("not a torch checkpoint: the file is empty")
+
+
+@pytest.mark.parametrize("text", ["hello world\nthis is a note\n", "Größe λ = 0.1, ‖x‖ ≤ 1\n", "{\"W\": [1, 2]}\n",
+                                  "é" * 300])  # the last one is cut inside a 2-byte character by the 512-byte sample
+def test_a_text_file_is_called_a_text_file(text, tmp_path):
+    path = tmp_path / "notes.pt"
+    path.write_text(text, encoding="utf-8")
+    message = _refusal(path)
+    assert f"not a torch checkpoint: it is a text file (starts with {text[:40]!r})" in message
+    assert "pickled" not in message and "code" not in message
+
+
+def test_random_bytes_are_neither_zip_nor_pickle(tmp_path):
     rng = np.random.default_rng(0)
-    for i in range(3):
+    for i in range(5):
         noise = tmp_path / f"noise{i}.pt"
-        noise.write_bytes(rng.bytes(256))
-        # random bytes are reported either as corrupt or as refused by the weights-only unpickler
-        with pytest.raises(CheckpointError, match=r"corrupt|refused"):
-            load(noise)
+        data = b"\x00" + rng.bytes(255)  # a NUL byte: never text; 0x00 is no pickle opcode
+        noise.write_bytes(data)
+        message = _refusal(noise)
+        assert "not a torch checkpoint: it is neither a zip archive (torch's format) nor a pickle" in message
+        assert data[:16].hex(" ") in message
+
+
+def test_a_zip_that_is_not_a_checkpoint(tmp_path):
+    path = tmp_path / "archive.pt"
+    with zipfile.ZipFile(path, "w") as archive:
+        for name in ("readme.txt", "weights/a.bin", "weights/b.bin", "weights/c.bin"):
+            archive.writestr(name, "x")
+    message = _refusal(path)
+    assert "it is a zip archive without torch's data.pkl (it holds 4 entries: 'readme.txt', 'weights/a.bin', " in message
+    with zipfile.ZipFile(tmp_path / "none.pt", "w"):
+        pass  # an empty zip is only an end-of-central-directory record: not even the local-header magic
+    assert "not a torch checkpoint" in _refusal(tmp_path / "none.pt")
+
+
+@pytest.mark.filterwarnings("ignore:Detected pickle protocol 5")
+def test_pickles_are_still_refused_as_possible_code(tmp_path):
+    for protocol in (0, 2, 5):
+        path = tmp_path / f"code{protocol}.pkl"
+        path.write_bytes(pickle.dumps({"x": os.system}, protocol=protocol))
+        message = _refusal(path)
+        assert "refused: the file holds pickled objects other than tensors and plain data (possibly code)" in message
+        assert "weights_only=True" in message
+    assert "(torch: " in _refusal(tmp_path / "code2.pkl") and "posix.system" in _refusal(tmp_path / "code2.pkl")
+
+
+def test_a_legacy_format_torch_checkpoint_still_loads(tmp_path):
+    model = _perturbed(UnfoldedISTA)
+    payload = _payload(tmp_path, model)
+    path = tmp_path / "legacy.pt"
+    torch.save(payload, path, _use_new_zipfile_serialization=False)
+    assert path.read_bytes()[:2] == b"\x80\x02"
+    _assert_same_model(model, load(path))
+
+
+# ---------------------------------------------------------------------------- non-finite parameters
+def _with(model, name, index, value):
+    with torch.no_grad():
+        dict(model.named_parameters(), **dict(model.named_buffers()))[name][index] = value
+    return model
+
+
+@pytest.mark.parametrize(("cls", "name", "index", "value", "expected"), [
+    (UnfoldedISTA, "step.0", (), float("nan"), "parameter 'step' of UnfoldedISTA has a non-finite entry (nan at index 0)"),
+    (UnfoldedISTA, "threshold.2", (), float("inf"),
+     "parameter 'threshold' of UnfoldedISTA has a non-finite entry (inf at index 2)"),
+    (LISTA, "W1.1", (2, 3), float("-inf"), "parameter 'W1.1' of LISTA has a non-finite entry (-inf at index (2, 3))"),
+    # ALISTA's W is a constructor argument: its own check names it while the model is rebuilt
+    (ALISTA, "W", (0, 1), float("nan"), "checkpoint does not fit ALISTA: W has a non-finite entry at index (0, 1) (nan)"),
+])
+def test_a_non_finite_parameter_is_refused_by_name(cls, name, index, value, expected, tmp_path):
+    model = _with(cls(PROBLEM.A, 3, PROBLEM.lam), name, index, value)
+    path = save(model, tmp_path / "bad.pt")
+    message = _refusal(path)
+    assert message == f"{path}: {expected}"
+    assert "V[" not in message
+
+
+def test_every_non_finite_entry_is_counted(tmp_path):
+    from unfoldtheory.unfold.finite import check_finite_parameters
+
+    model = LISTA(PROBLEM.A, 2, PROBLEM.lam)
+    with torch.no_grad():
+        model.W1[0][1:3, 0] = float("nan")
+    with pytest.raises(ValueError, match=re.escape("parameter 'W1.0' of LISTA has a non-finite entry (nan at index (1, 0); "
+                                                   "2 of 54 entries are non-finite)")):
+        check_finite_parameters(model)
+    with torch.no_grad():
+        model.W1[0].fill_(1.0)
+        model.A[0, 0] = float("inf")
+    with pytest.raises(ValueError, match=re.escape("buffer 'A' of LISTA has a non-finite entry (inf at index (0, 0))")):
+        check_finite_parameters(model)
+    with pytest.raises(ValueError, match="expected a torch model"):
+        check_finite_parameters(np.zeros(3))
+
+
+def test_a_non_finite_A_in_a_checkpoint_is_refused_by_name(tmp_path):
+    payload = _payload(tmp_path)
+    payload["state_dict"]["A"][1, 2] = float("nan")
+    message = _refusal(_write(tmp_path, payload))
+    assert "A has a non-finite entry at index (1, 2) (nan)" in message
 
 
 # ---------------------------------------------------------------------------- ours, but wrong

@@ -222,10 +222,11 @@ def test_untrained_ista_thresholds_are_refused_at_the_first_layer():
 
 
 def test_chain_handles_a_diagonal_operator_exactly():
-    # M = γI: no coupling, so e_{k+1} = (1 − γ)e_k + ξ with |ξ| ≤ θ and θ = 0 suffices.
+    # M = γI: no coupling, so e_{k+1} = (1 − γ)e_k + ξ with |ξ| ≤ θ; θ = 1e-300 covers the certificate's
+    # underflow allowance (a few multiples of 2^-1074 on the zero off-diagonal).
     n, gamma = 5, 0.6
     op = layer_operator(np.eye(n), np.eye(n), gamma)
-    cert = chain_certificate([op] * 3, np.zeros(3), 2, 1.0)
+    cert = chain_certificate([op] * 3, np.full(3, 1e-300), 2, 1.0)
     assert cert.valid
     expected_linf = 0.4 ** np.arange(1, 4)
     np.testing.assert_allclose(cert.linf, expected_linf, rtol=1e-12)

@@ -29,8 +29,8 @@ def test_lower_is_below_agnostic_and_its_witness_re_evaluates(spec):
     assert 0.0 <= lb.value <= ag.value * (1 + 1e-9) + 1e-12
     cert = lb.certificate
     assert check_witness(spec, cert) == lb.value == cert["ratio"]
-    if lb.details["same_region"]:  # affine on the segment: the float ratio is ‖J(y1)‖, the value that less its allowance
-        jnorm, allowance = cert["jacobian_norm_at_y1"], lb.details["rounding_estimate"]
+    if lb.details["same_region"]:  # affine on the segment: the float ratio is ‖J(y1)‖, the value that less its rounding bound
+        jnorm, allowance = cert["jacobian_norm_at_y1"], lb.details["rounding_bound"]
         assert 0.0 <= allowance <= 1e-6 * max(jnorm, 1.0)
         assert jnorm * (1 - 1e-6) - allowance - 1e-15 <= lb.value <= jnorm * (1 + 1e-6) + 1e-15
 

@@ -221,6 +221,11 @@ def _solved(method="gradient", metric="distance", steps=(1.0, 1.5), mu=0.1, L=1.
     return problem, rows, solution
 
 
+def _exact(problem, steps=(1.0, 1.5), mu=0.1, L=1.0):
+    return build_problem(problem.labels["method"], np.array(steps), mu, L, np.zeros(0), problem.labels["metric"], exact=True,
+                         units=problem.units, row_scale=problem.row_scale)
+
+
 def test_exact_and_float_routes_agree():
     steps = np.array([0.7, 1.4, 1.1]) / 1.5
     exact = pep_rate(steps, 0.2, 1.5, "proximal_gradient", metric="function_value")
@@ -246,17 +251,17 @@ def test_equalities_are_repaired_exactly_and_keep_multipliers_nonnegative():
 def test_tampered_multipliers_never_certify_a_smaller_value():
     problem, rows, solution = _solved()
     truth = gd_rate(0.1, 1.0, 1.0).value ** 2 * gd_rate(0.1, 1.0, 1.5).value ** 2
-    mag = row_matrix(problem, magnitude=True)
-    honest = check_multipliers(problem, solution.multipliers, rows, mag)
+    exact = _exact(problem)
+    honest = check_multipliers(problem, solution.multipliers, rows, exact)
     assert honest.ok and honest.tau * problem.objective_scale == pytest.approx(truth, rel=1e-7)
     rng = np.random.default_rng(1)
     for factor in (0.5, 2.0, None):
         lam = solution.multipliers * factor if factor else solution.multipliers * rng.uniform(0, 2, problem.n_rows)
-        check = check_multipliers(problem, lam, rows, mag)
+        check = check_multipliers(problem, lam, rows, exact, exact_ldl=factor is None)
         assert not check.ok or check.tau * problem.objective_scale >= truth * (1 - 1e-9)
-    zero = check_multipliers(problem, np.zeros(problem.n_rows), rows, mag)
+    zero = check_multipliers(problem, np.zeros(problem.n_rows), rows, exact)
     assert not zero.ok and "not positive definite" in zero.reason
-    bad = check_multipliers(problem, np.full(problem.n_rows, np.nan), rows, mag)
+    bad = check_multipliers(problem, np.full(problem.n_rows, np.nan), rows, exact)
     assert not bad.ok
 
 
@@ -343,7 +348,7 @@ def test_pep_rate_of_rejects_unsupported_models_and_bad_steps():
     ({"steps": [1.0], "mu": -0.1, "L": 1.0}, "mu"),
     ({"steps": [], "mu": 0.1, "L": 1.0}, "empty"),
     ({"steps": [1.0, -1.0], "mu": 0.1, "L": 1.0}, r"steps\[1\]"),
-    ({"steps": [1.0, np.inf], "mu": 0.1, "L": 1.0}, "non-finite"),
+    ({"steps": [1.0, np.inf], "mu": 0.1, "L": 1.0}, r"steps\[1\] is inf"),
     ({"steps": [1.0], "mu": 0.1, "L": 1.0, "method": "newton"}, "method"),
     ({"steps": [1.0], "mu": 0.1, "L": 1.0, "metric": "iterate"}, "metric"),
     ({"steps": [1.0], "mu": 0.1, "L": 1.0, "method": "proximal_gradient", "metric": "gradient_norm"}, "not applicable"),

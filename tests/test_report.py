@@ -1,13 +1,20 @@
 """The main job end to end at a small size, through Python and through the command line."""
 
 import json
+import re
 
 import numpy as np
 import pytest
 
+from unfoldtheory import unfold
 from unfoldtheory.cli import main
-from unfoldtheory.report import ReportConfig, run_report
+from unfoldtheory.consistency import InconsistentBounds
+from unfoldtheory.diagnostics.bound_table import uncertified_reason, uncertified_summary
+from unfoldtheory.problems import SparseRecovery
+from unfoldtheory.report import ReportConfig, lipschitz, run_report
 from unfoldtheory.report.baselines import identification_iteration, tail_rate
+from unfoldtheory.report.models import REPORT_MODELS
+from unfoldtheory.results import Bound
 
 SMALL = ["--m", "16", "--n", "32", "--instances", "6", "--crosscheck", "2", "--iterations", "80", "--layers", "3",
          "--train-steps", "60", "--test-samples", "100", "--generalization-samples", "80", "--generalization-steps", "20",
@@ -109,3 +116,55 @@ def test_generalization_summary_prefers_certified_bounds():
     assert "not certified" not in _tightest({True: split, False: certified})  # the uncertified one is looser
     assert _tightest({False: split}).startswith("no certified bound is non-vacuous")
     assert _tightest({}) == "every bound is vacuous."
+
+
+def _report_models(tmp_path):
+    config = ReportConfig(m=8, n=12, layers=1, lipschitz_budget=2.0)
+    problem = SparseRecovery(config.m, config.n, config.sparsity, config.noise_std, seed=config.seed)
+    for name, _ in REPORT_MODELS:
+        unfold.save(getattr(unfold, name)(problem.A, config.layers, problem.lam), tmp_path / "models" / f"{name}.pt")
+    return config
+
+
+def certified_lower(value, method):
+    """A stand-in for a lower-bound function that returns a certified ``value``, whatever the spec."""
+    def fake(spec, **options):
+        return Bound(value, "lower", "Lipschitz constant", method, certified=True)
+    return fake
+
+
+@pytest.mark.parametrize("patched", ["lower_bound", "agnostic_floor"])
+def test_the_report_refuses_a_certified_lower_end_above_the_upper_end(patched, monkeypatch, tmp_path):
+    config = _report_models(tmp_path)
+    monkeypatch.setattr(lipschitz, patched, certified_lower(1e6, f"inflated {patched}"))
+    with pytest.raises(InconsistentBounds, match=re.escape(f"the certified lower bound 1000000.0 (inflated {patched}) exceeds")) \
+            as info:
+        lipschitz.run(config, tmp_path, progress=False)
+    assert "UnfoldedISTA's first 1 layer(s)" in info.value.what and info.value.upper.certified
+    assert not (tmp_path / "lipschitz_table.md").exists()  # nothing was written with the contradiction in it
+
+
+def test_a_lipschitz_row_says_why_a_bound_is_not_certified(monkeypatch, tmp_path):
+    config = _report_models(tmp_path)
+
+    def refused(spec, **options):
+        return Bound(0.25, "lower", "Lipschitz constant", "witness-search", details={"reason": "the pair did not re-check"})
+
+    monkeypatch.setattr(lipschitz, "lower_bound", refused)
+    section = lipschitz.run(config, tmp_path, progress=False)
+    rows = [line for line in section.markdown.splitlines() if line.startswith("| UnfoldedISTA |")]
+    assert len(rows) == 1 and "| lower: the pair did not re-check |" in rows[0]
+    assert "why not certified" in (tmp_path / "lipschitz_table.md").read_text()
+
+
+def test_uncertified_reason_and_summary():
+    ok = Bound(1.0, "upper", "q", "sdp", certified=True)
+    told = Bound(2.0, "upper", "q", "sdp", details={"reason": "margin too small", "status": "optimal"})
+    status = Bound(2.0, "upper", "q", "sdp", details={"status": "infeasible"})
+    silent = Bound(0.0, "lower", "q", "witness", details={"status": "optimal"})
+    estimate = Bound(0.5, "estimate", "q", "power iteration", details={"reason": "not a bound"})
+    assert [uncertified_reason(b) for b in (ok, told, status, silent, estimate)] == [
+        "", "margin too small", "solver status infeasible", "no reason recorded", ""]
+    assert uncertified_summary({"upper": ok, "lower": silent, "other": told}) == (
+        "lower: no reason recorded; other: margin too small")
+    assert uncertified_summary({"upper": ok}) == ""

@@ -179,7 +179,7 @@ def test_pair_witness_of_a_linear_map_is_its_norm():
     rng = np.random.default_rng(1)
     M = torch.as_tensor(rng.standard_normal((5, 7)))
     bound = pair_witness(lambda y: y @ M.T, rng.standard_normal((3, 7)), iterations=60)
-    assert bound.kind == "lower" and bound.certified
+    assert bound.kind == "lower" and not bound.certified and "black-box" in bound.details["reason"]
     assert bound.value == pytest.approx(float(torch.linalg.matrix_norm(M, 2)), rel=1e-6)
     info = witness_perturbation(bound)
     assert info["relative_perturbation"] == pytest.approx(1e-4, rel=1e-9)
@@ -196,7 +196,7 @@ def test_pair_witness_works_without_a_spec():
     problem = RobustPCA(8, 8, 2, 0.1, seed=0)
     model = unfold.LearnedRPCA(2, 3, 8, 8)
     bound = pair_witness(lambda Y: model(Y), problem.sample(2, seed=1)[0], iterations=5)
-    assert bound.certified and bound.value > 0 and np.shape(bound.certificate["y1"]) == (8, 8)
+    assert not bound.certified and bound.value > 0 and np.shape(bound.certificate["y1"]) == (8, 8)
 
 
 def test_witness_perturbation_needs_a_pair():

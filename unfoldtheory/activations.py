@@ -14,6 +14,13 @@ nonexpansive but not separable (``proofs/group_soft_threshold.py``); the identit
 
 ``jacobian(v)`` returns one element of Clarke's generalised Jacobian: at a kink
 (``|v| = θ`` for soft-thresholding) the slope on the flat side, 0, is used.
+
+**Built-in or declared.** Only the five classes below (exactly these classes, not subclasses) carry
+proved properties (:attr:`Activation.proof` names the script). Any other :class:`Activation` is
+*declared by the user*: :func:`check_declaration` (run by :class:`~unfoldtheory.spec.NetworkSpec` on
+construction) tests its declared slope interval and firm nonexpansiveness on a dense sample and raises
+``ValueError`` on a violation; results that rest on a declaration say so (:func:`declaration_caveats`).
+A sampled check is evidence, not a proof.
 """
 
 from __future__ import annotations
@@ -66,6 +73,16 @@ class Activation(ABC):
     def config(self) -> dict[str, Any]:
         """A JSON-serialisable description from which :func:`from_config` rebuilds it."""
         return {"name": self.name}
+
+    @property
+    def declared_by_user(self) -> bool:
+        """True unless this is one of the package's built-in classes (exactly, not a subclass)."""
+        return not is_builtin(self)
+
+    @property
+    def proof(self) -> str | None:
+        """The ``proofs/`` script that proves the declared properties (built-ins), or None (declared by the user)."""
+        return _PROOFS.get(type(self))
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in self.config().items() if k != 'name')})"
@@ -242,6 +259,14 @@ class GroupSoftThreshold(Activation):
         return {"name": self.name, "theta": self.theta, "groups": [g.tolist() for g in self.groups]}
 
 
+_PROOFS: dict[type, str] = {}  # filled below, once the classes exist
+
+
+def is_builtin(act: Activation) -> bool:
+    """Whether ``act`` is an instance of exactly one of the built-in classes (whose properties are proved)."""
+    return type(act) in _PROOFS
+
+
 _REGISTRY: dict[str, type[Activation]] = {
     cls.name: cls for cls in (SoftThreshold, ReLU, Identity, BoxProjection, GroupSoftThreshold)
 }
@@ -259,3 +284,106 @@ def from_config(config: dict[str, Any]) -> Activation:
         return _REGISTRY[name](**kwargs)
     except TypeError as exc:
         raise ValueError(f"bad arguments for activation {name!r}: {exc}") from None
+
+
+_PROOFS.update({SoftThreshold: "proofs/soft_threshold.py", ReLU: "proofs/relu_and_box.py",
+                Identity: "proofs/relu_and_box.py", BoxProjection: "proofs/relu_and_box.py",
+                GroupSoftThreshold: "proofs/group_soft_threshold.py"})
+
+
+# ---------------------------------------------------------------------------- user-declared activations
+#: Sample values per coordinate of the dense check: 0, ±(10⁻⁶ … 10⁶) log-spaced and [-10, 10] evenly.
+_SAMPLE = np.unique(np.concatenate([[0.0], np.geomspace(1e-6, 1e6, 241), -np.geomspace(1e-6, 1e6, 241),
+                                    np.linspace(-10.0, 10.0, 801)]))
+_PAIRS = 512  # random pairs for the vector checks (non-separable maps, firm nonexpansiveness)
+_RTOL = 1e-6
+
+
+def _tolerance(bound: float, fa: np.ndarray, fb: np.ndarray, gap: np.ndarray) -> np.ndarray:
+    """Rounding slack of a sampled difference quotient: relative 1e-6 of the bound, plus ~8 ulps of the values over the gap."""
+    eps = float(np.finfo(np.float64).eps)
+    return _RTOL * max(abs(bound), 1.0) + 8 * eps * (np.abs(fa) + np.abs(fb)) / gap
+
+
+def _violation(act: Activation, dim: int) -> str | None:
+    """The first observed violation of ``act``'s declared properties on the dense sample, described, or None."""
+    lo, hi = (float(x) for x in act.slope_interval)
+    rng = np.random.default_rng(0)
+    with np.errstate(all="ignore"):
+        if act.separable:
+            V = np.repeat(_SAMPLE[:, None], dim, axis=1)
+            F = np.asarray(act(V), dtype=float)
+            if F.shape != V.shape or not np.all(np.isfinite(F)):
+                return f"it returns shape {F.shape} or non-finite values on inputs of shape {V.shape}"
+            gap = np.diff(V, axis=0)
+            q = np.diff(F, axis=0) / gap  # a chord's slope is an average of the adjacent ones: these suffice
+            tol = _tolerance(max(abs(lo), abs(hi)), F[:-1], F[1:], gap)
+            bad = (q > hi + tol) | (q < lo - tol)
+            if np.any(bad):
+                i, j = np.unravel_index(int(np.argmax(bad)), bad.shape)
+                return (f"difference quotient {q[i, j]:.6g} at coordinate {j} between v = {V[i, j]:.6g} and "
+                        f"{V[i + 1, j]:.6g}, outside [{lo:.6g}, {hi:.6g}]")
+            # separable: moving one coordinate moves no other
+            base = rng.standard_normal(dim)
+            for j in range(min(dim, 8)):
+                moved = base.copy()
+                moved[j] += 1.0
+                diff = np.asarray(act(moved), dtype=float) - np.asarray(act(base), dtype=float)
+                diff[j] = 0.0
+                if np.any(np.abs(diff) > 1e-9 * (1 + np.abs(np.asarray(act(base), dtype=float)))):
+                    return f"it is declared separable, but moving coordinate {j} changes another coordinate"
+        scales = np.geomspace(1e-3, 1e3, 7)
+        A = rng.standard_normal((_PAIRS, dim)) * scales[rng.integers(0, 7, (_PAIRS, 1))]
+        B = A + rng.standard_normal((_PAIRS, dim)) * scales[rng.integers(0, 7, (_PAIRS, 1))]
+        FA, FB = np.asarray(act(A), dtype=float), np.asarray(act(B), dtype=float)
+        if FA.shape != A.shape or not (np.all(np.isfinite(FA)) and np.all(np.isfinite(FB))):
+            return f"it returns shape {FA.shape} or non-finite values on inputs of shape {A.shape}"
+        d, df = B - A, FB - FA
+        dd = np.sum(d * d, axis=1)
+        inner = np.sum(df * d, axis=1)
+        slack = _tolerance(max(abs(lo), abs(hi)), np.linalg.norm(FA, axis=1) * np.linalg.norm(d, axis=1),
+                           np.linalg.norm(FB, axis=1) * np.linalg.norm(d, axis=1), dd) * dd
+        checks = [(inner > hi * dd + slack, "<f(a) - f(b), a - b> / ||a - b||^2", inner / dd, f"above beta = {hi:.6g}"),
+                  (inner < lo * dd - slack, "<f(a) - f(b), a - b> / ||a - b||^2", inner / dd, f"below alpha = {lo:.6g}"),
+                  (np.sum(df * df, axis=1) > max(lo * lo, hi * hi) * dd + 2 * slack * max(abs(lo), abs(hi), 1.0),
+                   "||f(a) - f(b)|| / ||a - b||", np.sqrt(np.sum(df * df, axis=1) / dd),
+                   f"above max(|alpha|, |beta|) = {max(abs(lo), abs(hi)):.6g}")]
+        if act.firmly_nonexpansive:
+            checks.append((np.sum(df * df, axis=1) > inner + slack, "||f(a) - f(b)||^2 / <f(a) - f(b), a - b>",
+                           np.sum(df * df, axis=1) / inner, "above 1 (declared firmly nonexpansive)"))
+        for bad, what, val, where in checks:
+            if np.any(bad):
+                i = int(np.argmax(bad))
+                return f"{what} = {val[i]:.6g} {where} at a = {A[i, :3].round(6).tolist()}{'...' if dim > 3 else ''}"
+    return None
+
+
+def check_declaration(act: Activation, dim: int, where: str) -> None:
+    """Check a user-declared activation's slope interval (and firm nonexpansiveness when declared) on a dense sample.
+
+    Separable: every adjacent difference quotient of ``φ`` on 0, ±10⁻⁶…10⁶ (log-spaced) and [-10, 10] lies in
+    ``[α, β]`` (chords between farther samples are averages of these), and moving one coordinate moves no other.
+    Every activation: on random pairs at scales 10⁻³…10³, ``α‖a − b‖² ≤ ⟨φ(a) − φ(b), a − b⟩ ≤ β‖a − b‖²`` and
+    ``‖φ(a) − φ(b)‖ ≤ max(|α|, |β|)‖a − b‖``, and ``⟨φ(a) − φ(b), a − b⟩ ≥ ‖φ(a) − φ(b)‖²`` when declared firmly
+    nonexpansive. Tolerance: 1e-6 relative, plus rounding of the values. Built-ins are not checked (proved).
+    Raises ValueError naming the activation, the declared interval and the observed value.
+    """
+    if is_builtin(act):
+        return
+    problem = _violation(act, int(dim))
+    if problem is not None:
+        lo, hi = act.slope_interval
+        firm = ", firmly nonexpansive" if act.firmly_nonexpansive else ""
+        raise ValueError(f"{where}: user-defined activation {act.name} ({type(act).__name__}) violates its declared "
+                         f"properties (slope interval [{lo}, {hi}]{firm}): {problem}")
+
+
+def declaration_caveats(spec: Any) -> list[str]:
+    """One statement per layer of ``spec`` whose activation is user-defined: a certified bound that uses its
+    declared properties rests on that declaration (checked on a sample at construction, not proved)."""
+    return [f"layer {k}: activation {act.name} ({type(act).__name__}) is user-defined; its declared slope interval "
+            f"{tuple(float(x) for x in act.slope_interval)}"
+            f"{', firm nonexpansiveness' if act.firmly_nonexpansive else ''}"
+            f"{' and separability' if act.separable else ''} passed a dense sampled check at construction but are "
+            "not proved: this bound rests on the declaration"
+            for k, act in enumerate(spec.activations, start=1) if act.declared_by_user]

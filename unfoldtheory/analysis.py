@@ -11,6 +11,11 @@ for each requested analysis that does not apply to the model (or fails), the rea
   (:func:`unfoldtheory.convergence.coherence.lista_cp_certificate`; LISTA-CP, ALISTA, UnfoldedISTA);
 * ``parameter-lipschitz``: the certified Lipschitz constant with respect to the parameters
   (:func:`unfoldtheory.generalization.parameter_lipschitz`; ALISTA, UnfoldedISTA, LISTA, LISTA-CP).
+
+A model with a NaN or infinite parameter or buffer is refused first, naming the tensor
+(:func:`unfoldtheory.unfold.finite.check_finite_parameters`). A certified lower bound above a certified
+upper bound raises :class:`~unfoldtheory.consistency.InconsistentBounds` (never a row, never a mere
+failure entry): one of the two certificates is wrong.
 """
 
 from __future__ import annotations
@@ -18,8 +23,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from torch import nn
+
+from unfoldtheory.consistency import InconsistentBounds, check_interval
 from unfoldtheory.results import Bound
 from unfoldtheory.spec import NotRepresentable
+from unfoldtheory.unfold.finite import check_finite_parameters
 from unfoldtheory.validation import finite_float, positive_int
 
 ANALYSES = ("lipschitz", "pep", "coherence", "parameter-lipschitz")
@@ -48,8 +57,10 @@ def _lipschitz(model: Any, options: dict[str, Any]) -> dict[str, Bound]:
     from unfoldtheory.lipschitz import lower_bound, upper_bound
 
     spec = model.spec()
-    return {"lipschitz upper": upper_bound(spec, time_budget=options["time_budget"]),
-            "lipschitz lower": lower_bound(spec, restarts=options["restarts"], seed=options["seed"])}
+    upper = upper_bound(spec, time_budget=options["time_budget"])
+    lower = lower_bound(spec, restarts=options["restarts"], seed=options["seed"])
+    check_interval(lower, upper, f"Lipschitz constant of {type(model).__name__} (l2)")
+    return {"lipschitz upper": upper, "lipschitz lower": lower}
 
 
 def _pep(model: Any, options: dict[str, Any]) -> dict[str, Bound]:
@@ -89,7 +100,9 @@ def analyze_model(model: Any, analyses: tuple[str, ...] | list[str] = ANALYSES, 
 
     ``sparsity`` and ``amplitude`` (s and B) define the signal class of the coherence certificate;
     ``input_radius`` the ball ``‖y‖ ≤ R`` of the parameter Lipschitz constant. An analysis whose model
-    type is not supported is listed in ``not_applicable`` with the reason.
+    type is not supported is listed in ``not_applicable`` with the reason. A torch model with a
+    non-finite parameter or buffer raises ValueError naming it; contradicting certified bounds raise
+    :class:`~unfoldtheory.consistency.InconsistentBounds`.
     """
     unknown = [a for a in analyses if a not in RUNNERS]
     if unknown:
@@ -99,6 +112,8 @@ def analyze_model(model: Any, analyses: tuple[str, ...] | list[str] = ANALYSES, 
                "sparsity": positive_int(sparsity, "sparsity"),
                "amplitude": finite_float(amplitude, "amplitude", low=0.0, low_open=True),
                "input_radius": finite_float(input_radius, "input_radius", low=0.0, low_open=True)}
+    if isinstance(model, nn.Module):
+        check_finite_parameters(model)
     result = ModelAnalysis(type(model).__name__)
     for name in analyses:
         supported = SUPPORTED[name]
@@ -107,6 +122,8 @@ def analyze_model(model: Any, analyses: tuple[str, ...] | list[str] = ANALYSES, 
             continue
         try:
             result.bounds.update(RUNNERS[name](model, options))
+        except InconsistentBounds:
+            raise
         except NotRepresentable as exc:
             result.not_applicable[name] = f"the model has no exact NetworkSpec: {exc}"
         except (ValueError, RuntimeError) as exc:

@@ -51,7 +51,9 @@ def _analyze_parser(sub: argparse._SubParsersAction) -> None:
                        description="Load a checkpoint written by unfoldtheory.unfold.save (never unpickled: tensors "
                                    "only), run the requested analyses and print every bound as a table (or JSON). "
                                    "Exit status 0 only when every bound found is certified and no requested analysis "
-                                   "failed; 1 otherwise; 2 for a bad or untrusted file or bad options.")
+                                   "failed; 1 otherwise (also when a certified lower bound exceeds a certified upper "
+                                   "bound, which is reported as an error); 2 for a bad or untrusted file (one with a "
+                                   "NaN or infinite parameter included) or bad options.")
     p.add_argument("checkpoint", help="path of the saved model (.pt)")
     p.add_argument("--analyses", default=",".join(ANALYSES),
                    help="comma-separated subset of %(default)s (those that do not apply to the model are listed)")
@@ -64,6 +66,10 @@ def _analyze_parser(sub: argparse._SubParsersAction) -> None:
                    help="R in ‖y‖ ≤ R for the parameter Lipschitz constant (default: %(default)s)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1, help="torch and BLAS threads (default: %(default)s)")
+
+
+#: The columns of ``analyze``'s table: an uncertified row says why in its ``reason`` cell.
+TABLE_COLUMNS = ("label", "quantity", "method", "kind", "value", "status", "reason", "seconds")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -97,6 +103,7 @@ def _limit_threads(command: str, threads: int) -> bool:
 
 def _run_report(args: argparse.Namespace) -> int:
 
+    from unfoldtheory.consistency import InconsistentBounds
     from unfoldtheory.report import ReportConfig, run_report
 
     if not _limit_threads("report", args.threads):
@@ -111,7 +118,11 @@ def _run_report(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"unfoldtheory report: error: {exc}", file=sys.stderr)
         return 2
-    results = run_report(config, args.out, progress=False if args.quiet else None)
+    try:
+        results = run_report(config, args.out, progress=False if args.quiet else None)
+    except InconsistentBounds as exc:
+        print(f"unfoldtheory report: error: contradictory certificates: {exc}", file=sys.stderr)
+        return 1
     failed = [name for name, ok in results["checks"].items() if not ok]
     print(f"wrote {args.out}/report.md, {args.out}/results.json and {len(results['figures'])} figures "
           f"in {results['seconds']:.1f} s")
@@ -126,6 +137,7 @@ def _run_analyze(args: argparse.Namespace) -> int:
     import json
 
     from unfoldtheory.analysis import ANALYSES, analyze_model
+    from unfoldtheory.consistency import InconsistentBounds
     from unfoldtheory.diagnostics import table_markdown
     from unfoldtheory.unfold import CheckpointError, load
 
@@ -133,13 +145,19 @@ def _run_analyze(args: argparse.Namespace) -> int:
         return 2
     try:
         model = load(args.checkpoint).double()
-    except (CheckpointError, OSError) as exc:
+    except CheckpointError as exc:  # its message starts with the path
+        print(f"unfoldtheory analyze: error: cannot use {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
         print(f"unfoldtheory analyze: error: cannot use {args.checkpoint}: {exc}", file=sys.stderr)
         return 2
     analyses = [a.strip() for a in args.analyses.split(",") if a.strip()]
     try:
         result = analyze_model(model, analyses, time_budget=args.time_budget, restarts=args.restarts, seed=args.seed,
                                sparsity=args.sparsity, amplitude=args.amplitude, input_radius=args.input_radius)
+    except InconsistentBounds as exc:
+        print(f"unfoldtheory analyze: error: contradictory certificates: {exc}", file=sys.stderr)
+        return 1
     except ValueError as exc:
         print(f"unfoldtheory analyze: error: {exc}", file=sys.stderr)
         return 2
@@ -150,7 +168,7 @@ def _run_analyze(args: argparse.Namespace) -> int:
     else:
         print(f"{result.model} from {args.checkpoint}\n")
         if result.bounds:
-            print(table_markdown(result.bounds))
+            print(table_markdown(result.bounds, columns=TABLE_COLUMNS))
         for name, reason in result.not_applicable.items():
             print(f"- {name}: not applicable ({reason})")
         for name, reason in result.failed.items():

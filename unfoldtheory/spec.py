@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from unfoldtheory.activations import Activation, Identity, ReLU, SoftThreshold
+from unfoldtheory.activations import Activation, Identity, ReLU, SoftThreshold, check_declaration
 from unfoldtheory.activations import from_config as activation_from_config
 from unfoldtheory.validation import as_finite_array
 
@@ -116,6 +116,7 @@ class NetworkSpec:
             lo, hi = layer.activation.slope_interval
             if not lo <= hi:
                 raise ValueError(f"layer {k}: activation slope interval [{lo}, {hi}] has alpha > beta")
+            check_declaration(layer.activation, d, f"layer {k}")
             self.weights.append(ws)
             self.biases.append(_frozen(bias))
             self.activations.append(layer.activation)

@@ -598,3 +598,129 @@ def adversarial_lasso_instances(m: IntOrStrategy | None = None, n: IntOrStrategy
         return A, X, Y, lam
 
     return build()
+
+
+def _rescaled_activation(act: Any, scale: float) -> Any:
+    """``σ·φ(·/σ)`` of a built-in activation: the same activation with its parameters times ``σ``."""
+    from unfoldtheory.activations import BoxProjection, GroupSoftThreshold, SoftThreshold
+
+    if isinstance(act, SoftThreshold):
+        return SoftThreshold(act.theta * scale)
+    if isinstance(act, BoxProjection):
+        return BoxProjection(act.lower * scale, act.upper * scale)
+    if isinstance(act, GroupSoftThreshold):
+        return GroupSoftThreshold(act.theta * scale, act.groups)
+    return act  # ReLU, identity: positively homogeneous
+
+
+def scaled_specs(specs: SearchStrategy[NetworkSpec] | None = None, *,
+                 max_exponent: int = 332) -> SearchStrategy[tuple[NetworkSpec, NetworkSpec, float]]:
+    """Triples ``(base, scaled, output_scale)``: a spec and the same network with its states rescaled by powers of two.
+
+    Every state ``z_k`` of ``base`` (drawn from ``specs``, default small soft-threshold/ReLU
+    :func:`unrolled_specs`) gets a factor ``σ_k = 2^{e_k}`` and the output ``σ_out = 2^{e_out}`` (``σ_0 = 1``, the
+    ``e`` drawn from ``[-max_exponent, max_exponent]``): ``W_kj ↦ W_kj σ_k/σ_j``, ``b_k ↦ σ_k b_k``, thresholds and
+    box bounds times ``σ_k``, ``C_k ↦ C_k σ_out/σ_k``. Powers of two scale exactly (away from under/overflow), so
+    ``scaled(y) = σ_out·base(y)`` in exact arithmetic and its Lipschitz constant is exactly ``σ_out`` times the
+    base one, while its weights range over ``2^{±2·max_exponent}`` (default about 1e-200 … 1e200).
+
+    ``max_exponent`` is an int in [0, 500] (default 332, σ up to about 1e±100).
+    """
+    from unfoldtheory.spec import Layer
+
+    max_exponent = _int_arg(max_exponent, "max_exponent", minimum=0)
+    if max_exponent > 500:
+        raise ValueError(f"max_exponent must be at most 500 (weights scale by 2^(2*max_exponent)), got {max_exponent}")
+    if specs is None:
+        specs = unrolled_specs(m=st.integers(1, 3), n=st.integers(1, 3), K=st.integers(1, 3),
+                               activation=st.sampled_from(list(UNROLLED_ACTIVATIONS)))
+    elif not isinstance(specs, SearchStrategy):
+        raise ValueError(f"specs must be a strategy of NetworkSpecs, got {specs!r}")
+    exponents = st.integers(-max_exponent, max_exponent)
+
+    @st.composite
+    def build(draw: st.DrawFn) -> tuple[NetworkSpec, NetworkSpec, float]:
+        base = draw(specs)
+        if not isinstance(base, NetworkSpec):
+            raise ValueError(f"specs strategy drew {type(base).__name__}; expected NetworkSpec")
+        sig = [1.0] + [math.ldexp(1.0, draw(exponents)) for _ in range(base.num_layers)]
+        out = math.ldexp(1.0, draw(exponents))
+        layers = [Layer({j: w * (sig[k] / sig[j]) for j, w in ws.items()}, _rescaled_activation(act, sig[k]), b * sig[k], d)
+                  for k, (ws, b, act, d) in enumerate(zip(base.weights, base.biases, base.activations, base.dims[1:],
+                                                          strict=True), start=1)]
+        readout = {k: c * (out / sig[k]) for k, c in base.readout.items()}
+        return base, NetworkSpec(base.input_dim, layers, readout, name=f"{base.name} (scaled)"), out
+
+    return build()
+
+
+def cancelling_identity_specs(m: IntOrStrategy | None = None, n: IntOrStrategy | None = None, *,
+                              max_decades: int = 20) -> SearchStrategy[NetworkSpec]:
+    """Specs with a cancelling identity chain, as in issue 12: ``z₁ = A y`` (identity), ``z₂ = φ(W z₁ + V y + b)``
+    with ``W`` of size ``10^s`` (``s`` drawn in ``[0, max_decades]``) and ``V = −fl(W A) + E``, ``E`` a perturbation
+    ``10^{-t}`` relative (``t`` in ``[0, 17]``, 17: none): the exact map ``(WA + V) y`` is tiny against the products
+    ``W z₁`` and ``V y`` whose float64 sum cancels. ``φ`` is ReLU or soft-thresholding (θ drawn in [0, 1]).
+
+    ``m`` (default ``st.integers(1, 3)``) and ``n`` (default ``st.integers(1, 3)``) size ``y`` and ``z₂``; ``z₁`` has
+    ``m`` coordinates. ``max_decades`` is an int in [0, 150].
+    """
+    from unfoldtheory.activations import Identity, ReLU, SoftThreshold
+    from unfoldtheory.spec import Layer
+
+    m_st = _size(st.integers(1, 3) if m is None else m, "m")
+    n_st = _size(st.integers(1, 3) if n is None else n, "n")
+    max_decades = _int_arg(max_decades, "max_decades", minimum=0)
+    if max_decades > 150:
+        raise ValueError(f"max_decades must be at most 150, got {max_decades}")
+
+    @st.composite
+    def build(draw: st.DrawFn) -> NetworkSpec:
+        mm, nn = _drawn_size(draw(m_st), "m"), _drawn_size(draw(n_st), "n")
+        rng = np.random.default_rng(draw(_SEEDS))
+        big = 10.0 ** draw(st.integers(0, max_decades))
+        t = draw(st.integers(0, 17))
+        A = rng.standard_normal((mm, mm))
+        W = big * rng.standard_normal((nn, mm))
+        V = -(W @ A)
+        if t < 17:
+            V = V + 10.0 ** -t * np.abs(V).max() * rng.standard_normal((nn, mm))
+        b = draw(st.floats(-1.0, 1.0)) * np.ones(nn)
+        act = ReLU() if draw(st.booleans()) else SoftThreshold(draw(st.floats(0.0, 1.0)))
+        return NetworkSpec(mm, [Layer({0: A}, Identity()), Layer({1: W, 0: V}, act, b)], name="cancelling identity chain")
+
+    return build()
+
+
+def near_singular_specs(m: IntOrStrategy | None = None, n: IntOrStrategy | None = None,
+                        K: IntOrStrategy | None = None) -> SearchStrategy[NetworkSpec]:
+    """Unrolled soft-threshold/ReLU specs whose every ``V_k`` and ``W_k`` is near-singular: ``U diag(s) Qᵀ`` with
+    orthogonal ``U, Q`` and singular values ``1`` and ``10^{-p}`` (``p`` drawn in [4, 300] per matrix), so layers
+    nearly collapse a direction, down to the float64 floor.
+
+    ``m``, ``n``, ``K`` as in :func:`unrolled_specs` (defaults ``st.integers(1, 3)``, ``st.integers(2, 3)``,
+    ``st.integers(1, 3)``).
+    """
+    m_st = _size(st.integers(1, 3) if m is None else m, "m")
+    n_st = _size(st.integers(2, 3) if n is None else n, "n")
+    K_st = _size(st.integers(1, 3) if K is None else K, "K")
+
+    @st.composite
+    def build(draw: st.DrawFn) -> NetworkSpec:
+        mm, nn, KK = _drawn_size(draw(m_st), "m"), _drawn_size(draw(n_st), "n"), _drawn_size(draw(K_st), "K")
+        rng = np.random.default_rng(draw(_SEEDS))
+
+        def near_singular(rows: int, cols: int) -> np.ndarray:
+            U, _ = np.linalg.qr(rng.standard_normal((rows, rows)))
+            Q, _ = np.linalg.qr(rng.standard_normal((cols, cols)))
+            r = min(rows, cols)
+            s = np.ones(r)
+            s[rng.integers(0, r)] = 10.0 ** -draw(st.integers(4, 300))
+            return U[:, :r] @ np.diag(s) @ Q[:, :r].T
+
+        W = [None] + [near_singular(nn, nn) for _ in range(KK - 1)]
+        V = [near_singular(nn, mm) for _ in range(KK)]
+        thresholds = [draw(st.floats(0.0, 0.5)) for _ in range(KK)]
+        return unrolled(W, V, thresholds, activation=draw(st.sampled_from(list(UNROLLED_ACTIVATIONS))),
+                        name="near-singular unrolled")
+
+    return build()

@@ -33,20 +33,23 @@ from typing import Any
 
 import numpy as np
 
+from unfoldtheory.convergence.inputs import real_scalar, real_vector
 from unfoldtheory.results import Bound
-from unfoldtheory.validation import as_finite_array, finite_float
 
 
 def _mu_L(mu: Any, L: Any) -> tuple[float, float]:
-    mu = finite_float(mu, "mu", low=0.0)
-    L = finite_float(L, "L", low=0.0, low_open=True)
+    mu = real_scalar(mu, "mu", low=0.0)
+    L = real_scalar(L, "L", low=0.0, low_open=True)
     if mu > L:
         raise ValueError(f"mu must be <= L (got mu={mu}, L={L})")
     return mu, L
 
 
-def _round_up(q: Fraction) -> float:
-    """The smallest float64 ≥ the rational ``q``."""
+def _round_up(q: Fraction, what: str) -> float:
+    """The smallest float64 ≥ the rational ``q``; a ValueError naming ``what`` if that exceeds float64's range."""
+    if q > Fraction(np.finfo(float).max):
+        raise ValueError(f"{what} is {float(math.log10(q.numerator) - math.log10(q.denominator)):.1f} in log10, beyond "
+                         "float64's range (steps·L too large for a representable rate)")
     x = float(q)
     return x if Fraction(x) >= q else math.nextafter(x, math.inf)
 
@@ -62,9 +65,12 @@ def _contraction(mu: float, L: float, steps: np.ndarray) -> Fraction:
 
 
 def _steps(steps: Any) -> np.ndarray:
-    steps = as_finite_array(steps, "steps", ndim=1)
+    steps = real_vector(steps, "steps")
     if steps.size == 0:
         raise ValueError("steps is empty; give at least one step size")
+    if np.any(steps <= 0):
+        k = int(np.argmax(steps <= 0))
+        raise ValueError(f"steps must be > 0 (the rate's proof assumes γ > 0); steps[{k}] = {steps[k]}")
     return steps
 
 
@@ -76,7 +82,7 @@ def _rate_bound(mu: Any, L: Any, steps: Any, method: str, proof: str) -> Bound:
     K = steps.size
     what = "gradient" if method == "gradient" else "proximal gradient (f + h, h convex)"
     return Bound(
-        value=_round_up(exact), kind="upper",
+        value=_round_up(exact, "the product of the per-step rates"), kind="upper",
         quantity=f"‖x_K − x*‖ / ‖x_0 − x*‖ after K={K} {what} step(s), f ∈ F(μ={mu:g}, L={L:g})",
         method=f"closed form: product of max(|1 − γμ|, |1 − γL|) ({proof})", certified=True,
         certificate={"exact": str(exact), "proof": proof}, seconds=time.perf_counter() - start,
@@ -87,7 +93,7 @@ def _rate_bound(mu: Any, L: Any, steps: Any, method: str, proof: str) -> Bound:
 
 def gd_rate(mu: float, L: float, step: float) -> Bound:
     """``max(|1 − γμ|, |1 − γL|)``: the tight contraction factor of one gradient step on ``F_{μ,L}``."""
-    return _rate_bound(mu, L, [finite_float(step, "step")], "gradient", "proofs/gradient_rate.py")
+    return _rate_bound(mu, L, [real_scalar(step, "step")], "gradient", "proofs/gradient_rate.py")
 
 
 def gd_optimal_step(mu: float, L: float) -> float:
@@ -119,8 +125,8 @@ def _spectral_radius(a: float, b: float) -> float:
 def _momentum_rate(mu: Any, L: Any, step: Any, momentum: Any, name: str, coefficients) -> Bound:
     start = time.perf_counter()
     mu, L = _mu_L(mu, L)
-    step = finite_float(step, "step", low=0.0, low_open=True)
-    momentum = finite_float(momentum, "momentum", low=0.0)
+    step = real_scalar(step, "step", low=0.0, low_open=True)
+    momentum = real_scalar(momentum, "momentum", low=0.0)
     radii = {lam: _spectral_radius(*coefficients(step * lam, momentum)) for lam in (mu, L)}
     return Bound(
         value=max(radii.values()), kind="upper",

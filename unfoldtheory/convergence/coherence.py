@@ -49,10 +49,13 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
+from unfoldtheory.convergence.inputs import parameter_matrix, parameter_values, real_vector
+from unfoldtheory.convergence.psd_bound import down, gram_extremes
 from unfoldtheory.results import Bound
 from unfoldtheory.validation import as_finite_array, finite_float, positive_int
 
 UNIT = float(np.finfo(float).eps) / 2  # unit roundoff u of float64
+TINY = float(np.nextafter(0.0, 1.0))  # 2^-1074: twice the largest underflow error of one product
 CHAIN_METHOD = "lista-coherence-chain"
 THEOREM_METHOD = "alista-theorem-1"
 COHERENCE_METHOD = "per-column LP (HiGHS), primal and dual re-checked in float64"
@@ -68,8 +71,20 @@ def _gamma(k: int) -> float:
 
 
 def _up(x: Any, ops: int) -> Any:
-    """Inflate a nonnegative float result of ``ops`` operations so that it bounds the exact value."""
-    return np.asarray(x, dtype=float) * (1 + 2 * _gamma(ops + 4)) if np.ndim(x) else float(x) * (1 + 2 * _gamma(ops + 4))
+    """Inflate a nonnegative float result of ``ops`` operations so that it bounds the exact value.
+
+    The expression must be a sum of nonnegative terms, each a product of at most two computed
+    floats (or such a product times factors ≤ 1): then its relative rounding error is at most
+    ``γ_ops`` and underflow adds at most ``2⁻¹⁰⁷⁵`` per operation (Higham's model (2.8); sums carry
+    none). ``x(1 + 2γ_{ops+4}) + 2(ops + 1)·2⁻¹⁰⁷⁴`` covers both and its own rounding."""
+    factor = 1 + 2 * _gamma(ops + 4)
+    floor = 2 * (ops + 1) * TINY  # needed only below 2^-1021: above, the relative slack (ops + 8)u·x covers it
+    with np.errstate(under="ignore"):
+        if np.ndim(x):
+            x = np.asarray(x, dtype=float)
+            return x * factor + np.where(x < 2.0**-1021, floor, 0.0)
+        x = float(x)
+        return x * factor + (floor if x < 2.0**-1021 else 0.0)
 
 
 # --------------------------------------------------------------------------- entrywise bounds of M = c·LᵀA
@@ -119,8 +134,12 @@ class _Products:
 
 def _products(L: np.ndarray, A: np.ndarray) -> _Products:
     m = A.shape[0]
-    P = L.T @ A
-    err = 2 * _gamma(m + 2) * (np.abs(L).T @ np.abs(A))  # ≥ γ_m(1 + γ_m)·fl(|L|ᵀ|A|) ≥ γ_m |L|ᵀ|A|
+    with np.errstate(under="ignore"):
+        P = L.T @ A
+        # ≥ γ_m(1 + γ_m)·fl(|L|ᵀ|A|) ≥ γ_m |L|ᵀ|A|, plus the underflow of the m products (≤ 2⁻¹⁰⁷⁵ each, twice over)
+        err = 2 * _gamma(m + 2) * (np.abs(L).T @ np.abs(A)) + 2 * (m + 2) * TINY
+    if not (np.all(np.isfinite(P)) and np.all(np.isfinite(err))):
+        raise ValueError("the products LᵀA overflow float64 (weights too large); no certified entrywise bound")
     return _Products(P, err)
 
 
@@ -164,27 +183,34 @@ def generalized_coherence(A: Any, *, progress: bool | None = None) -> tuple[Boun
     m, n = A.shape
     if A.size == 0:
         raise ValueError(f"A has shape {A.shape}; expected a non-empty (m, n) matrix")
-    norms = np.linalg.norm(A, axis=0)
+    # μ̃ is invariant under A → cA: the LPs see A scaled by a power of two to a peak near 1 (exact, or A itself)
+    k = int(np.frexp(float(np.abs(A).max()))[1])
+    lp = np.ldexp(A, -k)
+    if not np.array_equal(np.ldexp(lp, k), A):
+        lp, k = A, 0
+    norms = np.linalg.norm(lp, axis=0)
     if np.any(norms == 0):
         raise ValueError(f"A has a zero column ({int(np.argmin(norms))}): W_iᵀA_i = 1 is infeasible")
     W = np.empty((m, n))
     Z = np.zeros((n, n))  # row i: dual vector of column i (Z[i, i] = 0)
     for i in tqdm(range(n), desc="generalized coherence (LP per column)", disable=None if progress is None else not progress):
         if n == 1:
-            W[:, 0] = A[:, 0] / norms[0] ** 2
+            W[:, 0] = lp[:, 0] / norms[0] ** 2
             continue
         others = np.delete(np.arange(n), i)
-        Ao = A[:, others]
+        Ao = lp[:, others]
         c = np.zeros(m + 1)
         c[-1] = 1.0
         ones = np.ones((n - 1, 1))
         res = linprog(c, A_ub=np.block([[Ao.T, -ones], [-Ao.T, -ones]]), b_ub=np.zeros(2 * (n - 1)),
-                      A_eq=np.append(A[:, i], 0.0)[None], b_eq=[1.0], bounds=[(None, None)] * m + [(0, None)],
+                      A_eq=np.append(lp[:, i], 0.0)[None], b_eq=[1.0], bounds=[(None, None)] * m + [(0, None)],
                       method="highs")
         if res.status != 0:
             raise RuntimeError(f"generalized coherence: HiGHS failed on column {i} (status {res.status}: {res.message})")
         W[:, i] = res.x[:m]
-        Z[i, others] = _dual_vector(A, i, others, res.ineqlin.marginals)
+        Z[i, others] = _dual_vector(lp, i, others, res.ineqlin.marginals)
+    with np.errstate(over="ignore", under="ignore"):
+        W = np.ldexp(W, -k)  # a weight for A itself (any positive multiple would do: W is normalised below)
     prod = _products(W, A)
     diag = np.diag(prod.P)
     W = W / diag  # exact feasibility up to rounding; the check below is for W·diag(WᵀA)⁻¹ exactly
@@ -201,6 +227,7 @@ def generalized_coherence(A: Any, *, progress: bool | None = None) -> tuple[Boun
         seconds=time.perf_counter() - start,
         details={"lower": lower, "relative_gap": (upper - lower) / upper if upper > 0 else 0.0,
                  "upper_per_column": upper_cols, "lower_per_column": lower_cols, "status": "optimal",
+                 "dual_vectors": Z,
                  "m": m, "n": n},
     )
     return bound, W
@@ -237,18 +264,15 @@ def _upper_columns(prod: _Products) -> np.ndarray:
 
 
 def _sigma_min_lower(A: np.ndarray) -> float:
-    """A rigorous lower bound of the smallest singular value σ_{min(m,n)}(A) (0 if none is provable).
-
-    ``λ_min(G) ≥ λ̂_min − τ`` for ``G = AAᵀ`` (or ``AᵀA``): τ covers the eigensolver's backward error
-    (``≤ 8·D·ε·‖G‖_F``) and the rounding of G (``≤ γ_k‖|A||A|ᵀ‖_F``) by Weyl's inequality.
-    """
+    """A rigorous lower bound of the smallest singular value σ_{min(m,n)}(A) (0 if none is provable):
+    the square root of :func:`~unfoldtheory.convergence.psd_bound.gram_extremes`' lower end for the
+    smaller Gram matrix, rounded down."""
     m, n = A.shape
-    F = A if m <= n else A.T
-    G = F @ F.T
-    D, k = G.shape[0], F.shape[1]
-    tau = 8 * D * 2 * UNIT * float(np.linalg.norm(G)) + 2 * _gamma(k + 2) * float(np.linalg.norm(np.abs(F) @ np.abs(F).T))
-    lam = float(np.linalg.eigvalsh(G)[0]) - _up(tau, 2)
-    return float(np.nextafter(math.sqrt(lam) * (1 - 4 * UNIT), 0.0)) if lam > 0 else 0.0
+    try:
+        low = gram_extremes(A.T if m <= n else A)[0]
+    except ValueError:
+        return 0.0
+    return max(down(math.sqrt(low)), 0.0) if low > 0 else 0.0
 
 
 def _lower_column(A: np.ndarray, i: int, z: np.ndarray, upper: float, sigma: float) -> float:
@@ -324,7 +348,9 @@ def chain_certificate(operators: Sequence[LayerOperator], thresholds: Any, spars
     n = operators[0].n
     if s > n:
         raise ValueError(f"sparsity {s} exceeds the signal dimension n = {n}")
-    theta = as_finite_array(thresholds, "thresholds", shape=(K,))
+    theta = real_vector(thresholds, "thresholds")
+    if theta.shape != (K,):
+        raise ValueError(f"thresholds has {theta.size} entries; expected one per layer ({K})")
     if np.any(theta < 0):
         raise ValueError(f"thresholds must be >= 0 (the forward pass uses max(θ, 0)); got {theta.min():.3g}")
     l1, linf, required, rates = (np.full(K, np.inf), np.full(K, np.inf), np.full(K, np.nan), np.full(K, np.nan))
@@ -347,7 +373,7 @@ def chain_certificate(operators: Sequence[LayerOperator], thresholds: Any, spars
         b_new = min(float(_up(rates[k] * b + s * theta[k], 3)), float(_up(s * a_new, 1)))
         a, b = min(a_new, b_new), b_new
         l1[k], linf[k] = b, a
-        l2 = float(np.nextafter(_up(math.sqrt(a * b), 2), np.inf))
+        l2 = float(np.nextafter(_up(math.sqrt(a) * math.sqrt(b), 3), np.inf))  # √a·√b: no underflow under the root
         errors.append(Bound(l2, "upper", _quantity(k + 1, s, B), method, certified=True,
                             certificate={"threshold": float(theta[k]), "required_threshold": required[k]},
                             details={"layer": k + 1, "l1": b, "linf": a, "rate_l1": rates[k]}))
@@ -374,7 +400,7 @@ def alista_rate_bound(A: Any, steps: Any, sparsity: int, B: float, *, W: Any = N
     """
     start = time.perf_counter()
     A = as_finite_array(A, "A", ndim=2)
-    gam = as_finite_array(steps, "steps", ndim=1)
+    gam = real_vector(steps, "steps")
     if gam.size == 0 or np.any(gam <= 0):
         raise ValueError("steps must be a non-empty vector of step sizes γ_k > 0")
     s = positive_int(sparsity, "sparsity")
@@ -394,9 +420,10 @@ def alista_rate_bound(A: Any, steps: Any, sparsity: int, B: float, *, W: Any = N
     thresholds, rates, l1 = np.empty(K), np.empty(K), np.empty(K)
     errors = []
     for k, g in enumerate(gam):
-        thresholds[k] = float(g * mu * b * (1 + THRESHOLD_MARGIN))
-        rates[k] = float(_up(abs(1 - g) + g * delta + g * mu * (2 * s - 1), 6))
-        b = float(_up((abs(1 - g) + g * delta + g * mu * (s - 1)) * b + s * thresholds[k], 8))
+        g_mu, g_delta = float(_up(g * mu, 1)), float(_up(g * delta, 1))  # one product each (see _up)
+        thresholds[k] = float(_up(g_mu * b, 1)) * (1 + THRESHOLD_MARGIN)  # ≥ γ_k μ b_k; the factor > 1 never rounds below
+        rates[k] = float(_up(abs(1 - g) + g_delta + g_mu * (2 * s - 1), 4))
+        b = float(_up(float(_up(abs(1 - g) + g_delta + g_mu * (s - 1), 4)) * b + s * thresholds[k], 3))
         l1[k] = b
         errors.append(Bound(b, "upper", _quantity(k + 1, s, B), THEOREM_METHOD, certified=True,
                             certificate={"threshold": thresholds[k], "coherence": mu},
@@ -420,17 +447,16 @@ def alista_rate_bound(A: Any, steps: Any, sparsity: int, B: float, *, W: Any = N
 def model_operators(model: Any) -> tuple[list[LayerOperator], np.ndarray]:
     """The layer operators ``M_k`` and thresholds ``max(θ_k, 0)`` of an ALISTA, LISTA-CP or unfolded ISTA model."""
     from unfoldtheory.unfold import ALISTA, LISTACP, UnfoldedISTA
-    from unfoldtheory.unfold.base import nonneg, to_numpy
 
     if not isinstance(model, (ALISTA, LISTACP, UnfoldedISTA)):
         raise ValueError(f"the coherence certificate needs a layer x⁺ = ST_θ(x − M(x − x*)) coupled to A (ALISTA, "
                          f"LISTACP or UnfoldedISTA); got {type(model).__name__}")
-    A = model.A_numpy()
-    thresholds = np.array([float(nonneg(t)) for t in model.threshold])
+    A = parameter_matrix(model, "A", model.A_numpy())
+    thresholds = np.maximum(parameter_values(model, "threshold"), 0.0)  # max(θ, 0), as the forward pass uses it
     if isinstance(model, LISTACP):
-        return [_operator(_products(to_numpy(W), A), 1.0) for W in model.W], thresholds
-    prod = _products(to_numpy(model.W) if isinstance(model, ALISTA) else A, A)
-    return [_operator(prod, float(to_numpy(g))) for g in model.step], thresholds
+        return [_operator(_products(parameter_matrix(model, "W", W, k), A), 1.0) for k, W in enumerate(model.W)], thresholds
+    prod = _products(parameter_matrix(model, "W", model.W) if isinstance(model, ALISTA) else A, A)
+    return [_operator(prod, float(g)) for g in parameter_values(model, "step")], thresholds
 
 
 def lista_cp_certificate(model: Any, sparsity: int, B: float) -> LayerwiseCertificate:

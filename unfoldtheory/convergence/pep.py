@@ -15,12 +15,15 @@ from __future__ import annotations
 import time
 import warnings
 from dataclasses import dataclass
+from fractions import Fraction
 from typing import Any
 
 import numpy as np
 
+from unfoldtheory.convergence.inputs import parameter_values, real_scalar, real_vector
 from unfoldtheory.convergence.pep_certificate import MultiplierCheck, check_multipliers
 from unfoldtheory.convergence.pep_problem import (
+    DATA_RANGE,
     METHODS,
     METRICS,
     PEPProblem,
@@ -28,8 +31,8 @@ from unfoldtheory.convergence.pep_problem import (
     objective_matrix,
     row_matrix,
 )
+from unfoldtheory.convergence.psd_bound import gram_extremes
 from unfoldtheory.results import Bound
-from unfoldtheory.validation import as_finite_array, finite_float
 
 #: Clarabel gap tolerances tried in turn until the status is optimal; the first is Clarabel's default.
 #: The feasibility tolerance is FEASIBILITY_FACTOR times looser: the certificate repairs the
@@ -43,7 +46,8 @@ FEASIBILITY_FACTOR = 10.0
 #: status optimal at 1e-8, against 76 with the defaults (the PEP's optimal faces are degenerate; e.g.
 #: f ≡ 0 is a worst case for μ = 0).
 CLARABEL_SETTINGS: dict[str, float] = {"static_regularization_constant": 1e-7, "max_step_fraction": 0.95}
-#: Largest Gram dimension checked exactly in rationals by default (above it: float64 with margin).
+#: Largest Gram dimension whose dual matrix is factorised exactly in rationals by default (above it: the
+#: exactly assembled matrix is checked by a float64 Cholesky with a rigorous residual bound).
 EXACT_MAX_DIM = 12
 #: Trace bonuses ε tried in turn when the first multipliers cannot be certified, and the weights t of
 #: the mixtures (1 − t)λ₀ + tλ_ε that are checked (see :func:`pep_rate`).
@@ -82,16 +86,17 @@ def _validate(steps: Any, mu: Any, L: Any, method: str, momentum: Any,
     if method == "proximal_gradient" and metric == "gradient_norm":
         raise ValueError("metric 'gradient_norm' is not applicable to the proximal gradient method: F = f + h has "
                          "no gradient (use 'distance' or 'function_value')")
-    steps = as_finite_array(steps, "steps", ndim=1)
+    steps = real_vector(steps, "steps")
     if steps.size == 0:
         raise ValueError("steps is empty; give at least one step size")
     if np.any(steps <= 0):
         k = int(np.argmax(steps <= 0))
         raise ValueError(f"steps must be > 0 (step sizes, not multiples of 1/L); steps[{k}] = {steps[k]}")
-    mu = finite_float(mu, "mu", low=0.0)
-    L = finite_float(L, "L", low=0.0, low_open=True)
+    mu = real_scalar(mu, "mu", low=0.0)
+    L = real_scalar(L, "L", low=0.0, low_open=True)
     if not mu < L:
         raise ValueError(f"mu must be < L (got mu={mu}, L={L}); the interpolation conditions need L − μ > 0")
+    _check_range(steps, mu, L)
     K = steps.size
     if method != "accelerated":
         if momentum is not None:
@@ -101,11 +106,34 @@ def _validate(steps: Any, mu: Any, L: Any, method: str, momentum: Any,
         from unfoldtheory.unfold.learned_hyperparameters import fista_momentum
 
         return steps, mu, L, fista_momentum(K)
-    momentum = as_finite_array(momentum, "momentum", ndim=1)
+    momentum = real_vector(momentum, "momentum")
     if momentum.size != K - 1:
         raise ValueError(f"momentum has {momentum.size} entries; expected K − 1 = {K - 1} (β_1..β_(K−1), applied "
                          "before steps 2..K)")
     return steps, mu, L, momentum
+
+
+def _check_range(steps: np.ndarray, mu: float, L: float) -> None:
+    """ValueError unless ``L``, ``μ`` and every ``γ_k·L`` lie where the PEP's float64 data are exact:
+    ``L`` within ``2^±DATA_RANGE``, ``γ_kL`` within ``2^±(DATA_RANGE/2)`` (its square enters the data and
+    the worst case), ``μ`` zero or a normal float (not subnormal). :func:`~.pep_problem.plan` then checks
+    the sizes the whole schedule reaches."""
+    low, high = 2.0 ** -DATA_RANGE, 2.0 ** DATA_RANGE
+    if not low <= L <= high:
+        raise ValueError(f"L = {L:g} is outside [2^-{DATA_RANGE}, 2^{DATA_RANGE}]: the PEP's float64 data (gradients of size "
+                         "L, weights 1/(2(L − μ))) would lose precision or overflow; rescale f (the rate is invariant under "
+                         "f → cf, γ → γ/c)")
+    if 0 < mu < np.finfo(float).tiny:
+        raise ValueError(f"mu = {mu:g} is subnormal: float64 cannot represent the products μ·x in the PEP's data "
+                         "(use mu = 0)")
+    with np.errstate(over="ignore", under="ignore"):
+        scaled = steps * L
+    half = DATA_RANGE // 2
+    bad = np.flatnonzero(~((scaled >= 2.0 ** -half) & (scaled <= 2.0 ** half)))
+    if bad.size:
+        k = int(bad[0])
+        raise ValueError(f"steps[{k}]·L = {steps[k]:g}·{L:g} = {scaled[k]:.3g} is outside [2^-{half}, 2^{half}]: its square "
+                         "(the size of one step's worst case and of the PEP's data) cannot be represented in float64")
 
 
 def _solve(problem: PEPProblem, rows, tolerance: float, trace_bonus: float = 0.0) -> _Solution:
@@ -154,13 +182,13 @@ def _solve_until_optimal(problem: PEPProblem, rows, tolerances: tuple[float, ...
     return solution
 
 
-def _certify(problem: PEPProblem, rows, solution: _Solution, exact: PEPProblem | None) -> tuple[MultiplierCheck, float, float]:
+def _certify(problem: PEPProblem, rows, solution: _Solution, exact: PEPProblem,
+             exact_ldl: bool) -> tuple[MultiplierCheck, float, float]:
     """Check the solution's multipliers; if that fails on an optimal solve, re-solve with a trace
     bonus and check mixtures ``(1 − t)λ₀ + tλ_ε`` (the smallest certified value wins: a small ``t``
     keeps ``λ₀``'s accuracy and borrows just enough of ``λ_ε``'s margin ``S ⪰ εI``).
     Returns the check, the bonus ``ε`` and the mixing weight ``t`` (0, 0 when not needed)."""
-    rows_mag = None if exact is not None else row_matrix(problem, magnitude=True)  # the float route's margin
-    check = check_multipliers(problem, solution.multipliers, rows, rows_mag, exact)
+    check = check_multipliers(problem, solution.multipliers, rows, exact, exact_ldl)
     if check.ok or solution.status != "optimal":
         return check, 0.0, 0.0
     for bonus in TRACE_BONUSES:
@@ -170,7 +198,7 @@ def _certify(problem: PEPProblem, rows, solution: _Solution, exact: PEPProblem |
         best: tuple[MultiplierCheck, float, float] | None = None
         for t in MIXTURES:
             mixed = (1 - t) * np.maximum(solution.multipliers, 0) + t * np.maximum(retry.multipliers, 0)
-            candidate = check_multipliers(problem, mixed, rows, rows_mag, exact)
+            candidate = check_multipliers(problem, mixed, rows, exact, exact_ldl)
             if candidate.ok and (best is None or candidate.tau < best[0].tau):
                 best = (candidate, bonus, t)
         if best is not None:
@@ -245,19 +273,19 @@ def pep_rate(steps: Any, mu: float, L: float, method: str = "gradient", momentum
     }
     check: MultiplierCheck | None = None
     if solution.multipliers is not None:
-        exact = None
-        if problem.dim <= exact_max_dim:
-            exact = build_problem(method, steps, mu, L, momentum, metric, exact=True, units=problem.units,
-                                  row_scale=problem.row_scale)
-        check, bonus, mixture = _certify(problem, rows, solution, exact)
+        exact = build_problem(method, steps, mu, L, momentum, metric, exact=True, units=problem.units,
+                              row_scale=problem.row_scale)
+        check, bonus, mixture = _certify(problem, rows, solution, exact, problem.dim <= exact_max_dim)
         details.update(check_route=check.route, check=check.reason, tau_star=check.tau_star * scale,
                        tau_increase=check.tau_increase * scale, min_pivot=check.min_pivot, margin=check.margin,
                        balance_shift=check.balance_shift, trace_bonus=bonus, mixture=mixture)
     certified = solution.status == "optimal" and check is not None and check.ok
     if certified:
-        value = check.tau * scale
+        value = _scaled_up(check.tau, scale)
         certificate = {"tau": check.tau, "objective_unit": scale,
-                       "multipliers": [str(q) for q in check.multipliers], "route": check.route}
+                       "multipliers": [str(q) for q in check.multipliers], "route": check.route,
+                       "row_scale": [float(r) for r in problem.row_scale],
+                       "iterate_leaf": [bool(v) for v in problem.units.iterate_leaf]}
     else:
         value = solution.dual * scale if np.isfinite(solution.dual) else np.inf  # the solver's own claim
         certificate = None
@@ -267,6 +295,14 @@ def pep_rate(steps: Any, mu: float, L: float, method: str = "gradient", momentum
         details["reason"] = "; ".join(reason) or "no multipliers returned"
     return Bound(value=value, kind="upper", quantity=quantity, method="pep (cvxpy + Clarabel; dual multipliers checked)",
                  certified=certified, certificate=certificate, seconds=time.perf_counter() - start, details=details)
+
+
+def _scaled_up(tau: float, unit: float) -> float:
+    """The smallest float64 ``≥ τ·unit`` (exact for a power-of-two unit unless the product under- or
+    overflows; rounded up then, so the certified value never drops below what the multipliers prove)."""
+    exact = Fraction(tau) * Fraction(unit)
+    value = float(exact) if abs(exact) < Fraction(np.finfo(float).max) else np.inf
+    return value if value == np.inf or Fraction(value) >= exact else float(np.nextafter(value, np.inf))
 
 
 @dataclass(frozen=True)
@@ -290,22 +326,11 @@ class ScheduleRates:
 
 
 def _class_constants(A: np.ndarray) -> tuple[float, float]:
-    """``(μ, L)`` of ``f(x) = ½‖Ax − y‖²`` as safe bounds: ``μ ≤ λ_min(AᵀA)``, ``L ≥ ‖A‖₂²``.
-
-    The computed eigenvalues are moved outward by the rounding of ``AᵀA`` (``≤ γ_{m+2}‖|A|ᵀ|A|‖_F``,
-    Higham Lemma 3.1 with ``u = 2⁻⁵²``) plus the eigensolver's backward error ``4n²u‖AᵀA‖_F`` (the
-    constant of :mod:`~unfoldtheory.convergence.pep_certificate`); a larger class only makes the
-    bound larger. ``μ = 0`` whenever ``AᵀA`` is numerically singular (e.g. ``n > m``).
-    """
-    from unfoldtheory.convergence.pep_certificate import EIG_CONSTANT, U
-
-    m, n = A.shape
-    gram = A.T @ A
-    evals = np.linalg.eigvalsh(gram)
-    absolute = np.abs(A)
-    rounding = 2 * (m + 2) * U * float(np.linalg.norm(absolute.T @ absolute))
-    slack = rounding + EIG_CONSTANT * n * n * U * float(np.linalg.norm(gram))
-    return max(float(evals[0]) - slack, 0.0), float(evals[-1]) + slack
+    """``(μ, L)`` of ``f(x) = ½‖Ax − y‖²`` as safe bounds: ``μ ≤ λ_min(AᵀA)``, ``L ≥ ‖A‖₂²``, proved by
+    :func:`~unfoldtheory.convergence.psd_bound.gram_extremes` (float64 Cholesky factors with rigorously
+    bounded residuals; ``proofs/cholesky_residual.py``); a larger class only makes the bound larger.
+    ``μ = 0`` whenever ``AᵀA`` is not provably nonsingular (e.g. ``n > m``)."""
+    return gram_extremes(A)
 
 
 def pep_rate_of(model: Any, metric: str | None = None, **options: Any) -> ScheduleRates:
@@ -335,13 +360,12 @@ def pep_rate_of(model: Any, metric: str | None = None, **options: Any) -> Schedu
     naming the layer.
     """
     from unfoldtheory.unfold import ALISTA, UnfoldedISTA
-    from unfoldtheory.unfold.base import to_numpy
 
     if not isinstance(model, (UnfoldedISTA, ALISTA)):
         raise ValueError(f"pep_rate_of supports UnfoldedISTA and ALISTA (a learned step per layer); got "
                          f"{type(model).__name__}")
     name = type(model).__name__
-    steps = np.array([float(to_numpy(g)) for g in model.step])
+    steps = parameter_values(model, "step")
     if np.any(steps <= 0):
         k = int(np.argmax(steps <= 0))
         raise ValueError(f"{name} layer {k} has step {steps[k]:.3g} <= 0; a PEP needs positive steps")

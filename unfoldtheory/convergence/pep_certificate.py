@@ -22,19 +22,12 @@ The solver proposes multipliers; only what this module verifies becomes a certif
    - **exactly**: ``S`` assembled in rationals from the exact problem data and an ``LDLᵀ``
      factorisation in :class:`~fractions.Fraction` with every pivot ``> 0`` (Sylvester), used when
      the dimension allows (``exact_max_dim``); or
-   - **in float64 with a rigorous margin**: ``Ŝ`` is assembled in float64. Each entry of ``S`` is a
-     sum of at most ``N = 2·n_terms + 2`` monomials (products of the inputs), each computed through
-     at most ``N + 64`` rounded operations (``≤ 19`` multiplications, divisions and coefficient
-     additions; the rest are the summations), so ``|Ŝ_ij − S_ij| ≤ γ_D·Σ|monomials| ≤ 2γ_D·M̂_ij``
-     with ``D = N + 64``, ``γ_D = Du/(1 − Du)`` and ``M̂`` the same assembly from magnitudes
-     (Higham, *Accuracy and Stability of Numerical Algorithms*, 2nd ed., Lemma 3.1 and §3.1; the
-     bound holds for every order of summation, blocked or with FMA). Hence
-     ``‖S − Ŝ‖₂ ≤ ‖S − Ŝ‖_F ≤ 2γ_D‖M̂‖_F``. The eigensolver returns the eigenvalues of ``Ŝ + E``
-     with ``‖E‖₂ ≤ p(d)·u·‖Ŝ‖₂`` (backward stability of the symmetric eigensolver; LAPACK Users'
-     Guide §4.7). LAPACK leaves ``p(d)`` as a modestly growing function; the worst-case bound for
-     Householder tridiagonalisation grows like ``d²`` (Higham, Thm. 19.4), and we take
-     ``p(d) = 4d²``. By Weyl's inequality ``λ_min(S) ≥ λ̂_min − 2γ_D‖M̂‖_F − 4d²u‖Ŝ‖_F``; the check
-     passes when this is ``> 0``. Here ``u = 2⁻⁵²`` (twice the unit roundoff, for safety).
+   - **in float64 with a rigorous residual bound** (larger dimensions): ``S`` is still assembled
+     exactly in rationals (linear in the number of rows), rounded entrywise to the nearest float64
+     ``Ŝ`` (``|S_ij − Ŝ_ij| ≤ 2u|Ŝ_ij| + 2⁻¹⁰⁷⁴``), and
+     :func:`~unfoldtheory.convergence.psd_bound.lambda_min_lower` proves ``λ_min(S) > 0`` from a
+     float64 Cholesky factor of a shifted ``Ŝ`` and a rigorously bounded residual
+     (``proofs/cholesky_residual.py``). No operation count and no eigensolver accuracy is assumed.
 
 The certified value is ``τ_c`` (times the problem's power-of-two objective unit). A wrong or
 inaccurate solver answer can therefore never be certified: at worst its multipliers prove a larger
@@ -50,10 +43,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from unfoldtheory.convergence.pep_problem import PEPProblem, objective_matrix
-
-U = float(np.finfo(float).eps)  # 2^-52
-EIG_CONSTANT = 4.0  # p(d) = EIG_CONSTANT·d²
-ARITHMETIC_DEPTH = 64  # bound on the non-summation operations on the path of one monomial
+from unfoldtheory.convergence.psd_bound import TINY, U, lambda_min_lower, norm_up, up
 
 
 @dataclass(frozen=True)
@@ -177,56 +167,56 @@ def ldl_min_pivot(S: np.ndarray) -> Fraction:
     return smallest
 
 
-def float_margin_check(problem: PEPProblem, rows: sp.csr_matrix, rows_mag: sp.csr_matrix, lam: np.ndarray,
-                       tau: float) -> tuple[bool, float, float]:
-    """``(S ≻ 0 proved, λ̂_min(Ŝ), margin)`` with the rigorous float64 margin of the module docstring."""
-    d = problem.dim
-    S = float_dual_matrix(problem, rows, lam, tau)
-    mag = np.asarray(rows_mag.T @ np.abs(lam)).reshape(d, d)
-    mag = 0.5 * (mag + mag.T) + objective_matrix(problem, magnitude=True)
-    mag[0, 0] += abs(tau)
-    D = 2 * problem.n_terms + 2 + ARITHMETIC_DEPTH
-    if D * U >= 0.01:
-        return False, float("nan"), float("inf")
-    gamma = D * U / (1 - D * U)
-    margin = 2 * gamma * float(np.linalg.norm(mag)) + EIG_CONSTANT * d * d * U * float(np.linalg.norm(S))
-    low = float(np.linalg.eigvalsh(S)[0])
-    return bool(low > margin), low, margin
+def rounded_check(S: list[list[Fraction]]) -> tuple[bool, float, float]:
+    """``(S ≻ 0 proved, lower bound of λ_min(S), margin)`` for an exact rational ``S``, in float64:
+    ``Ŝ`` is ``S`` rounded to nearest, ``‖S − Ŝ‖_F ≤ ‖2u|Ŝ| + 2⁻¹⁰⁷⁴‖_F`` (round-to-nearest, subnormals
+    included), and :func:`~unfoldtheory.convergence.psd_bound.lambda_min_lower` bounds ``λ_min``."""
+    big = Fraction(np.finfo(float).max)
+    if any(abs(v) > big for row in S for v in row):
+        return False, -np.inf, np.inf
+    S_hat = np.array([[float(v) for v in row] for row in S])
+    error = norm_up(2 * U * np.abs(S_hat) + TINY) if S_hat.size else 0.0
+    low, margin = lambda_min_lower(S_hat, up(error))
+    return bool(low > 0), low, margin
 
 
-def check_multipliers(problem: PEPProblem, lam: np.ndarray, rows: sp.csr_matrix, rows_mag: sp.csr_matrix | None,
-                      exact_problem: PEPProblem | None = None, attempts: int = 8) -> MultiplierCheck:
+def check_multipliers(problem: PEPProblem, lam: np.ndarray, rows: sp.csr_matrix, exact_problem: PEPProblem,
+                      exact_ldl: bool = True, attempts: int = 8) -> MultiplierCheck:
     """The bound that the solver's multipliers ``lam`` prove (see the module docstring).
 
-    ``problem`` is the float64 problem with its row matrices (``rows_mag``, the magnitudes, is
-    needed by the float route only); with ``exact_problem`` (the same problem built in rationals)
-    the final check is the exact ``LDLᵀ``, otherwise the float margin.
+    ``problem`` is the float64 problem with its row matrix (for the float candidate ``τ*``),
+    ``exact_problem`` the same problem built in rationals (the dual matrix is always assembled from
+    it); the final check is the exact ``LDLᵀ`` (``exact_ldl``) or the float64 Cholesky residual bound.
     """
-    if exact_problem is None and rows_mag is None:
-        raise ValueError("the float route needs rows_mag = row_matrix(problem, magnitude=True)")
-    route = "exact LDLᵀ in rationals" if exact_problem is not None else "float64 with rigorous rounding margin"
+    if not exact_problem.exact:
+        raise ValueError("exact_problem must be built with exact=True")
+    route = "exact LDLᵀ in rationals" if exact_ldl else "float64 Cholesky with a rigorous residual bound (S assembled exactly)"
     lam = np.asarray(lam, dtype=float)
     if lam.shape != (problem.n_rows,):
         raise ValueError(f"got {lam.shape} multipliers; expected ({problem.n_rows},)")
     if not np.all(np.isfinite(lam)):
         return MultiplierCheck(False, np.inf, None, route, "multipliers contain non-finite values")
-    q, shift = balance_values(problem, np.maximum(lam, 0.0))
+    q, shift = balance_values(exact_problem, np.maximum(lam, 0.0))
     lam_f = np.array([float(v) for v in q])
     tau_star = smallest_tau(float_dual_matrix(problem, rows, lam_f, 0.0))
     if tau_star is None or not np.isfinite(tau_star):
         return MultiplierCheck(False, np.inf, q, route, "the dual matrix without the initial-condition row is not "
                                "positive definite for these multipliers, so no τ is certified", balance_shift=shift)
     delta = 1e-10 * max(abs(tau_star), 1e-6 * float(np.abs(float_dual_matrix(problem, rows, lam_f, 0.0)).max()))
+    base = exact_dual_matrix(exact_problem, q, Fraction(0))
     low, margin = float("nan"), 0.0
     for _ in range(attempts):
         tau_c = float(np.nextafter(tau_star + delta, np.inf))
-        if exact_problem is not None:
-            pivot = ldl_min_pivot(exact_dual_matrix(exact_problem, q, Fraction(tau_c)))
+        S = [row.copy() for row in base]
+        S[0][0] += Fraction(tau_c)
+        if exact_ldl:
+            pivot = ldl_min_pivot(S)
             ok, low = pivot > 0, float(pivot)
         else:
-            ok, low, margin = float_margin_check(problem, rows, rows_mag, lam_f, tau_c)
+            ok, low, margin = rounded_check(S)
         if ok:
             return MultiplierCheck(True, tau_c, q, route, "S(τ, λ) ≻ 0 verified", tau_star, tau_c - tau_star, low, margin, shift)
         delta *= 8
     return MultiplierCheck(False, np.inf, q, route, f"could not verify S(τ, λ) ≻ 0 up to τ = τ* + {delta / 8:.3g} "
-                           f"(smallest pivot/eigenvalue {low:.3g}, margin {margin:.3g})", tau_star, np.nan, low, margin, shift)
+                           f"(smallest pivot/eigenvalue bound {low:.3g}, margin {margin:.3g})", tau_star, np.nan, low, margin,
+                           shift)

@@ -48,6 +48,9 @@ from unfoldtheory.convergence.interpolation import Basis, FunctionRows, Point, T
 METHODS: tuple[str, ...] = ("gradient", "proximal_gradient", "accelerated")
 METRICS: tuple[str, ...] = ("distance", "function_value", "gradient_norm")
 _SCALE_RANGE = 600  # power-of-two units are kept within 2^±600
+#: The leaves, values and objective must have sizes within 2^±DATA_RANGE on the quadratic runs (see
+#: :func:`check_representable`): then every unit ratio of the data is a normal float64, exact.
+DATA_RANGE = 500
 SMALL_STEP = 0.05  # γL below this: the step's gradient is the leaf (see plan)
 MAX_CONTRACTION = 16.0  # ... unless the iterates shrank by more than this since the last iterate leaf
 
@@ -124,6 +127,22 @@ class Units:
     objective: float
 
 
+def check_representable(sizes: np.ndarray, what: str) -> None:
+    """ValueError unless every nonzero size is finite and within ``2^±DATA_RANGE``.
+
+    The sizes are those of the method run on the quadratics of :func:`curvature_grid` (a lower
+    bound on the worst case), so a size outside the range means that the PEP's data (or its value)
+    would overflow or underflow float64's exponent range, or lose all precision to the units."""
+    sizes = np.asarray(sizes, dtype=float)
+    low, high = 2.0 ** -DATA_RANGE, 2.0 ** DATA_RANGE
+    bad = np.flatnonzero(~np.isfinite(sizes) | (sizes > high) | ((sizes > 0) & (sizes < low)))
+    if bad.size:
+        k = int(bad[0])
+        raise ValueError(f"{what} reaches size {sizes[k]:.3g} at index {k} when the method runs on the quadratics "
+                         f"λx²/2, λ ∈ [μ, L]; the PEP's data would leave the range 2^±{DATA_RANGE} that float64 "
+                         "can carry exactly (steps·L, momentum or K too large, or the contraction too strong)")
+
+
 def _powers_of_two(x: np.ndarray) -> np.ndarray:
     return np.array([power_of_two(float(v)) for v in np.ravel(x)])
 
@@ -138,10 +157,17 @@ def plan(method: str, metric: str, steps: np.ndarray, momentum: np.ndarray, mu: 
     """
     K = len(steps)
     lam = curvature_grid(mu, L)
-    xs, ys = quadratic_runs(method, steps, momentum, lam)
-    r_x = np.abs(xs).max(axis=1)
-    grad = np.abs(lam * np.vstack([ys, xs[-1:]])).max(axis=1)  # ‖∇f‖ at y_0..y_{K−1}, x_K
-    value = (lam * np.vstack([ys, xs[-1:]]) ** 2 / 2).max(axis=1)
+    with np.errstate(over="ignore", invalid="ignore", under="ignore"):
+        xs, ys = quadratic_runs(method, steps, momentum, lam)
+        r_x = np.abs(xs).max(axis=1)
+        grad = np.abs(lam * np.vstack([ys, xs[-1:]])).max(axis=1)  # ‖∇f‖ at y_0..y_{K−1}, x_K
+        value = (lam * np.vstack([ys, xs[-1:]]) ** 2 / 2).max(axis=1)
+        objective = {"distance": xs[-1] ** 2, "function_value": lam * xs[-1] ** 2 / 2,
+                     "gradient_norm": (lam * xs[-1]) ** 2}[metric]
+    check_representable(r_x, "the iterate size ‖x_k − x*‖/‖x_0 − x*‖")
+    check_representable(grad, "the gradient size")
+    check_representable(value, "the function value")
+    check_representable(objective.max(initial=0.0)[None], f"the {metric} worst case on quadratics")
     iterate_leaf = np.zeros(K, dtype=bool)
     anchor = r_x[0]
     for k in range(K):
@@ -159,7 +185,6 @@ def plan(method: str, metric: str, steps: np.ndarray, momentum: np.ndarray, mu: 
     values = list(value[: K + int(final)])
     if method == "proximal_gradient":
         values += list(value[1: K + 1])  # h(x_1..x_K), in the unit of f there
-    objective = {"distance": xs[-1] ** 2, "function_value": lam * xs[-1] ** 2 / 2, "gradient_norm": (lam * xs[-1]) ** 2}[metric]
     leaf_units = _powers_of_two(np.array(leaf))
     leaf_units[0] = 1.0
     return Units(iterate_leaf, leaf_units, _powers_of_two(np.array(values)), power_of_two(float(objective.max())))
@@ -292,12 +317,13 @@ def build_problem(method: str, steps: np.ndarray, mu: float, L: float, momentum:
     if row_scale.shape != (asm.n_rows,):
         raise ValueError(f"row_scale has shape {row_scale.shape}; expected ({asm.n_rows},)")
     inverse = np.array([num(1.0 / r) for r in row_scale], dtype=object if exact else float)
-    return PEPProblem(
+    scaled_values = _exact_quotient(value_rows, row_scale[:, None], "value_rows / row_scale")
+    problem = PEPProblem(
         dim=dim,
         n_values=asm.n_values,
         n_rows=asm.n_rows,
         blocks=_scale_rows(blocks, inverse),
-        value_rows=value_rows / row_scale[:, None],
+        value_rows=scaled_values,
         star_rows=star_rows,
         obj_vec=obj_vec,
         value_objective=np.array(value_objective),
@@ -307,6 +333,33 @@ def build_problem(method: str, steps: np.ndarray, mu: float, L: float, momentum:
         row_scale=row_scale,
         labels={"method": method, "metric": metric, "K": K},
     )
+    if not exact:
+        _check_finite(problem)
+    return problem
+
+
+def _exact_quotient(a: np.ndarray, b: np.ndarray, what: str) -> np.ndarray:
+    """``a / b`` for powers of two ``b``, verified exact (no overflow, no subnormal result): the
+    exact certificate reads these coefficients as the true ones."""
+    with np.errstate(over="ignore", under="ignore", invalid="ignore"):
+        q = a / b
+        exact = np.isfinite(q) & ((q == 0) == (a == 0)) & ((q == 0) | (np.abs(q) >= np.finfo(float).tiny)) & (q * b == a)
+    if not np.all(exact):
+        raise ValueError(f"{what} is not exact in float64 (the units span beyond float64's exponent range); the PEP's "
+                         f"data cannot be represented")
+    return q
+
+
+def _check_finite(problem: PEPProblem) -> None:
+    """ValueError if any float64 datum of the PEP overflowed (the solver would see inf or NaN)."""
+    parts = [problem.value_rows, problem.value_objective]
+    parts += [x for b in problem.blocks for x in (b.A.val, b.B.val, b.A.mag, b.B.mag)]
+    parts += [np.array([float(b.weight) for b in problem.blocks])]
+    if problem.obj_vec is not None:
+        parts += [problem.obj_vec.val, problem.obj_vec.mag]
+    if not all(np.all(np.isfinite(np.asarray(x, dtype=float))) for x in parts):
+        raise ValueError("the PEP's float64 data overflow (an entry is inf or NaN); steps·L, momentum or 1/(L − μ) are "
+                         "beyond what float64 can carry")
 
 
 def _nonzeros(A: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

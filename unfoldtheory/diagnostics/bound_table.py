@@ -9,7 +9,8 @@ mark, explained in a footnote under the table:
 * ``§`` estimate: an empirical number (kind ``"estimate"``), which bounds nothing.
 
 CSV and JSON keep the raw numbers (``inf`` as the text ``"inf"`` in JSON) with the same information in
-the ``status`` column, so that tools read back exactly the values of the Bounds.
+the ``status`` column, so that tools read back exactly the values of the Bounds. The optional ``reason``
+column (:func:`uncertified_reason`) says in the row itself why a bound is not certified.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from unfoldtheory.diagnostics.tables import _latex_escape, latex_table, markdown
 from unfoldtheory.results import Bound
 
 DEFAULT_COLUMNS = ("quantity", "method", "kind", "value", "status", "seconds")
-FIELDS = ("label", "quantity", "method", "kind", "value", "certified", "status", "seconds")
+FIELDS = ("label", "quantity", "method", "kind", "value", "certified", "status", "reason", "seconds")
 MARKS = {"not certified": "†", "vacuous": "‡", "estimate": "§"}
 NOTES = {"not certified": "not certified: no certificate was checked after the computation",
          "vacuous": "vacuous: reaches the trivial bound",
@@ -37,6 +38,28 @@ def status_flags(bound: Bound) -> list[str]:
     """What a reader must know about ``bound``: a subset of ``"estimate"``, ``"not certified"``, ``"vacuous"``."""
     flags = ["estimate"] if bound.kind == "estimate" else ([] if bound.certified else ["not certified"])
     return flags + (["vacuous"] if bound.details.get("vacuous", False) else [])
+
+
+def uncertified_reason(bound: Bound) -> str:
+    """Why an upper or lower ``bound`` is not certified, from its details (``""`` for a certified bound or an estimate).
+
+    ``details["reason"]`` when the producer gave one, else a solver status other than optimal, else
+    ``"no reason recorded"``.
+    """
+    if bound.certified or bound.kind == "estimate":
+        return ""
+    if bound.details.get("reason"):
+        return str(bound.details["reason"])
+    status = bound.details.get("status")
+    if status and status != "optimal":
+        return f"solver status {status}"
+    return "no reason recorded"
+
+
+def uncertified_summary(bounds: Mapping[str, Bound]) -> str:
+    """``"role: reason; …"`` for the bounds of ``{role: Bound}`` that are not certified (``""`` when none), for a
+    table row that sets several bounds side by side."""
+    return "; ".join(f"{role}: {uncertified_reason(b)}" for role, b in bounds.items() if uncertified_reason(b))
 
 
 def _labelled(bounds: Sequence[Bound] | Mapping[str, Bound]) -> list[tuple[str | None, Bound]]:
@@ -67,6 +90,8 @@ def _field(label: str | None, b: Bound, column: str) -> Any:
     if column == "status":
         flags = status_flags(b)
         return ", ".join(flags if flags[:1] in (["estimate"], ["not certified"]) else ["certified", *flags])
+    if column == "reason":
+        return uncertified_reason(b)
     if column.startswith("details."):
         return b.details.get(column.removeprefix("details."), "")
     return getattr(b, column)

@@ -65,6 +65,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from unfoldtheory.activations import Activation, BoxProjection, Identity, ReLU, SoftThreshold
+from unfoldtheory.forward_error import CertifiedRatio, certified_ratio
 from unfoldtheory.results import Bound
 from unfoldtheory.spec import NetworkSpec
 
@@ -72,6 +73,7 @@ QUANTITY = "Lipschitz constant of the input-output map (l2)"
 METHOD = "witness-search"
 _FULL_JACOBIAN_FLOATS = 4_000_000  # batch·width·m above which norms come from power iteration
 _POWER_ITERS = 60
+_LENGTHEN = 12  # segments up to 4^12 times longer are tried when rounding swamps the in-region one
 
 
 # ---------------------------------------------------------------------------- activations
@@ -251,7 +253,8 @@ class _Net:
 
 # ---------------------------------------------------------------------------- search
 def _input_scale(spec: NetworkSpec, net: _Net) -> float:
-    """An input norm at which pre-activations are of the size of the kinks and biases."""
+    """An input norm at which pre-activations are of the size of the kinks and biases (within 1e±150, so that the
+    search's products stay finite; weights of any scale get their inputs, issue 12)."""
     offsets = [np.abs(b) for b in spec.biases]
     offsets += [np.abs(k[np.isfinite(k)]) for k in net.kinks if k is not None]
     c = max((float(o.max()) for o in offsets if o.size), default=0.0)
@@ -259,7 +262,7 @@ def _input_scale(spec: NetworkSpec, net: _Net) -> float:
     g = max(gains, default=0.0)
     with np.errstate(all="ignore"):
         r = (c if c > 0 else 1.0) / (g if g > 0 else 1.0)
-    return float(np.clip(r, 1e-6, 1e6)) if math.isfinite(r) and r > 0 else 1.0
+    return float(np.clip(r, 1e-150, 1e150)) if math.isfinite(r) and r > 0 else 1.0
 
 
 def _random_inputs(rng: np.random.Generator, count: int, m: int, scales: np.ndarray) -> np.ndarray:
@@ -682,9 +685,18 @@ def _certify(net: _Net, y0: np.ndarray) -> dict[str, Any]:
     The segment is made as long as the linear region of y0 allows (up to ‖y0‖ on each side), so that
     the rounding error of the difference quotient (~eps·‖f‖/h) is small.
     """
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
+        return _segment(net, y0)
+
+
+def _segment(net: _Net, y0: np.ndarray) -> dict[str, Any]:
     spec = net.spec
-    _, _, vt = np.linalg.svd(spec.jacobian(y0))
-    v = vt[0]
+    J = spec.jacobian(y0)
+    if np.all(np.isfinite(J)):
+        _, _, vt = np.linalg.svd(J)
+        v = vt[0]
+    else:  # the Jacobian overflows float64: any direction (the certificate decides what the pair is worth)
+        v = np.eye(spec.input_dim)[0]
     scale = max(float(np.linalg.norm(y0)), 1e-8)
     same = False
     a = b = 1e-6 * scale  # fallback: a short symmetric segment
@@ -715,31 +727,32 @@ def _certify(net: _Net, y0: np.ndarray) -> dict[str, Any]:
     while np.array_equal(y2, y1):
         y1, y2, h = y0, y0 + h * v, 2 * h  # below the resolution of y0: lengthen the step
     jnorm = float(np.linalg.norm(spec.jacobian(y1), 2))
-    gap = float(np.linalg.norm(y2 - y1))
-    ratio, rounding = _ratio_and_rounding(spec, y1, y2)
-    return {"y1": y1, "y2": y2, "ratio": max(ratio - rounding, 0.0), "jacobian_norm_at_y1": jnorm, "h": gap,
-            "same_region": same, "search_point": y0, "rounding_estimate": float(rounding)}
-
-
-def _ratio_and_rounding(spec: NetworkSpec, y1: np.ndarray, y2: np.ndarray) -> tuple[float, float]:
-    """The float64 ratio ‖f(y₂) − f(y₁)‖ / ‖y₂ − y₁‖ and an allowance for its rounding error: the
-    cancellation in f(y₂) − f(y₁), ~8·(depth + 2)·width·eps·(size of the states)/‖y₂ − y₁‖."""
-    gap = float(np.linalg.norm(y2 - y1))
-    if gap == 0.0:
-        raise ValueError("the witness inputs y1 and y2 coincide")
-    f1, states = spec.evaluate(y1, return_states=True)
-    ratio = float(np.linalg.norm(spec.evaluate(y2) - f1) / gap)
-    size = max(float(np.linalg.norm(f1)), max(float(np.abs(z).max(initial=0.0)) for z in states))
-    return ratio, 8.0 * (spec.num_layers + 2) * max(spec.dims) * float(np.finfo(np.float64).eps) * size / gap
+    best, segment = certified_ratio(spec, y1, y2), "in-region"
+    if math.isfinite(best.error) and (best.reason is not None or best.value < best.float_ratio * (1 - 1e-9)):
+        # rounding matters on this segment: any pair's ratio is a lower bound, so try longer ones along v
+        half = 0.5 * float(np.linalg.norm(y2 - y1))
+        for i in range(1, _LENGTHEN + 1):
+            t = half * 4.0 ** i
+            ya, yb = y0 - t * v, y0 + t * v
+            if not (np.all(np.isfinite(ya)) and np.all(np.isfinite(yb))):
+                break
+            if np.array_equal(ya, yb):  # t·v below the resolution of y0
+                continue
+            cand = certified_ratio(spec, ya, yb)
+            if (cand.reason is not None and best.reason is None) or cand.value <= best.value:
+                continue
+            best, segment, y1, y2, same = cand, f"lengthened x{4 ** i}", ya, yb, False
+    return {"y1": y1, "y2": y2, "ratio": best.value, "jacobian_norm_at_y1": jnorm, "h": float(np.linalg.norm(y2 - y1)),
+            "same_region": same, "search_point": y0, "witness": best, "segment": segment}
 
 
 def check_witness(spec: NetworkSpec, certificate: dict[str, Any]) -> float:
-    """Re-evaluate a lower-bound certificate: the ratio ‖f(y₂) − f(y₁)‖ / ‖y₂ − y₁‖ in float64, minus the
-    allowance for its rounding (a short segment, e.g. near a kink, makes the float ratio overshoot)."""
-    y1 = np.asarray(certificate["y1"], dtype=np.float64)
-    y2 = np.asarray(certificate["y2"], dtype=np.float64)
-    ratio, rounding = _ratio_and_rounding(spec, y1, y2)
-    return max(ratio - rounding, 0.0)
+    """Re-evaluate a lower-bound certificate: a rigorous lower bound on ``‖f(y₂) − f(y₁)‖ / ‖y₂ − y₁‖`` with ``f`` in
+    exact arithmetic on the spec's float64 data (:func:`unfoldtheory.forward_error.certified_ratio`: the float64
+    difference less a running-error bound of both evaluations, over an upper bound on the gap), 0 when nothing can
+    be certified (a user-defined activation, overflow, or a difference within its rounding bound)."""
+    return certified_ratio(spec, np.asarray(certificate["y1"], dtype=np.float64),
+                           np.asarray(certificate["y2"], dtype=np.float64)).value
 
 
 def lower_bound(spec: NetworkSpec, restarts: int = 16, seed: int = 0, steps: int = 200,
@@ -790,53 +803,59 @@ def lower_bound(spec: NetworkSpec, restarts: int = 16, seed: int = 0, steps: int
     m = spec.input_dim
     r0 = _input_scale(spec, net)
 
-    # 1. screening: 8 random inputs per restart, log-spread scales 0.1 … 30 × r0
-    n_screen = 8 * restarts
-    scales = r0 * np.geomspace(0.1, 30.0, n_screen)
-    rng.shuffle(scales)
-    Ys = _random_inputs(rng, n_screen, m, scales)
-    vals, _ = net.exact_norms(Ys)
-    order = np.argsort(-vals)[:restarts]
-    Y, sc = Ys[order], scales[order]
-    best_vals, best_Y = vals[order].copy(), Y.copy()
+    # the search only proposes points (certified below from the spec alone): overflow at extreme weight
+    # scales may make a proposal useless, never the certificate wrong
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
+        # 1. screening: 8 random inputs per restart, log-spread scales 0.1 … 30 × r0
+        n_screen = 8 * restarts
+        scales = r0 * np.geomspace(0.1, 30.0, n_screen)
+        rng.shuffle(scales)
+        Ys = _random_inputs(rng, n_screen, m, scales)
+        vals, _ = net.exact_norms(Ys)
+        order = np.argsort(-vals)[:restarts]
+        Y, sc = Ys[order], scales[order]
+        best_vals, best_Y = vals[order].copy(), Y.copy()
 
-    def record(Ynew: np.ndarray) -> None:
-        nv, _ = net.exact_norms(Ynew)
-        better = nv > best_vals
-        best_vals[better] = nv[better]
-        best_Y[better] = Ynew[better]
+        def record(Ynew: np.ndarray) -> None:
+            nv, _ = net.exact_norms(Ynew)
+            better = nv > best_vals
+            best_vals[better] = nv[better]
+            best_Y[better] = Ynew[better]
 
-    # 2. smoothed annealed ascent, all restarts at once, inside a ball of radius 100·30·r0 (beyond it
-    # the float64 difference quotients of the certificate would lose their digits)
-    radius = 3000.0 * r0
-    if net.smoothable and net.separable and steps > 0:
-        _ascent(net, Y, sc, int(steps), record, deadline, radius)
+        # 2. smoothed annealed ascent, all restarts at once, inside a ball of radius 100·30·r0 (beyond it
+        # the float64 difference quotients of the certificate would lose their digits)
+        radius = 3000.0 * r0
+        if net.smoothable and net.separable and steps > 0:
+            _ascent(net, Y, sc, int(steps), record, deadline, radius)
 
-    # 3. pattern polish of the best few restarts
-    top = np.argsort(-best_vals)[: min(3, restarts)]
-    if net.separable and net.piecewise_linear and m * max(spec.dims) * max(spec.dims) <= 2_000_000:
-        for i in top:
-            y, val = _polish(net, best_Y[i].copy(), float(best_vals[i]), deadline, radius)
-            if val > best_vals[i]:
-                best_vals[i], best_Y[i] = val, y
+        # 3. pattern polish of the best few restarts
+        top = np.argsort(-best_vals)[: min(3, restarts)]
+        if net.separable and net.piecewise_linear and m * max(spec.dims) * max(spec.dims) <= 2_000_000:
+            for i in top:
+                y, val = _polish(net, best_Y[i].copy(), float(best_vals[i]), deadline, radius)
+                if val > best_vals[i]:
+                    best_vals[i], best_Y[i] = val, y
 
-    # 4. region ascent from the restarts' best points (separable piecewise-linear nets of moderate size)
-    region = _region_stage(net, best_Y, best_vals, deadline, radius, r0, rng)
-    i_best = int(np.argmax(best_vals))
+        # 4. region ascent from the restarts' best points (separable piecewise-linear nets of moderate size)
+        region = _region_stage(net, best_Y, best_vals, deadline, radius, r0, rng)
+    i_best = int(np.argmax(np.nan_to_num(best_vals, nan=-1.0)))
 
-    # certification: from the spec alone, in float64
+    # certification: from the spec alone, with a rigorous forward error bound
     cert = _certify(net, best_Y[i_best])
-    check = check_witness(spec, cert)
-    certified = math.isfinite(check) and check == cert["ratio"]
-    value = check if math.isfinite(check) else 0.0
+    witness: CertifiedRatio = cert["witness"]
+    certified = witness.certified and check_witness(spec, cert) == cert["ratio"]
+    # without a rounding bound (user activation, overflow) the float ratio is reported, uncertified
+    value = witness.value if math.isfinite(witness.error) or not math.isfinite(witness.float_ratio) else witness.float_ratio
     certificate = {k: cert[k] for k in ("y1", "y2", "ratio", "jacobian_norm_at_y1")}
+    reason = {} if certified else {"reason": witness.reason}
     seconds = time.perf_counter() - t0
     return Bound(
         value=value, kind="lower", quantity=QUANTITY, method=METHOD, certified=bool(certified),
         certificate=certificate, seconds=seconds,
         details={"restarts": int(restarts), "best_per_restart": best_vals.tolist(), "steps": int(steps),
                  "seed": int(seed), "input_scale": r0, "h": cert["h"], "same_region": cert["same_region"],
-                 "rounding_estimate": cert["rounding_estimate"],
+                 "segment": cert["segment"], "witness_check": witness.summary(), **reason,
+                 "rounding_bound": witness.error / witness.gap if witness.gap > 0 else math.inf,
                  "search_best_jacobian_norm": float(best_vals[i_best]), "region_ascent": region,
                  "seconds": seconds},
     )

@@ -26,12 +26,13 @@ from unfoldtheory.convergence import pep_rate_of
 from unfoldtheory.convergence.coherence import alista_rate_bound, lista_cp_certificate
 from unfoldtheory.convergence.empirical import error_trace
 from unfoldtheory.diagnostics import convergence_plot, markdown_table, save_table
+from unfoldtheory.diagnostics.bound_table import uncertified_summary
 from unfoldtheory.problems import SparseRecovery
 from unfoldtheory.report.config import ReportConfig
 from unfoldtheory.report.section import Section
 
 PEP_HEADER = ["model", "metric", "learned schedule (worst case)", "ISTA step 1/L (worst case)", "learned / classical",
-              "certified"]
+              "certified", "why not certified"]
 SCHEDULE_MODELS = ("UnfoldedISTA", "ALISTA")
 #: The signal class of the per-layer certificates: s nonzeros of magnitude at most B.
 CLASS_SPARSITY, CLASS_AMPLITUDE = 2, 1.0
@@ -50,13 +51,14 @@ def sparse_class_samples(A: np.ndarray, num: int, s: int, B: float, seed: int) -
 def run(config: ReportConfig, out: Path, progress: bool | None = None) -> Section:
     problem = SparseRecovery(config.m, config.n, config.sparsity, config.noise_std, seed=config.seed)
     models = {name: unfold.load(out / "models" / f"{name}.pt").double() for name in SCHEDULE_MODELS}
-    rows, pep = [], {}
+    rows, pep, pep_certified = [], {}, {}
     for name, model in models.items():
         rates = pep_rate_of(model)
         pep[name] = {"learned": rates.learned.to_dict(), "classical": rates.classical.to_dict(), "certifies": rates.certifies,
                      "steps": rates.steps, "classical_step": rates.classical_step}
-        rows.append([name, rates.metric, rates.learned.value, rates.classical.value, rates.ratio,
-                     rates.learned.certified and rates.classical.certified])
+        pep_certified[name] = rates.learned.certified and rates.classical.certified
+        why = uncertified_summary({"learned": rates.learned, "classical": rates.classical})
+        rows.append([name, rates.metric, rates.learned.value, rates.classical.value, rates.ratio, pep_certified[name], why])
     save_table(PEP_HEADER, rows, out / "convergence_pep")
 
     s, B = CLASS_SPARSITY, CLASS_AMPLITUDE
@@ -84,7 +86,7 @@ def run(config: ReportConfig, out: Path, progress: bool | None = None) -> Sectio
         values = np.array([b.value if b.certified else np.inf for b in bounds])
         checks[f"envelope_{covered[label].split()[0].lower()}_{'theorem' if 'Theorem' in label else 'chain'}_holds"] = bool(
             np.all(errors.max(axis=1) <= values * (1 + 1e-9) + 1e-12))
-    checks.update({f"pep_{name.lower()}_certified": row[-1] for name, row in zip(SCHEDULE_MODELS, rows, strict=True)})
+    checks.update({f"pep_{name.lower()}_certified": ok for name, ok in pep_certified.items()})
     figures = convergence_plot(traces, envelopes, out / "convergence_envelopes",
                                title=f"Error against layer, {s}-sparse signals with |x_i| ≤ {B:g}")
     cert_lines = []

@@ -5,11 +5,15 @@ For every checkpoint written by the models section and the depths ``k = 1, 2, 4,
 (:func:`unfoldtheory.lipschitz.upper_bound`, method ``"best"``) and a witness lower bound
 (:func:`unfoldtheory.lipschitz.lower_bound`), and the slope-only floor
 (:func:`unfoldtheory.lipschitz.agnostic_floor`) that splits their gap. The section checks that each sub-network reproduces the
-model's k-th iterate, that every upper bound is certified and that ``lower ≤ upper`` and ``floor ≤ upper``.
+model's k-th iterate, that every upper bound is certified and that ``lower ≤ upper`` and ``floor ≤ upper``;
+a *certified* lower bound or floor above a certified upper bound is a contradiction and raises
+:class:`~unfoldtheory.consistency.InconsistentBounds` (:func:`~unfoldtheory.consistency.check_interval`).
+Each row says why any of its three bounds is not certified.
 """
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +21,9 @@ import torch
 from tqdm.auto import tqdm
 
 from unfoldtheory import unfold
+from unfoldtheory.consistency import check_interval
 from unfoldtheory.diagnostics import lipschitz_depth_plot, markdown_table, save_table
+from unfoldtheory.diagnostics.bound_table import uncertified_summary
 from unfoldtheory.lipschitz import agnostic_floor, lower_bound, upper_bound
 from unfoldtheory.problems import SparseRecovery
 from unfoldtheory.report.config import ReportConfig
@@ -26,12 +32,17 @@ from unfoldtheory.report.section import Section
 from unfoldtheory.results import Bound
 
 HEADER = ["model", "depth", "lower (witness)", "slope-only floor", "upper (certified)", "upper method", "upper / lower",
-          "upper / floor", "certified", "seconds"]
+          "upper / floor", "certified", "why not certified", "seconds"]
 
 
 def report_depths(layers: int) -> list[int]:
     """The depths at which the interval is computed: 1, 2, 4, 8, … and ``layers`` itself."""
     return sorted({2**i for i in range(layers.bit_length()) if 2**i <= layers} | {layers})
+
+
+def _ratio(a: float, b: float) -> float:
+    """``a / b``, inf for ``b = 0`` (an uncertified witness may be 0)."""
+    return a / b if b != 0 else math.inf
 
 
 def run(config: ReportConfig, out: Path, progress: bool | None = None) -> Section:
@@ -54,6 +65,9 @@ def run(config: ReportConfig, out: Path, progress: bool | None = None) -> Sectio
             up = upper_bound(sub, time_budget=config.lipschitz_budget)
             low = lower_bound(sub, restarts=4, seed=config.seed, time_budget=config.lipschitz_budget)
             floor = agnostic_floor(sub, restarts=4, seed=config.seed, time_budget=max(config.lipschitz_budget / 10, 1.0))
+            what = f"Lipschitz constant of {name}'s first {depth} layer(s) (l2)"
+            check_interval(low, up, what)
+            check_interval(floor, up, f"slope-only certificate of the same map ({what})")
             uppers[name].append(up)
             lowers[name].append(low)
             per_depth.append({"depth": depth, "upper": up.to_dict(), "lower": low.to_dict(), "floor": floor.to_dict(),
@@ -62,8 +76,9 @@ def run(config: ReportConfig, out: Path, progress: bool | None = None) -> Sectio
             checks[f"{name.lower()}_depth{depth}_upper_certified"] = up.certified
             checks[f"{name.lower()}_depth{depth}_lower_below_upper"] = low.value <= up.value
             checks[f"{name.lower()}_depth{depth}_floor_below_upper"] = floor.value <= up.value
-            rows.append([name, depth, low.value, floor.value, up.value, up.method, up.value / low.value,
-                         up.value / floor.value, up.certified, up.seconds + low.seconds + floor.seconds])
+            why = uncertified_summary({"upper": up, "lower": low, "floor": floor})
+            rows.append([name, depth, low.value, floor.value, up.value, up.method, _ratio(up.value, low.value),
+                         _ratio(up.value, floor.value), up.certified, why, up.seconds + low.seconds + floor.seconds])
         results[name] = per_depth
     save_table(HEADER, rows, out / "lipschitz_table")
     figures = lipschitz_depth_plot(depths, uppers, lowers, out / "lipschitz_vs_depth",
@@ -83,7 +98,7 @@ def run(config: ReportConfig, out: Path, progress: bool | None = None) -> Sectio
         "not what keeps the interval wide: the rest of the gap, floor / lower, needs the activations themselves "
         "or a better witness.",
         "",
-        *[f"- **{name}** ({config.layers} layers): L ∈ [{lo:.4g}, {hi:.4g}] (ratio {hi / lo:.3g}); no slope-only "
+        *[f"- **{name}** ({config.layers} layers): L ∈ [{lo:.4g}, {hi:.4g}] (ratio {_ratio(hi, lo):.3g}); no slope-only "
           f"certificate can go below {fl:.4g}." for name, (lo, hi, fl) in final.items()],
         "",
         markdown_table(HEADER, rows),

@@ -6,7 +6,9 @@ The file is written by ``torch.save`` (atomically) as a plain dictionary of tens
 
 and read back with ``torch.load(..., weights_only=True)``, which refuses any pickled code. A file
 that is not such a dictionary, names an unknown model class, or whose tensors do not fit the
-model, raises :class:`CheckpointError` saying which.
+model, or hold NaN or ±inf, raises :class:`CheckpointError` saying which. A file that is not a torch
+file at all (empty, text, a zip archive without torch's ``data.pkl``, other bytes) is recognised
+before anything is unpickled, and the error says what it is.
 """
 
 from __future__ import annotations
@@ -15,12 +17,15 @@ import io
 import json
 import os
 import pickle
+import pickletools
+import zipfile
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from unfoldtheory.diagnostics.files import atomic_write_bytes
+from unfoldtheory.unfold.finite import check_finite_parameters
 
 FORMAT = "unfoldtheory-model"
 VERSION = 1
@@ -53,17 +58,93 @@ def save(model: torch.nn.Module, path: str | os.PathLike[str]) -> Path:
     return atomic_write_bytes(path, buf.getvalue())
 
 
+_ZIP_MAGIC = b"PK\x03\x04"
+_SHOWN = 40  # characters or bytes of a foreign file quoted in the error
+_PICKLE_SAMPLE = 1 << 16  # a text-protocol pickle must reach its STOP within this many bytes to be tried as one
+
+
+def _is_pickle(head: bytes, path: Path) -> bool:
+    """A binary pickle (protocol 2 to 5: torch's legacy format too), or a stream whose start parses as
+    one up to its STOP opcode (protocols 0 and 1); :mod:`pickletools` only reads opcodes and runs nothing."""
+    if head[:1] == b"\x80" and head[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05"):
+        return True
+    with path.open("rb") as fh:
+        sample = fh.read(_PICKLE_SAMPLE)
+    try:
+        for _ in pickletools.genops(sample):
+            pass
+    except Exception:  # any parse failure (or no STOP within the sample) means "not a pickle"
+        return False
+    return True
+
+
+def _as_text(head: bytes) -> str | None:
+    """The start of ``head`` decoded, when it reads as UTF-8 text (a cut-off last character allowed)."""
+    if b"\x00" in head:
+        return None
+    for cut in range(4):  # a multi-byte character may be cut at the end of the sample
+        try:
+            text = head[: len(head) - cut].decode("utf-8")
+        except UnicodeDecodeError:
+            continue
+        return text if all(c.isprintable() or c in "\t\n\r\f\v" for c in text) else None
+    return None
+
+
+def _foreign(path: Path) -> str | None:
+    """Why the file cannot be a torch checkpoint, saying what it is (None: it may be one: a zip with
+    torch's ``data.pkl``, or a pickle); read without unpickling anything."""
+    with path.open("rb") as fh:
+        head = fh.read(512)
+    if not head:
+        return "not a torch checkpoint: the file is empty"
+    if head.startswith(_ZIP_MAGIC):
+        try:
+            with zipfile.ZipFile(path) as archive:
+                names = archive.namelist()
+        except (zipfile.BadZipFile, OSError, ValueError) as exc:
+            return f"a corrupt or truncated zip archive, not loadable ({exc})"
+        if any(name == "data.pkl" or name.endswith("/data.pkl") for name in names):
+            return None
+        shown = ", ".join(repr(n) for n in names[:3]) + (", ..." if len(names) > 3 else "")
+        return (f"not a torch checkpoint: it is a zip archive without torch's data.pkl "
+                f"(it holds {len(names)} entries: {shown or 'none'})")
+    if _is_pickle(head, path):
+        return None
+    text = _as_text(head)
+    if text is not None:
+        return f"not a torch checkpoint: it is a text file (starts with {text[:_SHOWN]!r})"
+    return ("not a torch checkpoint: it is neither a zip archive (torch's format) nor a pickle "
+            f"(first bytes: {head[:16].hex(' ')})")
+
+
+def _torch_reason(exc: Exception) -> str:
+    """The line of torch's weights-only refusal that says what was refused (its other lines are boilerplate)."""
+    boiler = ("Weights only load failed", "Please file an issue", "Check the documentation", "WeightsUnpickler error:")
+    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+    useful = [ln for ln in lines if not ln.startswith(boiler) and "weights_only" not in ln]
+    return f" (torch: {useful[0]})" if useful else ""
+
+
 def load(path: str | os.PathLike[str], map_location: str | torch.device = "cpu") -> torch.nn.Module:
-    """Read a model written by :func:`save`; untrusted or foreign files raise CheckpointError."""
+    """Read a model written by :func:`save`; untrusted or foreign files raise CheckpointError.
+
+    A model whose parameters or buffers hold NaN or ±inf is refused, naming the tensor
+    (:func:`~unfoldtheory.unfold.finite.check_finite_parameters`).
+    """
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: no such file")
+    what = _foreign(path)
+    if what is not None:
+        raise CheckpointError(f"{path}: {what}")
     try:
         payload = torch.load(path, map_location=map_location, weights_only=True)
-    except pickle.UnpicklingError:
+    except pickle.UnpicklingError as exc:
         raise CheckpointError(f"{path}: refused: the file holds pickled objects other than tensors and plain data "
-                              "(possibly code); unfoldtheory loads checkpoints with weights_only=True only") from None
-    except (RuntimeError, EOFError, OSError, ValueError, AttributeError, TypeError) as exc:
+                              f"(possibly code); unfoldtheory loads checkpoints with weights_only=True only"
+                              f"{_torch_reason(exc)}") from None
+    except Exception as exc:  # torch's readers raise many types (KeyError, struct.error, ...) on bad bytes
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise CheckpointError(f"{path}: not a loadable unfoldtheory checkpoint (refused or corrupt: {first})") from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
@@ -95,4 +176,8 @@ def _build(cls: type[Any], config: dict[str, Any], state: dict[str, torch.Tensor
     except (TypeError, ValueError, RuntimeError) as exc:
         detail = " ".join(line.strip() for line in str(exc).splitlines() if line.strip())
         raise CheckpointError(f"{path}: checkpoint does not fit {cls.__name__}: {detail}") from None
+    try:
+        check_finite_parameters(model)
+    except ValueError as exc:
+        raise CheckpointError(f"{path}: {exc}") from None
     return model
