@@ -52,6 +52,7 @@ def test_named_analysis_that_does_not_apply_fails_the_exit_status(tmp_path, caps
     assert "not applicable" in captured.out and "not every requested certificate" in captured.err
 
 
+@pytest.mark.filterwarnings("ignore:Detected pickle protocol")
 def test_bad_and_untrusted_files_are_refused(tmp_path, capsys):
     junk = tmp_path / "junk.pt"
     junk.write_bytes(np.random.default_rng(0).bytes(256))

@@ -11,9 +11,9 @@ from unfoldtheory.classical import ista_spec
 from unfoldtheory.lipschitz import upper_bound
 from unfoldtheory.lipschitz.agnostic import activation_agnostic
 from unfoldtheory.lipschitz.certificate import certify_multipliers
+from unfoldtheory.lipschitz.elimination import eliminate_linear_states
 from unfoldtheory.lipschitz.lower import lower_bound
 from unfoldtheory.lipschitz.product import product_bound
-from unfoldtheory.lipschitz.elimination import eliminate_linear_states
 from unfoldtheory.lipschitz.quadratic_form import quadratic_form
 from unfoldtheory.lipschitz.sdp import sdp_bound
 from unfoldtheory.problems import SparseRecovery

@@ -48,8 +48,14 @@ piece of its activation. For piecewise-linear activations the network is then af
 segment (by induction over the layers: an affine pre-activation whose ends lie in one interval
 stays in it), so the ratio equals ``‖J(y₁) v‖ = ‖J(y₁)‖``. The ratio of any pair is a valid
 lower bound whatever the pattern; ``details["same_region"]`` says whether the segment check passed.
-The reported value is that float64 ratio minus an allowance for the cancellation in
-``f(y₂) − f(y₁)`` (:func:`check_witness` recomputes exactly this number).
+The reported value is a rigorous lower bound on the ratio in exact arithmetic on the float64 data
+(:func:`unfoldtheory.forward_error.certified_ratio`; :func:`check_witness` recomputes exactly this number): the
+float64 output difference less a running-error bound of both evaluations (Higham §3.5: ``γ_n`` times the
+products ``|W||ẑ|`` inside the pre-activations, where cancellation happens, propagated through the layers),
+over an upper bound on ``‖y₂ − y₁‖``. When that bound swamps the in-region segment, longer segments along the
+same direction are tried (``details["segment"]``). A spec with a user-defined activation (no rounding bound), an
+overflowing evaluation, or a difference below float64's resolution gives ``certified=False`` with
+``details["reason"]``.
 The points of stage 4 are proposals only, certified like any other: each lies strictly inside
 its region (the region is recomputed from the point, and a point on a kink is refused; the LP's
 centre has a positive margin in every pre-activation), so the segment above has positive length.
@@ -680,10 +686,11 @@ def _region_stage(net: _Net, best_Y: np.ndarray, best_vals: np.ndarray, deadline
 
 # ---------------------------------------------------------------------------- certification
 def _certify(net: _Net, y0: np.ndarray) -> dict[str, Any]:
-    """The pair witness (y1, y1 + h v) on the line y0 + t v and its ratio, recomputed from the spec alone.
+    """The pair witness (y1, y1 + h v) on the line y0 + t v and its certified ratio, recomputed from the spec alone.
 
     The segment is made as long as the linear region of y0 allows (up to ‖y0‖ on each side), so that
-    the rounding error of the difference quotient (~eps·‖f‖/h) is small.
+    the rounding bound of the difference quotient (~γ·|W||z|/h) is small; when it still swamps the
+    ratio, segments up to 4^12 times longer are tried and the best certified one is kept.
     """
     with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
         return _segment(net, y0)
@@ -760,9 +767,9 @@ def lower_bound(spec: NetworkSpec, restarts: int = 16, seed: int = 0, steps: int
     """A certified lower bound on the ℓ2 Lipschitz constant of ``spec``, with a pair witness.
 
     See the module docstring for the search (screening, smoothed annealed ascent, pattern polish,
-    region ascent) and the certification. The returned ``value`` is the re-evaluated ratio
-    ``‖f(y₂) − f(y₁)‖ / ‖y₂ − y₁‖`` of the witness pair, a valid lower bound for any pair; it
-    equals ``‖J(y₁)‖₂`` when ``details["same_region"]`` is True.
+    region ascent) and the certification. The returned ``value`` is a rigorous lower bound on the exact ratio
+    ``‖f(y₂) − f(y₁)‖ / ‖y₂ − y₁‖`` of the witness pair (valid for any pair); it equals ``‖J(y₁)‖₂`` up to its
+    rounding bound when ``details["same_region"]`` is True.
 
     Parameters
     ----------
@@ -781,9 +788,11 @@ def lower_bound(spec: NetworkSpec, restarts: int = 16, seed: int = 0, steps: int
     Returns
     -------
     Bound
-        ``kind="lower"``, ``certified=True``; ``certificate`` = ``{"y1", "y2", "ratio",
-        "jacobian_norm_at_y1"}``; ``details`` = restarts, best exact ‖J‖ per restart, steps,
-        ``same_region``, ``region_ascent`` (moves made, of them ``lp_moves`` to LP points and
+        ``kind="lower"``, ``certified=True`` unless ``details["reason"]`` says why not (then the value is the rigorous
+        bound, possibly 0, or without a rounding bound the float64 ratio as an estimate); ``certificate`` =
+        ``{"y1", "y2", "ratio", "jacobian_norm_at_y1"}``; ``details`` = restarts, best exact ‖J‖ per restart, steps,
+        ``same_region``, ``segment``, ``witness_check`` (float ratio, bounds on the difference, its rounding and the
+        gap), ``rounding_bound`` (on the ratio), ``region_ascent`` (moves made, of them ``lp_moves`` to LP points and
         ``relaxed_moves`` from the relaxed LP, LPs solved, climbs, passes, ‖J‖ before and after,
         seconds; or the reason it was ``skipped``), seconds.
     """
