@@ -23,6 +23,7 @@ import time
 
 import numpy as np
 
+from unfoldtheory.activations import declaration_caveats
 from unfoldtheory.lipschitz.agnostic import activation_agnostic, agnostic_floor
 from unfoldtheory.lipschitz.averaged import averaged_bound
 from unfoldtheory.lipschitz.first_order import first_order_bound
@@ -70,9 +71,19 @@ def upper_bound(spec: NetworkSpec, method: str = "best", *, time_budget: float =
     and time is left in ``time_budget`` seconds. It returns the smallest *certified* value, with every
     candidate listed in ``details["candidates"]``. ``method="sdp"`` tries the structured solver, then SCS,
     then Clarabel, until one's multipliers pass the check.
+
+    A spec with a user-defined activation is certified only on that activation's declared slope interval,
+    which :class:`~unfoldtheory.spec.NetworkSpec` checked on dense samples when it was built; such a bound
+    says so in ``details["rests_on"]``.
     """
     if not isinstance(spec, NetworkSpec):
         raise TypeError(f"upper_bound takes a NetworkSpec, got {type(spec).__name__}")
+    bound = _upper_bound(spec, method, time_budget, max_sdp_size)
+    caveats = declaration_caveats(spec)
+    return bound.replace(details={**bound.details, "rests_on": caveats}) if caveats else bound
+
+
+def _upper_bound(spec: NetworkSpec, method: str, time_budget: float, max_sdp_size: int) -> Bound:
     if method == "product":
         return product_bound(spec)
     if method == "averaged":
