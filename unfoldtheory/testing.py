@@ -59,8 +59,12 @@ from unfoldtheory.validation import finite_float
 
 __all__ = [
     "UnrolledParameters",
+    "adversarial_lasso_instances",
     "adversarial_specs",
+    "cancelling_identity_specs",
+    "near_singular_specs",
     "sensing_matrices",
+    "scaled_specs",
     "sparse_signals",
     "step_size_schedules",
     "unrolled_parameters",
