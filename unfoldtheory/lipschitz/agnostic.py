@@ -13,6 +13,7 @@ import time
 
 import numpy as np
 
+from unfoldtheory.forward_error import pattern_gain_lower
 from unfoldtheory.lipschitz.lower import _Net
 from unfoldtheory.lipschitz.norms import gamma_bound
 from unfoldtheory.lipschitz.quantity import QUANTITY
@@ -241,25 +242,9 @@ def certified_gain(spec: NetworkSpec, pattern: list[np.ndarray], v: np.ndarray) 
     ``e_k = |D_k|(Σ_j |W_kj| e_j + γ Σ_j |W_kj||t̂_j|) + ε|t̂_k|``; likewise for the read-out. The bound
     itself is evaluated in round-to-nearest from nonnegative terms, so it is inflated by ``1 + 2γ``
     to cover its own rounding. Then ``‖J v‖ ≥ ‖ŷ‖(1 − γ) − ‖e‖(1 + γ)``, divided by ``‖v‖`` rounded up.
+    The recursion is the spec's one running-error recursion (:mod:`unfoldtheory.forward_error`).
     """
-    n_max = max(sum(spec.dims[j] for j in ws) + len(ws) for ws in spec.weights)
-    g = gamma_bound(max(n_max, sum(spec.dims[k] for k in spec.readout) + len(spec.readout), spec.input_dim) + 4)
-    eps = float(np.finfo(np.float64).eps)
-    tiny = float(np.finfo(np.float64).tiny)
-    t: list[np.ndarray] = [np.asarray(v, dtype=float)]
-    e: list[np.ndarray] = [np.zeros_like(t[0])]
-    for k, ws in enumerate(spec.weights, start=1):
-        p = sum((w @ t[j] for j, w in ws.items()), np.zeros(spec.dims[k]))
-        prop = sum((np.abs(w) @ e[j] for j, w in ws.items()), np.zeros(spec.dims[k]))
-        mag = sum((np.abs(w) @ np.abs(t[j]) for j, w in ws.items()), np.zeros(spec.dims[k]))
-        d = np.abs(pattern[k - 1])
-        t.append(pattern[k - 1] * p)
-        e.append((d * (prop + g * mag) + eps * np.abs(t[-1]) + tiny) * (1 + 2 * g))
-    y = sum((c @ t[k] for k, c in spec.readout.items()), np.zeros(spec.output_dim))
-    err = sum((np.abs(c) @ e[k] + g * (np.abs(c) @ np.abs(t[k])) for k, c in spec.readout.items()),
-              np.zeros(spec.output_dim)) * (1 + 2 * g) + tiny
-    lower = float(np.linalg.norm(y)) * (1 - g) - float(np.linalg.norm(err)) * (1 + g)
-    return max(lower, 0.0) / (float(np.linalg.norm(t[0])) * (1 + g))
+    return pattern_gain_lower(spec, pattern, v)
 
 
 def agnostic_floor(spec: NetworkSpec, restarts: int = 8, seed: int = 0, time_budget: float = 20.0) -> Bound:
