@@ -348,7 +348,7 @@ def test_pep_rate_of_rejects_unsupported_models_and_bad_steps():
     ({"steps": [1.0], "mu": -0.1, "L": 1.0}, "mu"),
     ({"steps": [], "mu": 0.1, "L": 1.0}, "empty"),
     ({"steps": [1.0, -1.0], "mu": 0.1, "L": 1.0}, r"steps\[1\]"),
-    ({"steps": [1.0, np.inf], "mu": 0.1, "L": 1.0}, r"steps\[1\] is inf"),
+    ({"steps": [1.0, np.inf], "mu": 0.1, "L": 1.0}, r"steps has a non-finite entry at index \(1,\) \(inf\)"),
     ({"steps": [1.0], "mu": 0.1, "L": 1.0, "method": "newton"}, "method"),
     ({"steps": [1.0], "mu": 0.1, "L": 1.0, "metric": "iterate"}, "metric"),
     ({"steps": [1.0], "mu": 0.1, "L": 1.0, "method": "proximal_gradient", "metric": "gradient_norm"}, "not applicable"),

@@ -1,7 +1,7 @@
 """Input checks shared by the convergence entry points: real numbers only, finite, named per entry.
 
 A boolean is not a step size (``True`` would silently read as 1), so booleans are refused here
-before the float64 conversion; non-finite entries are named by their index (``steps[0] is nan``),
+before the float64 conversion (:func:`~unfoldtheory.validation.as_finite_array`, which names a non-finite entry by its index),
 and a model's parameters by the model and the parameter (``ALISTA step[2] is nan``).
 """
 
@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from unfoldtheory.validation import finite_float
+from unfoldtheory.validation import as_finite_array, finite_float
 
 
 def _has_boolean(x: Any) -> bool:
@@ -32,18 +32,7 @@ def real_vector(x: Any, what: str) -> np.ndarray:
     """
     if _has_boolean(x):
         raise ValueError(f"{what} must hold real numbers, got a boolean ({x!r})")
-    if hasattr(x, "detach") and hasattr(x, "cpu"):  # a torch tensor, without importing torch
-        x = x.detach().cpu().numpy()
-    try:
-        arr = np.asarray(x, dtype=np.float64)
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"{what} is not a numeric vector: {exc}") from None
-    if arr.ndim != 1:
-        raise ValueError(f"{what} has {arr.ndim} dimension(s) (shape {arr.shape}); expected 1")
-    bad = np.flatnonzero(~np.isfinite(arr))
-    if bad.size:
-        raise ValueError(f"{what}[{int(bad[0])}] is {arr[bad[0]]} (non-finite); expected a finite number")
-    return arr
+    return as_finite_array(x, what, ndim=1)
 
 
 def real_scalar(x: Any, what: str, **limits: Any) -> float:
