@@ -65,6 +65,27 @@ class Activation(ABC):
         """A Clarke-Jacobian element at a single point ``v`` of shape (dim,): a (dim, dim) array."""
         return np.diag(self.slopes(np.asarray(v, dtype=float)))
 
+    def neuron_slopes(self, dim: int) -> tuple[np.ndarray, np.ndarray]:
+        """Per-neuron slope bounds ``(α_i, β_i)`` of a separable activation on ``dim`` coordinates: the declared
+        ``slope_interval`` for every neuron (:class:`RegionSlopes` narrows them neuron by neuron)."""
+        lo, hi = (float(x) for x in self.slope_interval)
+        return np.full(dim, lo), np.full(dim, hi)
+
+    def slope_range(self, lower: Any, upper: Any) -> tuple[np.ndarray, np.ndarray]:
+        """Per-neuron slope bounds over pre-activations in ``[lower_i, upper_i]`` (arrays, entries may be ±inf).
+
+        Every difference quotient ``(φ(a) − φ(b))/(a − b)`` with ``a ≠ b`` in ``[lower_i, upper_i]`` lies in
+        ``[α_i, β_i]``. The default is the declared interval everywhere; the piecewise-linear built-ins narrow
+        it to the slope of the one piece that contains the interval (``proofs/local_slopes.py``)."""
+        lo, hi = _interval_arrays(lower, upper)
+        return self.neuron_slopes(lo.shape[0])
+
+    def fixed_piece(self, lower: Any, upper: Any) -> np.ndarray:
+        """Per neuron, the offset ``c_i`` with ``φ(v)_i = α_i v_i + c_i`` for all ``v_i`` in ``[lower_i, upper_i]``
+        when :meth:`slope_range` gives ``α_i = β_i`` and the piece is known; NaN where it is not (default: all)."""
+        lo, _ = _interval_arrays(lower, upper)
+        return np.full(lo.shape[0], np.nan)
+
     def check_dim(self, dim: int, where: str) -> None:
         """Raise ValueError if this activation cannot act on vectors of length ``dim``."""
         if self.dim is not None and self.dim != dim:
@@ -86,6 +107,37 @@ class Activation(ABC):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in self.config().items() if k != 'name')})"
+
+
+def _interval_arrays(lower: Any, upper: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Pre-activation bounds as two float64 vectors of one shape (NaN and lower > upper are refused)."""
+    lo, hi = np.asarray(lower, dtype=np.float64), np.asarray(upper, dtype=np.float64)
+    if lo.ndim != 1 or lo.shape != hi.shape:
+        raise ValueError(f"pre-activation bounds have shapes {lo.shape} and {hi.shape}; expected two equal vectors")
+    if np.any(np.isnan(lo)) or np.any(np.isnan(hi)):
+        raise ValueError("pre-activation bounds contain NaN")
+    if np.any(lo > hi):
+        i = int(np.argmax(lo > hi))
+        raise ValueError(f"pre-activation bounds have lower > upper at neuron {i}: {lo[i]:.6g} > {hi[i]:.6g}")
+    return lo, hi
+
+
+def _pieces(lo: np.ndarray, hi: np.ndarray, breaks: list[tuple[np.ndarray, np.ndarray, float, np.ndarray]]
+            ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Slope ranges and offsets of a separable piecewise-linear map given by its closed pieces.
+
+    ``breaks`` lists ``(start, end, slope, offset)`` (arrays broadcast over neurons): ``φ(v) = slope·v + offset``
+    on ``[start, end]``. A neuron whose interval lies inside one piece gets that piece's slope and offset; the
+    others get ``[0, 1]`` (every built-in piece has slope 0 or 1) and offset NaN. Comparisons of floats are exact.
+    """
+    alpha, beta = np.zeros(lo.shape), np.ones(lo.shape)
+    offset = np.full(lo.shape, np.nan)
+    for start, end, slope, off in breaks:
+        inside = (lo >= start) & (hi <= end)
+        alpha = np.where(inside, slope, alpha)
+        beta = np.where(inside, slope, beta)
+        offset = np.where(inside, off, offset)
+    return alpha, beta, offset
 
 
 def _threshold(theta: float | Sequence[float] | np.ndarray, what: str) -> np.ndarray:
@@ -122,6 +174,23 @@ class SoftThreshold(Activation):
         # θ = 0 makes ST the identity, so its slope is 1 everywhere, including at v = 0
         return ((np.abs(v) > self.theta) | (self.theta == 0)).astype(float)
 
+    def _local(self, lower: Any, upper: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        lo, hi = _interval_arrays(lower, upper)
+        th = np.broadcast_to(self.theta, lo.shape)
+        if np.all(th == 0):  # the identity
+            return np.ones(lo.shape), np.ones(lo.shape), np.zeros(lo.shape)
+        inf = np.full(lo.shape, np.inf)
+        alpha, beta, offset = _pieces(lo, hi, [(-inf, -th, 1.0, th), (-th, th, 0.0, np.zeros(lo.shape)),
+                                               (th, inf, 1.0, -th)])
+        ident = th == 0  # per-neuron θ = 0: the identity there
+        return np.where(ident, 1.0, alpha), np.where(ident, 1.0, beta), np.where(ident, 0.0, offset)
+
+    def slope_range(self, lower: Any, upper: Any) -> tuple[np.ndarray, np.ndarray]:
+        return self._local(lower, upper)[:2]
+
+    def fixed_piece(self, lower: Any, upper: Any) -> np.ndarray:
+        return self._local(lower, upper)[2]
+
     def config(self) -> dict[str, Any]:
         return {"name": self.name, "theta": self.theta.tolist()}
 
@@ -137,6 +206,17 @@ class ReLU(Activation):
     def slopes(self, v: np.ndarray) -> np.ndarray:
         return (np.asarray(v) > 0).astype(float)
 
+    def _local(self, lower: Any, upper: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        lo, hi = _interval_arrays(lower, upper)
+        zero, inf = np.zeros(lo.shape), np.full(lo.shape, np.inf)
+        return _pieces(lo, hi, [(-inf, zero, 0.0, zero), (zero, inf, 1.0, zero)])
+
+    def slope_range(self, lower: Any, upper: Any) -> tuple[np.ndarray, np.ndarray]:
+        return self._local(lower, upper)[:2]
+
+    def fixed_piece(self, lower: Any, upper: Any) -> np.ndarray:
+        return self._local(lower, upper)[2]
+
 
 class Identity(Activation):
     """The identity: slope interval [1, 1]."""
@@ -149,6 +229,10 @@ class Identity(Activation):
 
     def slopes(self, v: np.ndarray) -> np.ndarray:
         return np.ones_like(np.asarray(v, dtype=float))
+
+    def fixed_piece(self, lower: Any, upper: Any) -> np.ndarray:
+        lo, _ = _interval_arrays(lower, upper)
+        return np.zeros(lo.shape)
 
 
 class BoxProjection(Activation):
@@ -186,6 +270,20 @@ class BoxProjection(Activation):
 
     def slopes(self, v: np.ndarray) -> np.ndarray:
         return ((v > self.lower) & (v < self.upper)).astype(float)
+
+    def _local(self, lower: Any, upper: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        lo, hi = _interval_arrays(lower, upper)
+        a, b = np.broadcast_to(self.lower, lo.shape), np.broadcast_to(self.upper, lo.shape)
+        inf = np.full(lo.shape, np.inf)
+        alpha, beta, offset = _pieces(lo, hi, [(-inf, a, 0.0, a), (a, b, 1.0, np.zeros(lo.shape)), (b, inf, 0.0, b)])
+        flat = a == b  # a one-point box: constant
+        return np.where(flat, 0.0, alpha), np.where(flat, 0.0, beta), np.where(flat, a, offset)
+
+    def slope_range(self, lower: Any, upper: Any) -> tuple[np.ndarray, np.ndarray]:
+        return self._local(lower, upper)[:2]
+
+    def fixed_piece(self, lower: Any, upper: Any) -> np.ndarray:
+        return self._local(lower, upper)[2]
 
     def config(self) -> dict[str, Any]:
         return {"name": self.name, "lower": to_jsonable(self.lower), "upper": to_jsonable(self.upper)}
@@ -259,6 +357,53 @@ class GroupSoftThreshold(Activation):
         return {"name": self.name, "theta": self.theta, "groups": [g.tolist() for g in self.groups]}
 
 
+class RegionSlopes(Activation):
+    """A separable built-in activation whose slopes are narrowed to pre-activations in ``[lower_i, upper_i]``.
+
+    It evaluates as ``base`` does. Its declared per-neuron slope bounds ``(α_i, β_i) = base.slope_range(lower,
+    upper)`` hold for every pair of pre-activations inside the bounds (``proofs/local_slopes.py``), not globally:
+    a spec using it describes the network only for inputs whose pre-activations stay inside them, which is how
+    :mod:`unfoldtheory.lipschitz.restriction` uses it (local Lipschitz constants over an input region).
+    """
+
+    name = "region_slopes"
+
+    def __init__(self, base: Activation, lower: Any, upper: Any) -> None:
+        if not is_builtin(base) or not base.separable:
+            raise ValueError(f"RegionSlopes needs a separable built-in activation; got {base!r}")
+        lo, hi = _interval_arrays(lower, upper)
+        base.check_dim(lo.shape[0], "RegionSlopes")
+        self.base, self.lower, self.upper = base, lo.copy(), hi.copy()
+        self.lower.flags.writeable = self.upper.flags.writeable = False
+        self.alpha, self.beta = (np.array(x, dtype=np.float64) for x in base.slope_range(lo, hi))
+        self.alpha.flags.writeable = self.beta.flags.writeable = False
+        self.slope_interval = (float(self.alpha.min()), float(self.beta.max()))
+        self.firmly_nonexpansive = base.firmly_nonexpansive
+
+    @property
+    def dim(self) -> int:
+        return int(self.lower.shape[0])
+
+    def __call__(self, v: np.ndarray) -> np.ndarray:
+        return self.base(v)
+
+    def slopes(self, v: np.ndarray) -> np.ndarray:
+        return self.base.slopes(v)
+
+    def neuron_slopes(self, dim: int) -> tuple[np.ndarray, np.ndarray]:
+        self.check_dim(dim, "RegionSlopes")
+        return self.alpha.copy(), self.beta.copy()
+
+    def slope_range(self, lower: Any, upper: Any) -> tuple[np.ndarray, np.ndarray]:
+        lo, hi = _interval_arrays(lower, upper)  # narrower of the two: both hold inside both bounds
+        a, b = self.base.slope_range(np.maximum(lo, self.lower), np.minimum(hi, self.upper))
+        return np.maximum(a, self.alpha), np.minimum(b, self.beta)
+
+    def config(self) -> dict[str, Any]:
+        return {"name": self.name, "base": self.base.config(), "lower": to_jsonable(self.lower),
+                "upper": to_jsonable(self.upper)}
+
+
 _PROOFS: dict[type, str] = {}  # filled below, once the classes exist
 
 
@@ -268,7 +413,7 @@ def is_builtin(act: Activation) -> bool:
 
 
 _REGISTRY: dict[str, type[Activation]] = {
-    cls.name: cls for cls in (SoftThreshold, ReLU, Identity, BoxProjection, GroupSoftThreshold)
+    cls.name: cls for cls in (SoftThreshold, ReLU, Identity, BoxProjection, GroupSoftThreshold, RegionSlopes)
 }
 
 
@@ -280,6 +425,8 @@ def from_config(config: dict[str, Any]) -> Activation:
     if name not in _REGISTRY:
         raise ValueError(f"unknown activation {name!r}; known: {sorted(_REGISTRY)}")
     kwargs = {k: v for k, v in config.items() if k != "name"}
+    if name == RegionSlopes.name and isinstance(kwargs.get("base"), dict):
+        kwargs["base"] = from_config(kwargs["base"])
     try:
         return _REGISTRY[name](**kwargs)
     except TypeError as exc:
@@ -288,7 +435,7 @@ def from_config(config: dict[str, Any]) -> Activation:
 
 _PROOFS.update({SoftThreshold: "proofs/soft_threshold.py", ReLU: "proofs/relu_and_box.py",
                 Identity: "proofs/relu_and_box.py", BoxProjection: "proofs/relu_and_box.py",
-                GroupSoftThreshold: "proofs/group_soft_threshold.py"})
+                GroupSoftThreshold: "proofs/group_soft_threshold.py", RegionSlopes: "proofs/local_slopes.py"})
 
 
 # ---------------------------------------------------------------------------- user-declared activations

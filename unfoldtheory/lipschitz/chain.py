@@ -33,8 +33,8 @@ from unfoldtheory.spec import NetworkSpec
 class ChainLayer:
     V: np.ndarray  # (n_k, m), zeros when the layer does not read the input
     W: np.ndarray | None  # (n_k, n_{k−1}); None for the first layer
-    alpha: float
-    beta: float
+    alpha: np.ndarray  # (n_k,): per-neuron slope bounds
+    beta: np.ndarray
 
 
 def chain_layers(spec: NetworkSpec) -> tuple[list[ChainLayer], np.ndarray]:
@@ -50,7 +50,7 @@ def chain_layers(spec: NetworkSpec) -> tuple[list[ChainLayer], np.ndarray]:
         n = spec.dims[k]
         V = ws.get(0, np.zeros((n, spec.input_dim))) if k > 1 else ws[0]
         W = ws.get(k - 1, np.zeros((n, spec.dims[k - 1]))) if k > 1 else None
-        alpha, beta = act.slope_interval
+        alpha, beta = act.neuron_slopes(n)
         layers.append(ChainLayer(np.asarray(V), None if W is None else np.asarray(W), alpha, beta))
     if set(spec.readout) != {spec.num_layers}:
         raise ValueError(f"this method needs the read-out to read the last state only; it reads {sorted(spec.readout)}")
@@ -106,18 +106,19 @@ def step(state: State, layer: ChainLayer, lam: np.ndarray, C: np.ndarray | None,
     and ReLU, and are then skipped; the block to eliminate is then ``Txx`` itself, and a caller that has
     already factored ``−Txx`` passes the factor as ``state_factor``."""
     Tyy, Tyx, Txx = state
-    a, b = layer.alpha, layer.beta
     V, W = layer.V, layer.W
-    ab = a * b
-    Kyy = Tyy - ab * V.T @ (lam[:, None] * V) if ab else Tyy
-    Kky = 0.5 * (a + b) * lam[:, None] * V
+    ab_lam = layer.alpha * layer.beta * lam
+    ab = bool(np.any(ab_lam))
+    mid_lam = (0.5 * (layer.alpha + layer.beta) * lam)[:, None]
+    Kyy = Tyy - V.T @ (ab_lam[:, None] * V) if ab else Tyy
+    Kky = mid_lam * V
     Kkk = C.T @ C if C is not None else np.zeros((lam.size, lam.size))
     Kkk.flat[:: lam.size + 1] -= lam  # the diagonal
     if Txx is None or W is None:
         return (Kyy, Kky.T, Kkk), None
-    Kyx = Tyx - ab * V.T @ (lam[:, None] * W) if ab else Tyx
-    Kxx = Txx - ab * W.T @ (lam[:, None] * W) if ab else Txx
-    Kkx = 0.5 * (a + b) * lam[:, None] * W
+    Kyx = Tyx - V.T @ (ab_lam[:, None] * W) if ab else Tyx
+    Kxx = Txx - W.T @ (ab_lam[:, None] * W) if ab else Txx
+    Kkx = mid_lam * W
     chol = state_factor if (state_factor is not None and not ab) else cholesky_lower(-Kxx)
     if chol is None:
         return None
@@ -186,5 +187,5 @@ def schur_rho_gradient(layers: list[ChainLayer], C: np.ndarray, lams: list[np.nd
     for k, layer in enumerate(layers):
         v = layer.V @ U + (layer.W @ states[k - 1] if k > 0 and layer.W is not None else 0.0)
         z = states[k]
-        grads.append(np.sum((z - layer.alpha * v) * (layer.beta * v - z), axis=1))
+        grads.append(np.sum((z - layer.alpha[:, None] * v) * (layer.beta[:, None] * v - z), axis=1))
     return value, float(mu[-1]), grads

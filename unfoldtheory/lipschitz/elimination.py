@@ -99,6 +99,30 @@ def eliminate_identity_states(spec: NetworkSpec) -> Elimination:
     (dropped biases), which no Lipschitz analysis sees."""
     if not any(isinstance(a, Identity) for a in spec.activations):
         return Elimination(spec, [{} for _ in spec.weights], {})
+    expr, new_index, layers, weight_errors = _substitute(spec)
+    if not layers:
+        raise ValueError("the spec is linear (every activation is the identity): its Lipschitz constant is ‖J‖₂")
+    # A constant offset of the output (from biases of eliminated states) does not change any difference
+    # f(y1) − f(y2), so the read-out keeps only the linear part.
+    out = _compose(spec.readout, np.zeros(spec.output_dim), expr)
+    reduced = NetworkSpec(spec.input_dim, layers, {new_index[i]: C for i, C in out.maps.items()},
+                          name=f"{spec.name} (linear states eliminated)")
+    return Elimination(reduced, weight_errors, {new_index[i]: E for i, E in out.errors.items()})
+
+
+def linear_map(spec: NetworkSpec) -> tuple[np.ndarray, np.ndarray]:
+    """For a spec whose activations are all the identity (an affine map ``f(y) = Jy + c``): the computed ``Ĵ``
+    and an entrywise bound ``E`` with ``|J − Ĵ| ≤ E`` in exact arithmetic (module docstring)."""
+    if not all(isinstance(a, Identity) for a in spec.activations):
+        raise ValueError("linear_map needs a spec whose every activation is the identity")
+    expr, _, _, _ = _substitute(spec)
+    out = _compose(spec.readout, np.zeros(spec.output_dim), expr)
+    shape = (spec.output_dim, spec.input_dim)
+    return out.maps.get(0, np.zeros(shape)), out.errors.get(0, np.zeros(shape))
+
+
+def _substitute(spec: NetworkSpec) -> tuple[dict[int, _Affine], dict[int, int], list[Layer], list[dict[int, np.ndarray]]]:
+    """Walk the states in order: identity states become maps of kept states, the others are kept (re-indexed)."""
     m = spec.input_dim
     expr: dict[int, _Affine] = {0: _Affine({0: np.eye(m)}, {}, np.zeros(m), kept=True)}
     new_index = {0: 0}
@@ -113,14 +137,7 @@ def eliminate_identity_states(spec: NetworkSpec) -> Elimination:
         weight_errors.append({new_index[i]: E for i, E in combined.errors.items()})
         new_index[k] = len(layers)
         expr[k] = _Affine({k: np.eye(spec.dims[k])}, {}, np.zeros(spec.dims[k]), kept=True)
-    if not layers:
-        raise ValueError("the spec is linear (every activation is the identity): its Lipschitz constant is ‖J‖₂")
-    # A constant offset of the output (from biases of eliminated states) does not change any difference
-    # f(y1) − f(y2), so the read-out keeps only the linear part.
-    out = _compose(spec.readout, np.zeros(spec.output_dim), expr)
-    reduced = NetworkSpec(spec.input_dim, layers, {new_index[i]: C for i, C in out.maps.items()},
-                          name=f"{spec.name} (linear states eliminated)")
-    return Elimination(reduced, weight_errors, {new_index[i]: E for i, E in out.errors.items()})
+    return expr, new_index, layers, weight_errors
 
 
 def eliminate_linear_states(spec: NetworkSpec) -> NetworkSpec:
@@ -129,4 +146,4 @@ def eliminate_linear_states(spec: NetworkSpec) -> NetworkSpec:
     return eliminate_identity_states(spec).spec
 
 
-__all__ = ["Elimination", "eliminate_identity_states", "eliminate_linear_states"]
+__all__ = ["Elimination", "eliminate_identity_states", "eliminate_linear_states", "linear_map"]

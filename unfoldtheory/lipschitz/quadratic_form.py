@@ -9,12 +9,13 @@ certificate covers. With ``ξ = (Δy, Δz_1, …, Δz_N)`` the differences of tw
 * ``Δz_k = E_k ξ``  (selection),  ``Δv_k = P_k ξ = Σ_j W_kj Δz_j``  (pre-activation),
 * ``Δout = C ξ``  (read-out).
 
-Every neuron i of a separable layer with slopes ``[α, β]`` satisfies
-``(Δz_i − αΔv_i)(βΔv_i − Δz_i) ≥ 0``; a non-separable firmly nonexpansive block satisfies
+Every neuron i of a separable layer with slopes ``[α_i, β_i]`` (the layer's declared interval, or per
+neuron when :class:`~unfoldtheory.activations.RegionSlopes` narrows them over a region) satisfies
+``(Δz_i − α_iΔv_i)(β_iΔv_i − Δz_i) ≥ 0``; a non-separable firmly nonexpansive block satisfies
 ``⟨Δz, Δv⟩ − ‖Δz‖² ≥ 0`` (Fazlyab et al., NeurIPS 2019, LipSDP-Neuron; one scalar per
 non-separable block, never the coupled "LipSDP-Network" multipliers, which are invalid in
-general — Pauli et al. 2021). Stacking the neuron rows gives ``F_a = E − αP`` and
-``F_b = βP − E``, and for multipliers ``λ ≥ 0``
+general — Pauli et al. 2021). Stacking the neuron rows gives ``F_a = E − diag(α)P`` and
+``F_b = diag(β)P − E``, and for multipliers ``λ ≥ 0``
 
     M(ρ, λ) = CᵀC − ρ E_0ᵀE_0 + ½(F_aᵀ diag(λ) F_b + F_bᵀ diag(λ) F_a).
 
@@ -144,11 +145,12 @@ def quadratic_form(spec: NetworkSpec) -> QuadraticForm:
         P = _blocks(spec, ws, d)
         R = _blocks(spec, elimination.weight_errors[k - 1], d)
         if act.separable:
-            alpha, beta = act.slope_interval
-            Fa_rows.append(E - alpha * P)
-            Fb_rows.append(beta * P - E)
-            Ra_rows.append(abs(alpha) * R)
-            Rb_rows.append(abs(beta) * R)
+            alpha, beta = act.neuron_slopes(d)  # per neuron: narrowed over a region by RegionSlopes
+            A, B = sparse.diags(alpha), sparse.diags(beta)
+            Fa_rows.append(E - A @ P)
+            Fb_rows.append(B @ P - E)
+            Ra_rows.append(abs(A) @ R)
+            Rb_rows.append(abs(B) @ R)
             groups += [np.array([row + i]) for i in range(d)]
             labels += [f"layer {k} neuron {i}" for i in range(d)]
         elif act.firmly_nonexpansive:

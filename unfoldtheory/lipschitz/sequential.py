@@ -43,7 +43,7 @@ def sequential_multipliers(layers: list[ChainLayer], C: np.ndarray, factors: np.
             if chol is None:
                 return None
             Q = forward_solve(chol, layer.W.T)  # W (−Txx)⁻¹ Wᵀ = QᵀQ
-            top = float(np.linalg.eigvalsh(Q.T @ Q)[-1]) * layer.beta**2
+            top = float(np.linalg.eigvalsh(Q.T @ Q)[-1]) * float(np.max(layer.beta**2))
             # a (numerically) zero W puts no constraint on λ_k: it then takes the scale of the state block so
             # far, and the search tunes it. Both sides of the test scale alike with the multipliers (an
             # absolute cut-off on `top` alone would drop the coupling once the multipliers are large).
