@@ -77,7 +77,7 @@ class Activation(ABC):
         Every difference quotient ``(φ(a) − φ(b))/(a − b)`` with ``a ≠ b`` in ``[lower_i, upper_i]`` lies in
         ``[α_i, β_i]``. The default is the declared interval everywhere; the piecewise-linear built-ins narrow
         it to the slope of the one piece that contains the interval (``proofs/local_slopes.py``)."""
-        lo, hi = _interval_arrays(lower, upper)
+        lo, _ = _interval_arrays(lower, upper)
         return self.neuron_slopes(lo.shape[0])
 
     def fixed_piece(self, lower: Any, upper: Any) -> np.ndarray:

@@ -7,3 +7,6 @@ the spec over a region is bounded by :func:`unfoldtheory.lipschitz.forward_error
 """
 
 QUANTITY = "Lipschitz constant of the input-output map (l2), exact arithmetic on the float64 spec"
+
+LOCAL_QUANTITY = ("Lipschitz constant of the input-output map (l2) over the region, exact arithmetic on the float64 "
+                  "spec")

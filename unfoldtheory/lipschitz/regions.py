@@ -185,7 +185,8 @@ class Box(Region):
         return float(np.linalg.norm(self.upper - self.lower))
 
     def __repr__(self) -> str:
-        return f"Box(<{self.input_dim}>, widths in [{np.min(self.upper - self.lower):.3g}, {np.max(self.upper - self.lower):.3g}])"
+        widths = self.upper - self.lower
+        return f"Box(<{self.input_dim}>, widths in [{np.min(widths):.3g}, {np.max(widths):.3g}])"
 
 
 __all__ = ["NORMS", "Ball", "Box", "Region"]

@@ -150,8 +150,6 @@ def _classify(act: Activation, lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarr
     rows = np.flatnonzero(kinds == UNSTABLE)
     if rows.size == 0:
         return kinds, offset, None
-    if isinstance(act, Identity):
-        return kinds, offset, act
     return kinds, offset, RegionSlopes(_subset(act, rows), lo[rows], hi[rows])
 
 
