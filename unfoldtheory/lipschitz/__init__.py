@@ -13,6 +13,10 @@
   what any method that only uses the slope restrictions can at best certify; for larger nets
   :func:`agnostic_floor` climbs to a pattern whose ``‖J(D)‖`` such methods cannot go below.
 
+**Local constants** over an input region (:class:`Ball`, :class:`Box`): :func:`preactivation_bounds` propagates
+rigorous intervals for every neuron (interval arithmetic, then CROWN), :func:`restrict` removes the neurons whose
+slope is fixed over the region, and :func:`local_upper_bound` certifies the restricted spec with the methods above.
+
 Every function takes a :class:`~unfoldtheory.spec.NetworkSpec` and returns a
 :class:`~unfoldtheory.results.Bound`.
 """
@@ -26,10 +30,14 @@ import numpy as np
 from unfoldtheory.activations import declaration_caveats
 from unfoldtheory.lipschitz.agnostic import activation_agnostic, agnostic_floor
 from unfoldtheory.lipschitz.averaged import averaged_bound
+from unfoldtheory.lipschitz.bound_propagation import PreactivationBounds, preactivation_bounds
 from unfoldtheory.lipschitz.first_order import first_order_bound
+from unfoldtheory.lipschitz.local import local_upper_bound
 from unfoldtheory.lipschitz.lower import lower_bound
 from unfoldtheory.lipschitz.product import product_bound
 from unfoldtheory.lipschitz.quadratic_form import quadratic_form
+from unfoldtheory.lipschitz.regions import Ball, Box, Region
+from unfoldtheory.lipschitz.restriction import Restriction, restrict
 from unfoldtheory.lipschitz.sdp import sdp_bound
 from unfoldtheory.lipschitz.sequential import sequential_bound
 from unfoldtheory.results import Bound
@@ -41,8 +49,9 @@ STRUCTURED_SDP = 400
 
 METHODS = ("product", "averaged", "sequential", "first-order", "sdp", "best")
 
-__all__ = ["METHODS", "STRUCTURED_SDP", "activation_agnostic", "agnostic_floor", "averaged_bound", "first_order_bound",
-           "lower_bound", "product_bound", "sdp_bound", "sequential_bound", "upper_bound"]
+__all__ = ["METHODS", "STRUCTURED_SDP", "Ball", "Box", "PreactivationBounds", "Region", "Restriction", "activation_agnostic",
+           "agnostic_floor", "averaged_bound", "first_order_bound", "local_upper_bound", "lower_bound",
+           "preactivation_bounds", "product_bound", "restrict", "sdp_bound", "sequential_bound", "upper_bound"]
 
 
 def _sdp_with_fallback(spec: NetworkSpec, max_size: int, time_budget: float | None = None,

@@ -1,0 +1,239 @@
+"""Rigorous pre-activation bounds (``unfoldtheory.lipschitz.bound_propagation``): interval and CROWN.
+
+Independent routes: sampled float pre-activations, exact rational evaluation (``unfoldtheory.oracle.preactivations``),
+the exact range of an affine map, and exact checks of every relaxation line.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+from unfoldtheory import testing as ut
+from unfoldtheory.activations import Activation, BoxProjection, GroupSoftThreshold, Identity, ReLU, SoftThreshold
+from unfoldtheory.lipschitz.bound_propagation import PreactivationBounds, preactivation_bounds
+from unfoldtheory.lipschitz.linear_relaxation import nonaffine, pieces, relaxation
+from unfoldtheory.lipschitz.regions import Ball, Box, Region
+from unfoldtheory.oracle.preactivations import bounds_contain, relaxation_holds
+from unfoldtheory.spec import Layer, NetworkSpec
+
+METHODS = ("interval", "crown")
+
+
+@st.composite
+def regions(draw: st.DrawFn, m: int, scale: float = 2.0) -> Region:
+    center = draw(hnp.arrays(np.float64, m, elements=st.floats(-scale, scale)))
+    radius = draw(st.floats(0.0, 1.0))
+    kind = draw(st.sampled_from(["l2", "linf", "box"]))
+    if kind == "box":
+        widths = draw(hnp.arrays(np.float64, m, elements=st.floats(0.0, 1.0)))
+        return Box(center - radius * widths, center + radius * widths)
+    return Ball(center, radius, 2 if kind == "l2" else np.inf)
+
+
+@st.composite
+def graph_specs(draw: st.DrawFn) -> NetworkSpec:
+    """Small specs with every built-in activation, input injection, skip (momentum) edges and biases."""
+    m, n, K = draw(st.integers(1, 3)), draw(st.integers(1, 4)), draw(st.integers(1, 4))
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    layers = []
+    for k in range(1, K + 1):
+        d = 2 * n if draw(st.booleans()) else n
+        kind = draw(st.sampled_from(["st", "relu", "box", "identity", "gst"]))
+        act: Activation
+        if kind == "st":
+            act = SoftThreshold(np.abs(rng.standard_normal(d)) * 0.3)
+        elif kind == "relu":
+            act = ReLU()
+        elif kind == "box":
+            act = BoxProjection(draw(st.sampled_from([-0.5, -np.inf])), draw(st.sampled_from([0.7, np.inf])))
+        elif kind == "identity":
+            act = Identity()
+        else:
+            d = 2 * n
+            act = GroupSoftThreshold.contiguous(0.3, d, 2)
+        dims = [m] + [lay.resolved_dim("x") for lay in layers]
+        sources = {0, k - 1} | ({k - 2} if k >= 2 and draw(st.booleans()) else set())
+        weights = {j: rng.standard_normal((d, dims[j])) * 0.7 for j in sorted(sources)}
+        layers.append(Layer(weights, act, 0.3 * rng.standard_normal(d)))
+    return NetworkSpec(m, layers, name="graph spec")
+
+
+def _float_contains(b: PreactivationBounds, spec: NetworkSpec, Y: np.ndarray) -> None:
+    """Float pre-activations lie inside up to their own rounding (a relative 1e-12: the exact check is elsewhere)."""
+    for k, (P, lo, hi) in enumerate(zip(spec.preactivations(Y), b.lower, b.upper, strict=True), start=1):
+        tol = 1e-12 * (1.0 + np.abs(P))
+        assert np.all(P >= lo - tol) and np.all(P <= hi + tol), f"layer {k} ({b.method}): a sample lies outside"
+
+
+# ---------------------------------------------------------------------------- containment
+@settings(max_examples=40, deadline=None)
+@given(st.one_of(ut.unrolled_specs(m=st.integers(1, 4), n=st.integers(1, 5), K=st.integers(1, 3),
+                                   activation=st.sampled_from(["soft_threshold", "relu"]),
+                                   per_coordinate_thresholds=True, max_norm=1.5),
+                 graph_specs()), st.data())
+def test_bounds_contain_sampled_preactivations(spec, data):
+    region = data.draw(regions(spec.input_dim))
+    Y = np.vstack([region.sample(200, rng=1), region.project(region.enclosing_box()[0])])
+    for method in METHODS:
+        b = preactivation_bounds(spec, region, method=method)
+        assert b.method == method and b.seconds >= 0
+        _float_contains(b, spec, Y)
+
+
+@settings(max_examples=30, deadline=None)
+@given(ut.unrolled_specs(m=st.integers(1, 3), n=st.integers(1, 3), K=st.integers(1, 3),
+                         activation=st.sampled_from(["soft_threshold", "relu"]), per_coordinate_thresholds=True,
+                         max_norm=1.5), st.data())
+def test_bounds_contain_exact_rational_preactivations(spec, data):
+    region = data.draw(regions(spec.input_dim))
+    Y = region.sample(6, rng=2)
+    for method in METHODS:
+        b = preactivation_bounds(spec, region, method=method)
+        assert all(bounds_contain(b, spec, y) for y in Y)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.one_of(ut.adversarial_specs(), ut.cancelling_identity_specs(), ut.near_singular_specs(),
+                 ut.scaled_specs().map(lambda t: t[1])), st.data())
+def test_adversarial_scales_contain_exact_preactivations(spec, data):
+    region = data.draw(regions(spec.input_dim, scale=1.0))
+    Y = region.sample(4, rng=3)
+    bounds = [preactivation_bounds(spec, region, method=m) for m in METHODS]  # RuntimeWarnings fail (pytest config)
+    for b in bounds:
+        assert all(not np.any(np.isnan(x)) for x in (*b.lower, *b.upper))
+        assert all(bounds_contain(b, spec, y) for y in Y)
+
+
+# ---------------------------------------------------------------------------- tightness and exactness
+@settings(max_examples=30, deadline=None)
+@given(st.one_of(ut.unrolled_specs(m=st.integers(1, 4), n=st.integers(1, 6), K=st.integers(1, 4),
+                                   activation=st.sampled_from(["soft_threshold", "relu"])), graph_specs()), st.data())
+def test_crown_is_inside_interval_neuron_by_neuron(spec, data):
+    region = data.draw(regions(spec.input_dim))
+    ibp = preactivation_bounds(spec, region, method="interval")
+    crown = preactivation_bounds(spec, region, method="crown")
+    for lo_i, hi_i, lo_c, hi_c in zip(ibp.lower, ibp.upper, crown.lower, crown.upper, strict=True):
+        assert np.all(lo_c >= lo_i) and np.all(hi_c <= hi_i) and np.all(lo_c <= hi_c)
+    assert all(c <= i for c, i in zip(crown.unstable_counts(spec), ibp.unstable_counts(spec), strict=True))
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.integers(1, 4), st.integers(1, 4), st.integers(1, 4), st.integers(0, 2**32 - 1), st.data())
+def test_linear_layers_are_exact_up_to_rounding(m, n, K, seed, data):
+    """With identity activations every ``v_k`` is affine, ``M_k y + v_k(0)``; CROWN gives its exact range over the region
+    (``M_k`` from unit vectors, an independent route), interval arithmetic does not when layers mix."""
+    rng = np.random.default_rng(seed)
+    layers, dims = [], [m]
+    for k in range(1, K + 1):
+        srcs = sorted({0, k - 1} | ({k - 2} if k >= 2 else set()))
+        layers.append(Layer({j: rng.standard_normal((n, dims[j])) for j in srcs}, Identity(), rng.standard_normal(n)))
+        dims.append(n)
+    spec = NetworkSpec(m, layers)
+    region = data.draw(regions(m))
+    b = preactivation_bounds(spec, region, method="crown")
+    if isinstance(region, Ball):
+        c, r = region.center, region.radius
+    else:
+        c, r = 0.5 * (region.lower + region.upper), 0.5 * (region.upper - region.lower)
+    base = spec.preactivations(c)
+    unit = spec.preactivations(c + np.eye(m))
+    for k in range(K):
+        M = (unit[k] - base[k]).T  # exact up to rounding: the map is affine
+        if isinstance(region, Ball):
+            spread = r * np.linalg.norm(M, ord=2 if region.norm == 2 else 1, axis=1)
+        else:
+            spread = np.abs(M) @ r
+        scale = 1.0 + np.abs(base[k][0]) + spread + np.abs(M).sum(axis=1) * (1 + np.abs(c).max())
+        assert np.all(np.abs(b.lower[k] - (base[k][0] - spread)) <= 1e-10 * scale)
+        assert np.all(np.abs(b.upper[k] - (base[k][0] + spread)) <= 1e-10 * scale)
+
+
+def test_unstable_counts_match_the_kinks():
+    spec = NetworkSpec(2, [Layer({0: np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])}, ReLU(), np.array([0.0, 5.0, -5.0]))])
+    b = preactivation_bounds(spec, Ball(np.zeros(2), 1.0))
+    assert b.unstable_counts(spec) == (1,)  # v = y1 straddles 0; y2 + 5 > 0; y1 + y2 − 5 < 0
+    assert b.lower[0][0] <= -1.0 <= 1.0 <= b.upper[0][0]
+    assert b.width()["infinite"] == 0 and b.width()["per_layer_mean"][0] > 0
+    assert nonaffine(SoftThreshold(0.0), np.array([-1.0]), np.array([1.0])).tolist() == [False]  # θ = 0: identity
+
+
+# ---------------------------------------------------------------------------- relaxations, exactly
+_ENDS = st.one_of(st.floats(-5, 5), st.sampled_from([-np.inf, np.inf, 0.0, 1e-300, -1e300, 1e300]))
+
+
+@st.composite
+def activations(draw: st.DrawFn, d: int) -> Activation:
+    kind = draw(st.sampled_from(["st", "relu", "box", "identity"]))
+    if kind == "st":
+        return SoftThreshold(draw(hnp.arrays(np.float64, d, elements=st.floats(0, 3))))
+    if kind == "relu":
+        return ReLU()
+    if kind == "box":
+        lo = draw(st.sampled_from([-np.inf, -1.0, 0.3]))
+        return BoxProjection(lo, draw(st.sampled_from([np.inf, max(lo, 0.0) + 0.5])))
+    return Identity()
+
+
+@settings(max_examples=60, deadline=None)
+@given(hnp.arrays(np.float64, 6, elements=_ENDS), hnp.arrays(np.float64, 6, elements=_ENDS), st.data())
+def test_relaxation_lines_hold_exactly(a, b, data):
+    lo, hi = np.minimum(a, b), np.maximum(a, b)
+    lo, hi = np.where(lo == np.inf, 1e300, lo), np.where(hi == -np.inf, -1e300, hi)
+    act = data.draw(activations(6))
+    rel = relaxation(act, lo, hi)
+    p = pieces(act, 6)
+    finite_lo = np.where(np.isfinite(lo), lo, -1e300)
+    finite_hi = np.where(np.isfinite(hi), hi, 1e300)
+    rng = np.random.default_rng(0)
+    pts = [finite_lo, finite_hi, *np.clip(p.kinks, finite_lo, finite_hi),
+           *(finite_lo + (finite_hi - finite_lo) * rng.random((4, 6)) for _ in range(1))]
+    with np.errstate(over="ignore", invalid="ignore"):
+        pts.append(np.clip(0.5 * finite_lo + 0.5 * finite_hi, finite_lo, finite_hi))
+    T = np.vstack([np.clip(np.where(np.isfinite(t), t, 0.0), finite_lo, finite_hi) for t in pts])
+    assert relaxation_holds(act, rel.a_l, rel.c_l, rel.a_u, rel.c_u, T).all()
+    stable = ~nonaffine(act, lo, hi)
+    assert np.all(rel.a_l[stable] == rel.a_u[stable]) and np.all(rel.c_l[stable] == rel.c_u[stable])
+
+
+def test_relaxation_is_the_chord_and_the_tangent_for_relu():
+    rel = relaxation(ReLU(), np.array([-1.0, -3.0]), np.array([3.0, 1.0]))
+    assert rel.a_u[0] == pytest.approx(0.75) and rel.c_u[0] == pytest.approx(0.75)
+    assert (rel.a_l[0], rel.a_l[1]) == (1.0, 0.0)  # CROWN: slope 1 when u ≥ −l, else 0
+
+
+@settings(max_examples=30, deadline=None)
+@given(hnp.arrays(np.float64, 6, elements=st.floats(-3, 3)), hnp.arrays(np.float64, 6, elements=st.floats(0, 2)),
+       st.floats(0.0, 2.0))
+def test_group_soft_threshold_relaxation_holds_at_samples(center, width, theta):
+    act = GroupSoftThreshold.contiguous(theta, 6, 3)
+    lo, hi = center - width, center + width
+    rel = relaxation(act, lo, hi)
+    V = lo + (hi - lo) * np.random.default_rng(1).random((400, 6))
+    Z = act(V)
+    tol = 1e-12 * (1 + np.abs(V))
+    assert np.all(rel.a_l * V + rel.c_l <= Z + tol) and np.all(Z <= rel.a_u * V + rel.c_u + tol)
+
+
+# ---------------------------------------------------------------------------- bad input
+class _Tanhish(Activation):
+    name = "my_clip"
+
+    def __call__(self, v):
+        return np.clip(v, -1.0, 1.0)
+
+
+def test_bad_input_is_refused():
+    spec = NetworkSpec(2, [Layer({0: np.eye(2)}, ReLU())])
+    with pytest.raises(ValueError, match="unknown bound propagation method 'lp'"):
+        preactivation_bounds(spec, Ball(np.zeros(2), 1.0), method="lp")
+    with pytest.raises(ValueError, match="input dimension 3"):
+        preactivation_bounds(spec, Ball(np.zeros(3), 1.0))
+    with pytest.raises(TypeError, match="Region"):
+        preactivation_bounds(spec, np.zeros(2))
+    user = NetworkSpec(2, [Layer({0: np.eye(2)}, ReLU()), Layer({1: np.eye(2)}, _Tanhish())])
+    with pytest.raises(ValueError, match=r"built-in activation: layer 2 .*my_clip"):
+        preactivation_bounds(user, Box(-np.ones(2), np.ones(2)))
