@@ -20,7 +20,7 @@ from unfoldtheory.activations import (
     SoftThreshold,
     from_config,
 )
-from unfoldtheory.lipschitz import upper_bound
+from unfoldtheory.lipschitz import sdp_bound, upper_bound
 from unfoldtheory.lipschitz.bound_propagation import preactivation_bounds
 from unfoldtheory.lipschitz.local import local_upper_bound
 from unfoldtheory.lipschitz.regions import Ball, Box
@@ -93,12 +93,31 @@ def test_restricted_spec_computes_the_original_on_the_region(spec, radius, seed)
     rng = np.random.default_rng(seed)
     region = Ball(rng.standard_normal(spec.input_dim), radius)
     bounds = _bounds(spec, region)
-    restriction = restrict(spec, bounds.lower, bounds.upper)
     Y = region.sample(64, rng)
     out = spec.evaluate(Y)
-    again = restriction.spec.evaluate(Y) + restriction.output_offset
-    assert np.allclose(out, again, rtol=1e-9, atol=1e-9 * (1 + np.abs(out).max()))
-    assert restriction.stable + restriction.unstable == sum(spec.dims[1:])
+    for keep_linear in (False, True):
+        restriction = restrict(spec, bounds.lower, bounds.upper, keep_linear=keep_linear)
+        again = restriction.spec.evaluate(Y) + restriction.output_offset
+        assert np.allclose(out, again, rtol=1e-9, atol=1e-9 * (1 + np.abs(out).max()))
+        assert restriction.stable + restriction.unstable == sum(spec.dims[1:])
+
+
+@FAST
+@given(ut.unrolled_specs(max_layers=4, min_threshold=0.05), st.sampled_from([0.05, 0.5]), st.integers(0, 2**31))
+def test_chain_form_of_the_restriction_is_never_worse_than_the_global_lmi(spec, radius, seed):
+    rng = np.random.default_rng(seed)
+    region = Ball(rng.standard_normal(spec.input_dim), radius)
+    local = local_upper_bound(spec, region, method="sequential")
+    assert local.certified
+    Y = region.sample(64, rng)
+    assert local.value >= max(np.linalg.norm(spec.jacobian(y), 2) for y in Y) * (1 - 1e-9)
+    # the chain form drops the constant neurons' columns and keeps the others' global terms: a restriction of the
+    # global LMI to a subspace, so its optimum is no larger
+    bounds = preactivation_bounds(spec, region)
+    chain = restrict(spec, bounds.lower, bounds.upper, keep_linear=True)
+    if chain.linear:
+        return
+    assert sdp_bound(chain.spec).value <= sdp_bound(spec).value * (1 + 1e-4) + 1e-12
 
 
 @FAST
@@ -108,16 +127,18 @@ def test_local_upper_bound_is_above_sampled_jacobians_and_pairs_and_below_global
     rng = np.random.default_rng(seed)
     region = Ball(rng.standard_normal(spec.input_dim), radius, norm=norm)
     local = local_upper_bound(spec, region, method="sdp")
-    assert local.certified
+    best = local_upper_bound(spec, region)
+    assert local.certified and best.certified
     Y = region.sample(128, rng)
     jac = max(np.linalg.norm(spec.jacobian(y), 2) for y in Y)
-    assert local.value >= jac * (1 - 1e-9)
     A, B = Y[:64], Y[64:]
     moved = np.linalg.norm(A - B, axis=1) > 1e-12
     ratios = np.linalg.norm(spec.evaluate(A) - spec.evaluate(B), axis=1)[moved] / np.linalg.norm(A - B, axis=1)[moved]
-    assert local.value >= ratios.max(initial=0.0) * (1 - 1e-9)
+    for bound in (local, best):
+        assert bound.value >= jac * (1 - 1e-9)
+        assert bound.value >= ratios.max(initial=0.0) * (1 - 1e-9)
     glob = upper_bound(spec, "sdp")
-    # the restricted LMI is a relaxation of the global one with fewer free slopes: its optimum is no larger
+    # the restricted LMI is the global one on a subspace with narrower slope ranges: its optimum is no larger
     assert local.value <= glob.value * (1 + 1e-4) + 1e-12
 
 

@@ -33,6 +33,8 @@ from unfoldtheory.validation import time_budget_seconds
 #: Up to this many unstable neurons the restricted spec's slope patterns are also enumerated (2**n Jacobians):
 #: the tightest bound any slope-based certificate can give there.
 VERTEX_LIMIT = 12
+#: Up to this LipSDP matrix size "best" solves the restricted problem exactly by the structured interior-point method.
+LOCAL_STRUCTURED_SDP = 600
 
 
 def _region_bounds(spec: NetworkSpec, region: Region, bounds: PreactivationBounds | None,
@@ -49,8 +51,63 @@ def _region_bounds(spec: NetworkSpec, region: Region, bounds: PreactivationBound
         return None, f"no bound propagation ({exc}); the global certificate is used over the region"
 
 
+def _is_chain(spec: NetworkSpec) -> bool:
+    """Whether the chain methods apply (layer k reads state k − 1 and/or the input; the read-out the last state)."""
+    from unfoldtheory.lipschitz.chain import chain_layers
+
+    try:
+        chain_layers(spec)
+    except ValueError:
+        return False
+    return True
+
+
+def _candidates(spec: NetworkSpec, pre: PreactivationBounds, restriction: Restriction, method: str,
+                budget: float) -> tuple[list[Bound], dict[str, str]]:
+    """The certificates tried on the restricted spec (module docstring), and why others were skipped."""
+    from unfoldtheory.lipschitz import STRUCTURED_SDP, product_bound, sdp_bound, upper_bound
+
+    start = time.perf_counter()
+
+    def remaining() -> float:
+        return max(budget - (time.perf_counter() - start), 1e-3)
+
+    skipped: dict[str, str] = {}
+    if method in ("sequential", "first-order"):  # the chain methods need the chain form
+        chain = restrict(spec, pre.lower, pre.upper, keep_linear=True)
+        if not _is_chain(chain.spec):
+            raise ValueError(f"method {method!r} needs a chain with input injection; the restricted spec is not one")
+        return [upper_bound(chain.spec, method, time_budget=budget)], skipped
+    if method != "best":
+        return [upper_bound(restriction.spec, method, time_budget=budget)], skipped
+    candidates = [product_bound(restriction.spec)]
+    size = spec.input_dim + restriction.unstable
+    if size <= LOCAL_STRUCTURED_SDP:
+        candidates.append(sdp_bound(restriction.spec, solver="structured", max_size=LOCAL_STRUCTURED_SDP,
+                                    time_budget=remaining()))
+    else:
+        skipped["sdp"] = f"the restricted LipSDP matrix has {size} > {LOCAL_STRUCTURED_SDP} rows"
+    exact_sdp = any(b.certified and b.details.get("status") == "optimal" for b in candidates[1:])
+    if exact_sdp:
+        skipped["first-order"] = "the restricted LipSDP-Neuron problem was solved exactly"
+    elif _is_chain(chain := restrict(spec, pre.lower, pre.upper, keep_linear=True).spec):
+        candidates.append(upper_bound(chain, "best", time_budget=remaining(),
+                                      max_sdp_size=min(STRUCTURED_SDP, LOCAL_STRUCTURED_SDP)))
+    else:
+        skipped["first-order"] = "the spec is not a chain with input injection"
+    if restriction.unstable <= VERTEX_LIMIT:
+        try:
+            candidates.append(activation_agnostic(restriction.spec, max_neurons=VERTEX_LIMIT))
+        except ValueError as exc:  # a non-separable block stays: no vertex enumeration
+            skipped["vertices"] = str(exc)
+    else:
+        skipped["vertices"] = f"{restriction.unstable} > {VERTEX_LIMIT} unstable neurons"
+    return candidates, skipped
+
+
 def local_upper_bound(spec: NetworkSpec, region: Region, *, method: str = "best", time_budget: float = 10.0,
-                      bounds: PreactivationBounds | None = None, propagation: str = "crown") -> Bound:
+                      bounds: PreactivationBounds | None = None, propagation: str = "crown",
+                      global_bound: Bound | None = None) -> Bound:
     """A certified upper bound on the ℓ2 Lipschitz constant of ``spec`` restricted to ``region`` (module docstring).
 
     Parameters
@@ -58,12 +115,20 @@ def local_upper_bound(spec: NetworkSpec, region: Region, *, method: str = "best"
     spec, region:
         The network and a :class:`~.regions.Ball` or :class:`~.regions.Box` of inputs.
     method:
-        The certificate run on the restricted spec (a method of :func:`~unfoldtheory.lipschitz.upper_bound`).
+        ``"best"`` (default): the product bound of the restricted spec, its exact LipSDP-Neuron optimum by the
+        structured interior-point method when the matrix has at most ``LOCAL_STRUCTURED_SDP`` rows, otherwise the
+        sequential and first-order methods on the chain form (:func:`~.restriction.restrict` with
+        ``keep_linear=True``), and the vertex enumeration when at most ``VERTEX_LIMIT`` neurons are unstable;
+        the smallest certified one is returned. Any other method of :func:`~unfoldtheory.lipschitz.upper_bound`
+        runs on the restricted spec alone.
     time_budget:
-        Seconds for that certificate.
+        Seconds for the certificates.
     bounds:
         Pre-activation bounds valid over the region, if already computed (e.g. ``method="interval"`` for the
         plain IBP baseline); by default :func:`~.bound_propagation.preactivation_bounds` with ``propagation``.
+    global_bound:
+        A certified upper bound on the global constant, if the caller has one: it bounds the local constant too,
+        and is returned when it is smaller.
 
     ``details`` holds the numbers of unstable and stable neurons, the bound-propagation method and time, and the
     candidates tried; ``certificate`` the pre-activation bounds and the inner certificate, from which the
@@ -76,6 +141,8 @@ def local_upper_bound(spec: NetworkSpec, region: Region, *, method: str = "best"
         raise TypeError(f"local_upper_bound takes a NetworkSpec, got {type(spec).__name__}")
     if not isinstance(region, Region):
         raise TypeError(f"local_upper_bound takes a Region (Ball or Box), got {type(region).__name__}")
+    if global_bound is not None and not (isinstance(global_bound, Bound) and global_bound.kind == "upper"):
+        raise TypeError("global_bound must be an upper Bound on the global Lipschitz constant")
     region.check_dim(spec.input_dim)
     budget = time_budget_seconds(time_budget)
     pre, note = _region_bounds(spec, region, bounds, propagation)
@@ -89,16 +156,17 @@ def local_upper_bound(spec: NetworkSpec, region: Region, *, method: str = "best"
                       {"jacobian": restriction.jacobian()}, 0.0,
                       {} if value < float("inf") else {"reason": "the Jacobian or its rounding bound overflows float64"})
         return _local(inner, spec, region, pre, restriction, start, {})
-    candidates = [upper_bound(restriction.spec, method, time_budget=budget)]
-    if restriction.unstable <= VERTEX_LIMIT:
-        try:
-            candidates.append(activation_agnostic(restriction.spec, max_neurons=VERTEX_LIMIT))
-        except ValueError as exc:  # a non-separable block stays: no vertex enumeration
-            candidates[0] = candidates[0].replace(details={**candidates[0].details, "vertices": str(exc)})
+    candidates, skipped = _candidates(spec, pre, restriction, method, budget)
+    if global_bound is not None:
+        candidates.append(global_bound.replace(method=f"global {global_bound.method}"))
     certified = [b for b in candidates if b.certified]
     inner = min(certified or candidates, key=lambda b: b.value)
-    summary = {b.method: {"value": b.value, "certified": b.certified} for b in candidates}
-    return _local(inner, spec, region, pre, restriction, start, {"candidates": summary})
+    summary = {_label(b): {"value": b.value, "certified": b.certified, "seconds": b.seconds} for b in candidates}
+    return _local(inner, spec, region, pre, restriction, start, {"candidates": summary, "skipped": skipped})
+
+
+def _label(bound: Bound) -> str:
+    return f"{bound.method} ({bound.details['solver']})" if "solver" in bound.details else bound.method
 
 
 def _local(inner: Bound, spec: NetworkSpec, region: Region, pre: PreactivationBounds | None,
@@ -118,4 +186,4 @@ def _local(inner: Bound, spec: NetworkSpec, region: Region, pre: PreactivationBo
                  time.perf_counter() - start, details)
 
 
-__all__ = ["VERTEX_LIMIT", "local_upper_bound"]
+__all__ = ["LOCAL_STRUCTURED_SDP", "VERTEX_LIMIT", "local_upper_bound"]

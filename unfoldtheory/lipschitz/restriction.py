@@ -62,6 +62,7 @@ class Restriction:
     source: NetworkSpec
     kinds: tuple[np.ndarray, ...]
     output_offset: np.ndarray
+    constant_output: bool = False  # the read-out reads only constant neurons
 
     @property
     def unstable(self) -> int:
@@ -75,8 +76,8 @@ class Restriction:
 
     @property
     def linear(self) -> bool:
-        """True when no neuron is unstable: ``f`` is affine on the set."""
-        return self.unstable == 0
+        """True when ``f`` is affine on the set: no neuron is unstable, or the output reads only constant ones."""
+        return self.unstable == 0 or self.constant_output
 
     @cached_property
     def jacobian_upper(self) -> float:
@@ -84,6 +85,8 @@ class Restriction:
         ``|J − Ĵ| ≤ E`` from :func:`~.elimination.linear_map` (``‖J‖ ≤ ‖Ĵ‖ + ‖J − Ĵ‖₂ ≤ ‖Ĵ‖ + ‖E‖_F``)."""
         if not self.linear:
             raise ValueError(f"the restriction has {self.unstable} unstable neurons: the map is not affine on the set")
+        if self.constant_output:
+            return 0.0
         J, E = linear_map(self.spec)
         if not (np.all(np.isfinite(J)) and np.all(np.isfinite(E))):
             return float("inf")
@@ -93,6 +96,8 @@ class Restriction:
         """The (computed) Jacobian of the affine map (``linear`` only)."""
         if not self.linear:
             raise ValueError(f"the restriction has {self.unstable} unstable neurons: the map is not affine on the set")
+        if self.constant_output:
+            return np.zeros((self.spec.output_dim, self.spec.input_dim))
         return linear_map(self.spec)[0]
 
 
@@ -122,9 +127,23 @@ def _subset(act: Activation, rows: np.ndarray) -> Activation:
     return act  # ReLU, Identity: no per-coordinate parameters
 
 
-def _classify(act: Activation, lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray, Activation | None]:
-    """Per neuron: kind, offset (``z = v + c`` for linear, ``z = c`` for constant neurons), and the activation of the
-    unstable ones (None when there are none)."""
+def _classify(act: Activation, lo: np.ndarray, hi: np.ndarray,
+              keep_linear: bool = False) -> tuple[np.ndarray, np.ndarray, Activation | None, np.ndarray]:
+    """Per neuron: kind, offset (``z = v + c`` for linear, ``z = c`` for constant neurons), the activation of the
+    neurons that keep a state of their own (None when there are none) and their rows: the unstable ones, and with
+    ``keep_linear`` the linear ones too (slope range [1, 1])."""
+    kinds, offset, act_free = _kinds(act, lo, hi)
+    if keep_linear and not isinstance(act, Identity) and np.any(kinds == LINEAR) and is_builtin(act) and act.separable:
+        rows = np.flatnonzero(kinds != CONSTANT)
+        # a linear neuron keeps the activation's global range: its multiplier term is then the global one, so the
+        # restricted LMI only loses the constant neurons' columns and can never be worse than the global LMI
+        linear = kinds[rows] == LINEAR
+        lo_kept, hi_kept = np.where(linear, -np.inf, lo[rows]), np.where(linear, np.inf, hi[rows])
+        return kinds, offset, RegionSlopes(_subset(act, rows), lo_kept, hi_kept), rows
+    return kinds, offset, act_free, np.flatnonzero(kinds == UNSTABLE)
+
+
+def _kinds(act: Activation, lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray, Activation | None]:
     d = lo.shape[0]
     if isinstance(act, GroupSoftThreshold):
         kinds, offset = np.full(d, UNSTABLE), np.zeros(d)
@@ -153,10 +172,14 @@ def _classify(act: Activation, lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarr
     return kinds, offset, RegionSlopes(_subset(act, rows), lo[rows], hi[rows])
 
 
-def restrict(spec: NetworkSpec, lower: Sequence[Any], upper: Sequence[Any]) -> Restriction:
+def restrict(spec: NetworkSpec, lower: Sequence[Any], upper: Sequence[Any], *, keep_linear: bool = False) -> Restriction:
     """Restrict ``spec`` to the inputs whose pre-activations lie in ``[lower[k-1], upper[k-1]]`` (module docstring).
 
     ``lower``/``upper`` hold one array of shape ``(d_k,)`` per layer; entries may be ±inf (no bound).
+    ``keep_linear=True`` keeps the linear neurons in their layer's state, with the activation's global slope range,
+    instead of substituting them: the restricted spec is then a chain whenever ``spec`` is one, which the chain
+    methods (sequential, first-order) need, and its LipSDP-Neuron matrix is the global one without the constant
+    neurons (a restriction to a subspace, so its optimum is no larger than the global optimum).
     """
     if not isinstance(spec, NetworkSpec):
         raise TypeError(f"restrict takes a NetworkSpec, got {type(spec).__name__}")
@@ -187,11 +210,11 @@ def restrict(spec: NetworkSpec, lower: Sequence[Any], upper: Sequence[Any]) -> R
 
     for k, (ws, b, act, lo, hi) in enumerate(zip(spec.weights, spec.biases, spec.activations, lows, highs, strict=True),
                                              start=1):
-        kinds, offset, free_act = _classify(act, lo, hi)
+        kinds, offset, free_act, free_rows = _classify(act, lo, hi, keep_linear)
         kinds_all.append(kinds)
         parts[k] = []
-        for kind, activation in ((LINEAR, Identity()), (UNSTABLE, free_act)):
-            rows = np.flatnonzero(kinds == kind)
+        linear_rows = np.setdiff1d(np.flatnonzero(kinds == LINEAR), free_rows)
+        for kind, activation, rows in ((LINEAR, Identity(), linear_rows), (UNSTABLE, free_act, free_rows)):
             if rows.size == 0:
                 continue
             base = b[rows] + (offset[rows] if kind == LINEAR else 0.0)
@@ -203,10 +226,11 @@ def restrict(spec: NetworkSpec, lower: Sequence[Any], upper: Sequence[Any]) -> R
     readout, out_offset = gather(spec.readout, None, np.zeros(spec.output_dim))
     if not layers:  # every neuron is constant: a zero state keeps the spec well formed
         layers.append(Layer({0: np.zeros((1, m))}, Identity(), None, 1))
-    if not readout:  # the output reads only constant states
+    constant_output = not readout
+    if constant_output:  # the output reads only constant states
         readout = {0: np.zeros((spec.output_dim, m))}
     restricted = NetworkSpec(m, layers, readout, name=f"{spec.name} (restricted)")
-    return Restriction(restricted, spec, tuple(kinds_all), out_offset)
+    return Restriction(restricted, spec, tuple(kinds_all), out_offset, constant_output)
 
 
 __all__ = ["CONSTANT", "LINEAR", "UNSTABLE", "Restriction", "restrict"]
