@@ -181,3 +181,23 @@ def test_bad_input_is_named():
         restrict(spec, [], [])
     with pytest.raises(ValueError, match="exceeds upper"):
         restrict(spec, [np.ones(2)], [np.zeros(2)])
+
+
+@settings(max_examples=15, deadline=None)
+@given(ut.unrolled_specs(m=st.integers(1, 3), n=st.integers(1, 3), K=st.integers(1, 3), min_threshold=0.05),
+       st.sampled_from([0.05, 0.5]), st.sampled_from(["sdp", "sequential"]), st.integers(0, 2**31))
+def test_local_lmi_certificates_pass_the_exact_oracle_on_the_restricted_spec(spec, radius, method, seed):
+    from fractions import Fraction
+
+    from unfoldtheory.oracle.lmi import lipsdp_certificate_holds
+
+    region = Ball(np.random.default_rng(seed).standard_normal(spec.input_dim), radius)
+    bound = local_upper_bound(spec, region, method=method)
+    assert bound.certified
+    cert = bound.certificate
+    if not isinstance(cert["inner"], dict) or "multipliers" not in cert["inner"]:
+        return  # affine on the region: no LMI
+    # rebuild the restricted spec from the certified pre-activation bounds, as a checker would
+    restriction = restrict(spec, cert["lower"], cert["upper"], keep_linear=method == "sequential")
+    assert lipsdp_certificate_holds(restriction.spec, cert["inner"]["multipliers"], cert["inner"]["rho"])
+    assert Fraction(bound.value) ** 2 >= Fraction(cert["inner"]["rho"])

@@ -78,13 +78,14 @@ def lipsdp_matrix(spec: NetworkSpec, multipliers: Any, rho: Any) -> q.RationalMa
     used = 0
     for k in kept[1:]:
         act = spec.activations[k - 1]
-        alpha, beta = (q.exact(x) for x in act.slope_interval)
+        if act.separable:  # per neuron (RegionSlopes narrows them over a region)
+            alphas, betas = ([q.exact(float(x)) for x in v] for v in act.neuron_slopes(dims[k]))
         for r in range(dims[k]):
             p = _row(pre[k], r, kept, dims)
             e = [Fraction(0)] * size
             e[offsets[k] + r] = Fraction(1)
             if act.separable:
-                weight = lam[used + r]
+                weight, alpha, beta = lam[used + r], alphas[r], betas[r]
                 fa = [ei - alpha * pi for ei, pi in zip(e, p, strict=True)]
                 fb = [beta * pi - ei for ei, pi in zip(e, p, strict=True)]
             else:  # ⟨Δz, Δv⟩ − ‖Δz‖² = Σ_r Δz_r (Δv_r − Δz_r), one multiplier for the block
