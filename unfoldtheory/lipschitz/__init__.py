@@ -15,7 +15,9 @@
 
 **Local constants** over an input region (:class:`Ball`, :class:`Box`): :func:`preactivation_bounds` propagates
 rigorous intervals for every neuron (interval arithmetic, then CROWN), :func:`restrict` removes the neurons whose
-slope is fixed over the region, and :func:`local_upper_bound` certifies the restricted spec with the methods above.
+slope is fixed over the region, and :func:`local_upper_bound` certifies the restricted spec with the methods above;
+:func:`local_lower_bound` finds a witness pair inside the region. :func:`exact_bound` searches the activation
+patterns of a piecewise-linear spec for its exact global constant (small nets).
 
 Every function takes a :class:`~unfoldtheory.spec.NetworkSpec` and returns a
 :class:`~unfoldtheory.results.Bound`.
@@ -31,8 +33,10 @@ from unfoldtheory.activations import declaration_caveats
 from unfoldtheory.lipschitz.agnostic import activation_agnostic, agnostic_floor
 from unfoldtheory.lipschitz.averaged import averaged_bound
 from unfoldtheory.lipschitz.bound_propagation import PreactivationBounds, preactivation_bounds
+from unfoldtheory.lipschitz.exact import exact_bound
 from unfoldtheory.lipschitz.first_order import first_order_bound
 from unfoldtheory.lipschitz.local import local_upper_bound
+from unfoldtheory.lipschitz.local_lower import local_lower_bound
 from unfoldtheory.lipschitz.lower import lower_bound
 from unfoldtheory.lipschitz.product import product_bound
 from unfoldtheory.lipschitz.quadratic_form import quadratic_form
@@ -50,7 +54,8 @@ STRUCTURED_SDP = 400
 METHODS = ("product", "averaged", "sequential", "first-order", "sdp", "best")
 
 __all__ = ["METHODS", "STRUCTURED_SDP", "Ball", "Box", "PreactivationBounds", "Region", "Restriction", "activation_agnostic",
-           "agnostic_floor", "averaged_bound", "first_order_bound", "local_upper_bound", "lower_bound",
+           "agnostic_floor", "averaged_bound", "exact_bound", "first_order_bound", "local_lower_bound", "local_upper_bound",
+           "lower_bound",
            "preactivation_bounds", "product_bound", "restrict", "sdp_bound", "sequential_bound", "upper_bound"]
 
 

@@ -94,7 +94,7 @@ def _rounding_margin(spec: NetworkSpec, layers: list[tuple[float, float, bool]])
     thetas = [0.0]
     for ws in spec.weights:
         g = gamma_bound(sum(spec.dims[j] for j in ws if j > 0) + len(ws))
-        thetas.append((max(thetas[j] for j in ws) * (1 + g) + g + 2 * _EPS) / (1 - _EPS) * (1 + 4 * _EPS))
+        thetas.append((max((thetas[j] for j in ws), default=0.0) * (1 + g) + g + 2 * _EPS) / (1 - _EPS) * (1 + 4 * _EPS))
     n_out = sum(spec.dims[k] for k in spec.readout if k > 0) + len(spec.readout)
     g = gamma_bound(n_out)
     theta = (max(thetas[k] for k in spec.readout) * (1 + g) + g) * (1 + 4 * _EPS)

@@ -56,6 +56,8 @@ over an upper bound on ``‖y₂ − y₁‖``. When that bound swamps the in-re
 same direction are tried (``details["segment"]``). A spec with a user-defined activation (no rounding bound), an
 overflowing evaluation, or a difference below float64's resolution gives ``certified=False`` with
 ``details["reason"]``.
+:func:`unfoldtheory.lipschitz.local_lower.local_lower_bound` runs stages 1–4 inside an input region (projected steps
+and moves, a ``_Domain`` for stage 4, segment caps in the certification).
 The points of stage 4 are proposals only, certified like any other: each lies strictly inside
 its region (the region is recomputed from the point, and a point on a kink is refused; the LP's
 centre has a positive margin in every pre-activation), so the segment above has positive length.
@@ -278,11 +280,19 @@ def _random_inputs(rng: np.random.Generator, count: int, m: int, scales: np.ndar
 
 
 def _ascent(net: _Net, Y: np.ndarray, scales: np.ndarray, steps: int, record: Callable[[np.ndarray], None],
-            deadline: float, radius: float) -> None:
-    """Smoothed, annealed ascent of ½‖J_τ(y) v‖² with v tracking the top right singular vector."""
+            deadline: float, radius: float, project: Callable[[np.ndarray], np.ndarray] | None = None,
+            pre_scale: float | None = None) -> None:
+    """Smoothed, annealed ascent of ½‖J_τ(y) v‖² with v tracking the top right singular vector.
+
+    Globally the steps are relative to ``max(scale, ‖y‖)`` and τ to the pre-activations' size. Inside a region
+    (``project``: the map onto it) every step is projected, steps are relative to ``scales`` alone (the region's
+    size) and τ to ``pre_scale`` (how much the pre-activations vary over the region).
+    """
     _, V = net.exact_norms(Y)
-    pres, _, _ = net.forward(Y)
-    pre_scale = max(float(np.sqrt(np.mean(np.concatenate([p.ravel() ** 2 for p in pres])))), 1e-12)
+    if pre_scale is None:
+        pres, _, _ = net.forward(Y)
+        pre_scale = float(np.sqrt(np.mean(np.concatenate([p.ravel() ** 2 for p in pres]))))
+    pre_scale = max(pre_scale, 1e-12)
     taus = pre_scale * np.geomspace(0.3, 1e-3, steps)
     lrs = np.geomspace(0.05, 0.002, steps)
     for it in range(steps):
@@ -294,9 +304,12 @@ def _ascent(net: _Net, Y: np.ndarray, scales: np.ndarray, steps: int, record: Ca
         nrm = np.linalg.norm(back, axis=1, keepdims=True)
         V = np.where(nrm > 0, back / np.maximum(nrm, 1e-300), V)  # power step on J_τᵀJ_τ
         gn = np.linalg.norm(grad, axis=1, keepdims=True)
-        step = lrs[it] * np.maximum(scales, np.linalg.norm(Y, axis=1))[:, None]
+        step = lrs[it] * (scales if project is not None else np.maximum(scales, np.linalg.norm(Y, axis=1)))[:, None]
         with np.errstate(all="ignore"):
             Ynew = Y + np.where(gn > 0, step * grad / np.maximum(gn, 1e-300), 0.0)
+        if project is not None:
+            Ynew = np.where(np.all(np.isfinite(Ynew), axis=1)[:, None], Ynew, Y)
+            Ynew = project(Ynew)
         ok = np.all(np.isfinite(Ynew), axis=1) & (np.linalg.norm(Ynew, axis=1) <= radius)
         Y = np.where(ok[:, None], Ynew, Y)  # a restart whose gradient overflowed stays put
         if it % 5 == 4 or it == steps - 1:
@@ -304,8 +317,9 @@ def _ascent(net: _Net, Y: np.ndarray, scales: np.ndarray, steps: int, record: Ca
 
 
 def _polish(net: _Net, y: np.ndarray, value: float, deadline: float, radius: float,
-            rounds: int = 30) -> tuple[np.ndarray, float]:
-    """Greedy kink-crossing moves toward slope patterns with a larger ‖J‖ (exact acceptance)."""
+            rounds: int = 30, project: Callable[[np.ndarray], np.ndarray] | None = None) -> tuple[np.ndarray, float]:
+    """Greedy kink-crossing moves toward slope patterns with a larger ‖J‖ (exact acceptance); moves of length at
+    most ``radius``, mapped by ``project`` (onto a region) when given."""
     spec = net.spec
     max_move = radius
     if not (net.piecewise_linear and net.separable):
@@ -353,6 +367,8 @@ def _polish(net: _Net, y: np.ndarray, value: float, deadline: float, radius: flo
             break
         cands.sort(key=lambda t: -t[0])
         Yc = np.array([c[1] for c in cands[:96]])
+        if project is not None:
+            Yc = project(Yc)
         vals, _ = net.exact_norms(Yc)
         b = int(np.argmax(vals))
         if vals[b] <= value * (1 + 1e-12):
@@ -370,6 +386,7 @@ _REGION_LPS = 4  # Chebyshev-centre LPs per step for neighbours the rays did not
 _REGION_MAX_EFFORT = 16  # effort grows 1, 4, 16 over passes through the starts while time remains
 _REGION_CHEAP_FIRST = 50_000  # neurons × input_dim above which moves the rays found go before LPs
 _REGION_BOX = 100.0  # the LPs search the box |y_i| ≤ 100 × the start's scale
+_REGION_CUTS = 4  # cuts of a non-box domain per LP search before it gives up (each one costs a full LP)
 
 
 def _pieces(act: Activation, kinks: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -497,13 +514,36 @@ class _Regions:
         return bound, exact
 
 
-def _interior(F: _Bounds, y: np.ndarray, scale: float, deadline: float) -> np.ndarray | None:
-    """A point strictly inside ``{A y < b}``, or None: the Chebyshev centre in the box
-    ``|y_i| ≤ _REGION_BOX·scale``, maximising t with every row's margin at least t (t ≤ scale).
+class _Domain(NamedTuple):
+    """Where region ascent may put its points: a box ``lo ≤ y ≤ hi`` for the LPs, a membership test, and for a
+    convex domain that is not a box a ``cut``: for a point outside, a half-space ``a·y ≤ c`` (unit ``a``) that holds
+    on the domain and not at the point (None inside), and ``reach(y, p)``: the largest ``s ≤ 1`` with
+    ``y + s(p − y)`` in the domain, for ``y`` inside."""
+
+    lo: np.ndarray
+    hi: np.ndarray
+    inside: Callable[[np.ndarray], bool]
+    cut: Callable[[np.ndarray], tuple[np.ndarray, float] | None] | None = None
+    reach: Callable[[np.ndarray, np.ndarray], float] | None = None
+
+
+def _global_domain(m: int, scale: float) -> _Domain:
+    """The global search's box ``|y_i| ≤ _REGION_BOX·scale``."""
+    half = _REGION_BOX * scale
+    return _Domain(np.full(m, -half), np.full(m, half), lambda p: bool(np.abs(p).max() <= half))
+
+
+def _interior(F: _Bounds, y: np.ndarray, scale: float, deadline: float, domain: _Domain) -> np.ndarray | None:
+    """A point strictly inside ``{A y < b}`` and the domain, or None: the Chebyshev centre in the domain's box (and
+    cuts), maximising t with every row's margin at least t (t ≤ scale).
 
     Constraint generation: the LP starts with the rows nearest to ``y`` and adds the rows its
-    solution violates until there are none; an infeasible relaxation (t ≤ 0) proves the full LP
-    infeasible. None also when the LPs reach the deadline.
+    solution violates (and the domain's cut at it) until there are none; an infeasible relaxation (t ≤ 0) proves
+    the full LP infeasible. None also when the LPs reach the deadline or need more than ``_REGION_CUTS`` cuts. A
+    solution ``p`` inside the polyhedron but outside the domain is first tried along the chord from ``y`` (inside the
+    domain): the chord meets the
+    polyhedron in ``s ∈ (s₀, 1]`` and the domain in ``[0, s₁]``; if ``s₀ < s₁`` the middle of the overlap is returned
+    (one LP instead of the many cuts that would approximate a ball).
     """
     from scipy.optimize import linprog
 
@@ -514,17 +554,33 @@ def _interior(F: _Bounds, y: np.ndarray, scale: float, deadline: float) -> np.nd
     batch = 2 * (m + 1)
     active = np.zeros(rows, dtype=bool)
     active[np.argsort(b - F.A @ (y / scale))[:4 * batch]] = True
+    box = [(float(lo), float(hi)) for lo, hi in zip(domain.lo / scale, domain.hi / scale, strict=True)] + [(None, 1.0)]
+    cuts_A, cuts_b = np.zeros((0, m + 1)), np.zeros(0)
     while (left := deadline - time.perf_counter()) > 0:
-        res = linprog(cost, A_ub=A[active], b_ub=b[active], bounds=[(-_REGION_BOX, _REGION_BOX)] * m + [(None, 1.0)],
+        res = linprog(cost, A_ub=np.vstack([A[active], cuts_A]), b_ub=np.concatenate([b[active], cuts_b]), bounds=box,
                       method="highs", options={"time_limit": left})
         if res.status != 0 or not res.x[m] > 0:
             return None
         excess = np.where(active, 0.0, A @ res.x - b)
         worst = np.argsort(-excess)[:batch]
         worst = worst[excess[worst] > 1e-9 * max(1.0, float(np.abs(res.x).max()))]
-        if worst.size == 0:
-            return scale * res.x[:m]
+        point = scale * res.x[:m]
+        cut = None if domain.cut is None else domain.cut(point)
+        if worst.size == 0 and cut is None:
+            return point
+        if worst.size == 0 and domain.reach is not None:
+            rate, slack = F.A @ (point - y), F.b - F.A @ y
+            with np.errstate(divide="ignore", invalid="ignore"):
+                s0 = float(np.max(np.where(rate < 0, slack / rate, -np.inf), initial=-np.inf))
+            s1 = domain.reach(y, point)
+            if max(s0, 0.0) < s1:
+                return y + 0.5 * (max(s0, 0.0) + s1) * (point - y)
         active[worst] = True
+        if cut is not None:
+            if cuts_b.size >= _REGION_CUTS:
+                return None
+            cuts_A = np.vstack([cuts_A, np.append(cut[0], 1.0)])
+            cuts_b = np.append(cuts_b, cut[1] / scale)
     return None
 
 
@@ -557,7 +613,7 @@ def _recentre(F: _Bounds, y: np.ndarray, D: np.ndarray, reach: float) -> np.ndar
 
 
 def _region_ascent(regions: _Regions, y: np.ndarray, deadline: float, scale: float, rng: np.random.Generator,
-                   stats: dict[str, Any], effort: int = 1) -> tuple[np.ndarray, float]:
+                   stats: dict[str, Any], effort: int = 1, domain: _Domain | None = None) -> tuple[np.ndarray, float]:
     """Hill climb over neighbouring regions from ``y``; returns the final point and its ``‖J_R‖``.
 
     Each step ranks the moves across the bounds of the current region R by
@@ -568,12 +624,14 @@ def _region_ascent(regions: _Regions, y: np.ndarray, deadline: float, scale: flo
     dimension, those across the facets the rays reached first): across such a facet, at a point
     just beyond it; else (at most ``_REGION_LPS·effort`` of them per step) at the Chebyshev centre
     of R' found by LP or, when R' is empty, at that of the bounds of its layers up to the moved
-    neuron's (then in whatever region that point lies). The first point whose own region beats
+    neuron's (then in whatever region that point lies). Only points of ``domain`` are taken (default: the box
+    ``|y_i| ≤ _REGION_BOX·scale``; the LPs search it). The first point whose own region beats
     ``‖J_R‖`` is taken, moved towards the middle of its region, and the climb goes on until no
     move improves or the deadline.
     """
     m, layers = regions.net.spec.input_dim, regions.net.spec.num_layers
     size = m * sum(regions.net.spec.dims[1:])
+    domain = _global_domain(m, scale) if domain is None else domain
     pattern = regions.pattern(y)
     if pattern is None:
         return y, -math.inf
@@ -618,10 +676,10 @@ def _region_ascent(regions: _Regions, y: np.ndarray, deadline: float, scale: flo
                     cand_bounds = regions.bounds(cand, cand_pre, upto)
                     if cand_bounds is not None:
                         stats["lps"] += 1
-                        point, relaxed = _interior(cand_bounds, y, scale, deadline), upto < layers
+                        point, relaxed = _interior(cand_bounds, y, scale, deadline, domain), upto < layers
                         if point is not None:
                             break
-            if point is None or np.abs(point).max() > _REGION_BOX * scale or (new := regions.pattern(point)) is None:
+            if point is None or not domain.inside(point) or (new := regions.pattern(point)) is None:
                 continue
             new_pre, new_J = regions.affine(new)
             new_value = float(np.linalg.norm(new_J, 2))
@@ -638,16 +696,18 @@ def _region_ascent(regions: _Regions, y: np.ndarray, deadline: float, scale: flo
         if F is not None:
             centred = _recentre(F, y, D[:, :n_rays], scale)
             same = regions.pattern(centred)
-            if np.abs(centred).max() <= _REGION_BOX * scale and same is not None and all(
+            if domain.inside(centred) and same is not None and all(
                     np.array_equal(a, b) for a, b in zip(same, pattern, strict=True)):
                 y = centred
     return y, value
 
 
 def _region_stage(net: _Net, best_Y: np.ndarray, best_vals: np.ndarray, deadline: float, radius: float,
-                  r0: float, rng: np.random.Generator) -> dict[str, Any]:
+                  r0: float, rng: np.random.Generator, domain: _Domain | None = None, scale: float | None = None
+                  ) -> dict[str, Any]:
     """Stage 4: region ascent from the restarts' best points, best first, in passes of effort 1, 4,
     16 (the pass of effort e climbs from the best ⌈restarts / e⌉ points) while time allows.
+    Given a ``domain`` (a search inside an input region), its points stay there and every start has the ``scale``.
 
     Updates ``best_Y`` and ``best_vals`` in place; returns what it did, or why it was skipped.
     """
@@ -666,13 +726,14 @@ def _region_stage(net: _Net, best_Y: np.ndarray, best_vals: np.ndarray, deadline
     stats: dict[str, Any] = {"moves": 0, "lp_moves": 0, "relaxed_moves": 0, "lps": 0, "climbs": 0}
     passes = []
     # each start's scale (at least that of the spec's inputs); the LP box stays in the ball of `radius`
-    scales = np.clip(np.abs(best_Y).max(axis=1), r0 / math.sqrt(m), radius / (_REGION_BOX * math.sqrt(m)))
+    scales = np.clip(np.abs(best_Y).max(axis=1), r0 / math.sqrt(m), radius / (_REGION_BOX * math.sqrt(m))) \
+        if scale is None else np.full(len(best_Y), scale)
     effort = 1
     while True:
         for i in np.argsort(-best_vals)[:-(-len(best_vals) // effort)]:
             if time.perf_counter() >= stop:
                 break
-            y, val = _region_ascent(regions, best_Y[i], stop, float(scales[i]), rng, stats, effort)
+            y, val = _region_ascent(regions, best_Y[i], stop, float(scales[i]), rng, stats, effort, domain)
             stats["climbs"] += 1
             if val > best_vals[i]:
                 best_vals[i], best_Y[i] = val, y
@@ -685,28 +746,36 @@ def _region_stage(net: _Net, best_Y: np.ndarray, best_vals: np.ndarray, deadline
 
 
 # ---------------------------------------------------------------------------- certification
-def _certify(net: _Net, y0: np.ndarray) -> dict[str, Any]:
+Limits = Callable[[np.ndarray, np.ndarray], "tuple[float, float]"]
+
+
+def _certify(net: _Net, y0: np.ndarray, limits: Limits | None = None, direction: np.ndarray | None = None) -> dict[str, Any]:
     """The pair witness (y1, y1 + h v) on the line y0 + t v and its certified ratio, recomputed from the spec alone.
 
     The segment is made as long as the linear region of y0 allows (up to ‖y0‖ on each side), so that
     the rounding bound of the difference quotient (~γ·|W||z|/h) is small; when it still swamps the
     ratio, segments up to 4^12 times longer are tried and the best certified one is kept.
+    ``v`` is the top right singular vector of ``J(y0)`` unless a unit ``direction`` is given; ``limits(y0, v)``
+    (for a search inside a region) caps the steps ``(backward, forward)`` along ``v``, lengthened ones included.
     """
     with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
-        return _segment(net, y0)
+        return _segment(net, y0, limits, direction)
 
 
-def _segment(net: _Net, y0: np.ndarray) -> dict[str, Any]:
+def _segment(net: _Net, y0: np.ndarray, limits: Limits | None, direction: np.ndarray | None) -> dict[str, Any]:
     spec = net.spec
     J = spec.jacobian(y0)
-    if np.all(np.isfinite(J)):
+    if direction is not None:
+        v = direction
+    elif np.all(np.isfinite(J)):
         _, _, vt = np.linalg.svd(J)
         v = vt[0]
     else:  # the Jacobian overflows float64: any direction (the certificate decides what the pair is worth)
         v = np.eye(spec.input_dim)[0]
     scale = max(float(np.linalg.norm(y0)), 1e-8)
+    lim_a, lim_b = (scale, scale) if limits is None else limits(y0, v)
     same = False
-    a = b = 1e-6 * scale  # fallback: a short symmetric segment
+    a, b = min(1e-6 * scale, lim_a), min(1e-6 * scale, lim_b)  # fallback: a short segment
     if net.piecewise_linear:
         pres = spec.preactivations(y0)
         slopes = [act.slopes(p) for act, p in zip(spec.activations, pres, strict=True)]
@@ -718,8 +787,8 @@ def _segment(net: _Net, y0: np.ndarray) -> dict[str, Any]:
             fwd, bwd = t[np.isfinite(t) & (t >= 0)], -t[np.isfinite(t) & (t <= 0)]
             t_fwd = min(t_fwd, float(fwd.min())) if fwd.size else t_fwd
             t_bwd = min(t_bwd, float(bwd.min())) if bwd.size else t_bwd
-        b = min(scale, 0.45 * t_fwd) if t_fwd > 0 else 1e-6 * scale
-        a = min(scale, 0.45 * t_bwd) if t_bwd > 0 else 1e-6 * scale
+        b = min(lim_b, 0.45 * t_fwd) if t_fwd > 0 else b
+        a = min(lim_a, 0.45 * t_bwd) if t_bwd > 0 else a
         for _ in range(60):
             ya, yb = y0 - a * v, y0 + b * v
             regions = [[_regions(k, p[0]) for k, p in zip(net.kinks, spec.preactivations(x), strict=True)]
@@ -732,15 +801,22 @@ def _segment(net: _Net, y0: np.ndarray) -> dict[str, Any]:
     y1, y2 = y0 - a * v, y0 + b * v
     h = 1e-6 * scale
     while np.array_equal(y2, y1):
+        if limits is not None:
+            raise ValueError("the segment allowed around the point is below the float64 resolution of its coordinates")
         y1, y2, h = y0, y0 + h * v, 2 * h  # below the resolution of y0: lengthen the step
     jnorm = float(np.linalg.norm(spec.jacobian(y1), 2))
     best, segment = certified_ratio(spec, y1, y2), "in-region"
     if math.isfinite(best.error) and (best.reason is not None or best.value < best.float_ratio * (1 - 1e-9)):
         # rounding matters on this segment: any pair's ratio is a lower bound, so try longer ones along v
         half = 0.5 * float(np.linalg.norm(y2 - y1))
+        steps = (a, b)
         for i in range(1, _LENGTHEN + 1):
             t = half * 4.0 ** i
-            ya, yb = y0 - t * v, y0 + t * v
+            if limits is not None:
+                if (min(t, lim_a), min(t, lim_b)) == steps:
+                    break  # the region allows no longer segment
+                steps = (min(t, lim_a), min(t, lim_b))
+            ya, yb = (y0 - t * v, y0 + t * v) if limits is None else (y0 - steps[0] * v, y0 + steps[1] * v)
             if not (np.all(np.isfinite(ya)) and np.all(np.isfinite(yb))):
                 break
             if np.array_equal(ya, yb):  # t·v below the resolution of y0

@@ -1,0 +1,211 @@
+"""Local Lipschitz intervals of trained unfolded networks: local lower/upper per region, beside the global ones.
+
+Networks: the report's trained UnfoldedISTA, ALISTA and LISTA (trained as ``unfoldtheory report`` does:
+``unfoldtheory.report.models.REPORT_MODELS`` with ``comparison.train_and_evaluate``; ``--preset report`` is the
+report's size, 64×128 with 12 layers and 2000 steps, ``--preset small`` (default) 32×64 with 6 layers and 300 steps)
+and the LISTA family of ``benchmarks/lipschitz.py`` at ``--family`` sizes (default 20,40,4: ISTA weights, LISTA and
+ALISTA trained for ``--train-steps``).
+
+For each network, ``--inputs`` test inputs ``y`` of its problem and each radius of ``--radii`` (fractions of ‖y‖;
+default 1 % and 5 %) give the ℓ2 ball ``Ball(y, r‖y‖)``, and one row: the certified local lower bound
+(``local_lower_bound``: a witness pair inside the ball), the certified local upper bound (``local_upper_bound``,
+CROWN intervals), their ratio, the seconds of each, and the plain baseline (interval-arithmetic slopes, then the
+same global certificates on the restricted spec: ``preactivation_bounds(..., method="interval")`` passed to
+``local_upper_bound``) with its ratio to the lower bound. Then per network: the global "best" interval
+(``upper_bound(spec, "best")``, ``lower_bound``), ``agnostic_floor`` and, on nets with at most ``--exact-max-neurons``
+neurons, ``exact_bound`` with its interval and time (where ``unfoldtheory.lipschitz.exact`` exists).
+
+Goals (issue 13), printed beside the numbers: local upper/lower ≤ 1.2 at radii 1 % and 5 %; ≤ 2 s per region at
+the report's size (64×128, 12 layers). BLAS runs on one thread. ``--out STEM`` also writes ``STEM_local`` and
+``STEM_global`` tables (Markdown, LaTeX, CSV, JSON).
+
+    python benchmarks/lipschitz_local.py [--preset small|report] [--radii 0.01 0.05] [--inputs 3] [--out results/local]
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import math
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from threadpoolctl import threadpool_limits
+
+from unfoldtheory.diagnostics import markdown_table, save_table
+from unfoldtheory.lipschitz import agnostic_floor, lower_bound, upper_bound
+from unfoldtheory.lipschitz.bound_propagation import preactivation_bounds
+from unfoldtheory.lipschitz.exact import exact_bound
+from unfoldtheory.lipschitz.local import local_upper_bound
+from unfoldtheory.lipschitz.local_lower import local_lower_bound
+from unfoldtheory.lipschitz.regions import Ball
+from unfoldtheory.problems import SparseRecovery
+from unfoldtheory.report.config import ReportConfig
+
+PRESETS = {"small": {"m": 32, "n": 64, "layers": 6, "train_steps": 300},
+           "report": {"m": ReportConfig.m, "n": ReportConfig.n, "layers": ReportConfig.layers,
+                      "train_steps": ReportConfig.train_steps}}
+GOAL_RATIO, GOAL_SECONDS = 1.2, 2.0
+REPORT_SIZE = (ReportConfig.m, ReportConfig.n, ReportConfig.layers)
+
+
+def _sibling(name: str):
+    """A module of this folder (``benchmarks/`` is not a package)."""
+    path = Path(__file__).with_name(f"{name}.py")
+    spec = importlib.util.spec_from_file_location(f"benchmarks_{name}", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def report_networks(preset: dict, args) -> list[tuple[str, object, SparseRecovery, tuple[int, int, int]]]:
+    """The report's three trained models at the preset's size (trained as ``unfoldtheory.report.models.run`` does)."""
+    from unfoldtheory import unfold
+    from unfoldtheory.comparison import train_and_evaluate
+    from unfoldtheory.report.models import REPORT_MODELS
+
+    m, n, K = preset["m"], preset["n"], preset["layers"]
+    problem = SparseRecovery(m, n, ReportConfig.sparsity, ReportConfig.noise_std, seed=args.seed)
+    test = problem.sample(200, seed=20_000 + args.seed)
+    out = []
+    for name, lr in REPORT_MODELS:
+        start = time.perf_counter()
+        model = getattr(unfold, name)(problem.A, K, problem.lam).float()
+        train_and_evaluate(name, model, problem, test, steps=args.train_steps or preset["train_steps"], lr=lr,
+                           seed=args.seed, progress=False if args.no_progress else None)
+        print(f"trained {name} ({m}, {n}, {K}) in {time.perf_counter() - start:.1f} s", flush=True)
+        out.append((f"{name} (report)", model.double().spec(), problem, (m, n, K)))
+    return out
+
+
+def family_networks(args) -> list[tuple[str, object, SparseRecovery, tuple[int, int, int]]]:
+    """The LISTA family of ``benchmarks/lipschitz.py`` (ISTA weights, trained LISTA and ALISTA) at ``--family`` sizes."""
+    family = _sibling("lipschitz")
+    out = []
+    for size in args.family:
+        m, n, K = (int(v) for v in size.split(","))
+        ns = argparse.Namespace(seed=args.seed, trained_max_n=n, train_steps=args.train_steps or 300)
+        problem = SparseRecovery(m, n, 0.1, seed=args.seed)
+        out += [(f"{name} {m},{n},{K}", spec, problem, (m, n, K)) for name, spec, _ in family.networks(m, n, K, ns)]
+    return out
+
+
+def _timed(fn, *a, **kw):
+    start = time.perf_counter()
+    try:
+        return fn(*a, **kw), None, time.perf_counter() - start
+    except (ValueError, NotImplementedError) as exc:
+        return None, str(exc), time.perf_counter() - start
+
+
+def _ratio(upper, lower) -> float:
+    if upper is None or lower is None or not (upper.certified and lower.certified) or not lower.value > 0:
+        return math.inf
+    return upper.value / lower.value
+
+
+def local_rows(name: str, spec, problem: SparseRecovery, size, args) -> list[list]:
+    Y, _ = problem.sample(args.inputs, seed=40_000 + args.seed)
+    rows = []
+    for i, y in enumerate(Y):
+        for r in args.radii:
+            region = Ball(y, r * float(np.linalg.norm(y)))
+            low, _, t_low = _timed(local_lower_bound, spec, region, seed=args.seed, time_budget=args.lower_budget)
+            up, err, t_up = _timed(local_upper_bound, spec, region, time_budget=args.upper_budget)
+            ibp, _, t_ibp = _timed(preactivation_bounds, spec, region, method="interval")
+            base, _, t_base = (None, None, 0.0) if ibp is None else _timed(
+                local_upper_bound, spec, region, bounds=ibp, time_budget=args.upper_budget)
+            ratio = _ratio(up, low)
+            seconds = t_low + t_up
+            goal = f"ratio {'✓' if ratio <= GOAL_RATIO else '✗'}"
+            if tuple(size) == REPORT_SIZE:
+                goal += f", time {'✓' if seconds <= GOAL_SECONDS else '✗'}"
+            rows.append([name, i, f"{100 * r:g} %", low.value, low.certified, up.value if up else f"error: {err}",
+                         up.certified if up else "—", ratio, t_low, t_up, seconds,
+                         base.value if base else "—", _ratio(base, low), t_ibp + t_base,
+                         up.details.get("unstable", "—") if up else "—", goal])
+    return rows
+
+
+def global_rows(name: str, spec, size, args) -> list[list]:
+    best, _, t_best = _timed(upper_bound, spec, "best", time_budget=args.global_budget)
+    low, _, t_low = _timed(lower_bound, spec, restarts=8, seed=args.seed)
+    floor, _, t_floor = _timed(agnostic_floor, spec, seed=args.seed)
+    rows = [[name, "global best upper", best.value, best.certified, t_best],
+            [name, "global lower (witness)", low.value, low.certified, t_low],
+            [name, "global best / lower", _ratio(best, low), "", ""],
+            [name, "agnostic_floor (slope-only floor)", floor.value, floor.certified, t_floor]]
+    neurons = sum(spec.dims[1:])
+    if neurons > args.exact_max_neurons:
+        rows.append([name, "exact_bound", "—", "—", f"skipped: {neurons} neurons > --exact-max-neurons"])
+    else:
+        ex, err, t_ex = _timed(exact_bound, spec, time_budget=args.exact_budget)
+        if ex is None:
+            rows.append([name, "exact_bound", "—", "—", f"error: {err}"])
+        else:
+            lo = ex.details.get("lower")
+            lo_val = getattr(lo, "value", lo)
+            rows += [[name, "exact_bound upper", ex.value, ex.certified, t_ex],
+                     [name, "exact_bound lower", lo_val, getattr(lo, "certified", ""), ""],
+                     [name, "exact upper / lower (certified column: closed to rtol)", ex.value / lo_val if lo_val else math.inf,
+                      ex.details.get("closed", ""), ""]]
+    return rows
+
+
+LOCAL_HEADER = ["network", "input", "radius (of ‖y‖)", "local lower", "cert.", "local upper", "cert.", "upper / lower",
+                "s lower", "s upper", "s per region", "IBP + global SDP upper", "IBP upper / lower", "s IBP",
+                "unstable neurons", f"goals (ratio ≤ {GOAL_RATIO}; ≤ {GOAL_SECONDS} s at {REPORT_SIZE})"]
+GLOBAL_HEADER = ["network", "quantity", "value", "certified", "seconds"]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--preset", choices=sorted(PRESETS), default="small",
+                        help="size of the report's models: small = 32x64, 6 layers, 300 steps; report = 64x128, 12 layers, 2000")
+    parser.add_argument("--family", nargs="*", default=["20,40,4"], help="sizes m,n,K of benchmarks/lipschitz.py's family")
+    parser.add_argument("--no-report-models", action="store_true", help="only the family")
+    parser.add_argument("--train-steps", type=int, default=None, help="override the training steps of every model")
+    parser.add_argument("--radii", nargs="+", type=float, default=[0.01, 0.05], help="ball radii as fractions of ‖y‖")
+    parser.add_argument("--inputs", type=int, default=3, help="test inputs y per network")
+    parser.add_argument("--lower-budget", type=float, default=1.0,
+                        help="seconds of each local lower bound (1 s: half of the goal of 2 s per region)")
+    parser.add_argument("--upper-budget", type=float, default=10.0, help="seconds of each local upper bound")
+    parser.add_argument("--global-budget", type=float, default=45.0, help="seconds of upper_bound(spec, 'best')")
+    parser.add_argument("--exact-max-neurons", type=int, default=200)
+    parser.add_argument("--exact-budget", type=float, default=60.0)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", type=Path, default=None, help="also write STEM_local.* and STEM_global.* tables")
+    parser.add_argument("--no-progress", action="store_true", help="no training progress bars")
+    args = parser.parse_args()
+    threadpool_limits(1)
+    nets = [] if args.no_report_models else report_networks(PRESETS[args.preset], args)
+    nets += family_networks(args)
+    local, glob = [], []
+    for name, spec, problem, size in nets:
+        rows = local_rows(name, spec, problem, size, args)
+        grows = global_rows(name, spec, size, args)
+        local += rows
+        glob += grows
+        print(f"\n## {name} {size}\n\n" + markdown_table(LOCAL_HEADER, rows, digits=5) + "\n"
+              + markdown_table(GLOBAL_HEADER, grows, digits=5), flush=True)
+    print("\n# All networks: local intervals\n\n" + markdown_table(LOCAL_HEADER, local, digits=5))
+    print("# All networks: global intervals\n\n" + markdown_table(GLOBAL_HEADER, glob, digits=5))
+    ratios = [r[7] for r in local]
+    met = sum(x <= GOAL_RATIO for x in ratios)
+    print(f"goal upper/lower ≤ {GOAL_RATIO}: met in {met} of {len(ratios)} regions (worst ratio {max(ratios):.4g})")
+    at_size = [r[10] for r, (_, _, _, s) in zip(local, [n for n in nets for _ in range(args.inputs * len(args.radii))],
+                                                    strict=True) if tuple(s) == REPORT_SIZE]
+    if at_size:
+        print(f"goal ≤ {GOAL_SECONDS} s per region at {REPORT_SIZE}: met in {sum(t <= GOAL_SECONDS for t in at_size)} "
+              f"of {len(at_size)} (slowest {max(at_size):.3g} s)")
+    if args.out is not None:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        save_table(LOCAL_HEADER, local, f"{args.out}_local", digits=5)
+        save_table(GLOBAL_HEADER, glob, f"{args.out}_global", digits=5)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,347 @@
+"""The exact global ℓ2 Lipschitz constant of a piecewise-linear spec, by branch and bound over activation patterns.
+
+**Theorem** (``proofs/exact_lipschitz.py``). A spec whose activations are the built-in ReLU, soft-thresholding,
+box projection or identity computes a continuous piecewise-affine ``f``; its ℓ2 Lipschitz constant equals
+``max ‖J_R‖₂`` over the linear regions ``R`` (activation patterns, :mod:`.polyhedra`) that have an interior.
+
+**Search.** A node fixes the phases of the first neurons in topological order; its inputs form a polyhedron
+(:mod:`.polyhedra`) and its children (the next neuron's phases) cover it, so the leaves cover ℝᵐ: no bounded
+domain is assumed. Best first on a certified upper bound of ``‖J_R‖`` over every region of the node's subtree:
+
+* **node bound.** The spec restricted to the node (:func:`~.restriction.restrict`: a fixed neuron gets the
+  interval of its phase, a free one ``(−∞, ∞)``) is certified by vertex enumeration
+  (:func:`~.agnostic.activation_agnostic`) up to ``VERTEX_NEURONS`` unstable neurons, else by the product bound
+  (the root, with all neurons free: also ``upper_bound(spec, "best")`` within a quarter of the budget, ≤ 30 s);
+  a slope-based certificate bounds the difference quotients of every pair in the node, hence ``‖J_R‖`` of every
+  region with interior in it. A child keeps the smaller of its own and its parent's bound;
+* **leaf** (every phase fixed). ``f`` is affine on the region: ``Restriction.jacobian_upper`` bounds ``‖J_R‖``
+  rigorously; the float Chebyshev centre of the region and the top right singular vector ``u`` of ``J_R`` give
+  a witness pair ``y ± s·u`` whose ratio :func:`~unfoldtheory.forward_error.certified_ratio` re-evaluates from
+  the spec (the incumbent lower bound; seeded by :func:`~.lower.lower_bound`);
+* **pruning.** A child whose float LP finds no interior is dropped only when
+  :func:`~.polyhedra.proves_no_interior` proves it in exact rational arithmetic; otherwise it stays in the
+  search. The search stops when the largest open bound is ≤ ``(1 + rtol)·lower``, or at the time budget.
+
+The returned value is the largest bound left in the queue (every region with interior lies in an open node or
+a leaf still queued): a certified upper bound whether or not the interval closed.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import math
+import time
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Any
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from unfoldtheory.forward_error import certified_ratio
+from unfoldtheory.lipschitz.agnostic import activation_agnostic
+from unfoldtheory.lipschitz.lower import lower_bound
+from unfoldtheory.lipschitz.polyhedra import Centre, ExactPreactivations, chebyshev_centre, phase_table, proves_no_interior
+from unfoldtheory.lipschitz.product import product_bound
+from unfoldtheory.lipschitz.quantity import QUANTITY
+from unfoldtheory.lipschitz.restriction import restrict
+from unfoldtheory.results import Bound
+from unfoldtheory.spec import NetworkSpec
+from unfoldtheory.validation import finite_float, time_budget_seconds
+
+METHOD = "exact (pattern branch and bound)"
+#: Up to this many unstable neurons a node is bounded by vertex enumeration (2^n patterns), else by the product bound.
+VERTEX_NEURONS = 10
+#: Share of the time budget (at most ``SEED_SECONDS``) given to the global witness search that seeds the incumbent.
+SEED_SHARE, SEED_SECONDS = 0.1, 10.0
+#: Share of the time budget (at most ``ROOT_SECONDS``) for the root's global certificate (``upper_bound``, "best").
+ROOT_SHARE, ROOT_SECONDS = 0.25, 30.0
+
+
+@dataclass
+class _Node:
+    phases: tuple[int, ...]  # phase index of the neurons fixed so far (flat, topological order)
+    maps: tuple[np.ndarray, ...]  # float [H_j | h_j] of the completed states j = 0..K−1
+    pre: np.ndarray | None  # float [G | g] of the pre-activations of layer K (None at a leaf)
+    A: np.ndarray  # unit rows of the node's polyhedron {A y ≤ c}
+    c: np.ndarray
+    rows: tuple[tuple[int, int, int], ...]  # per row: (layer, neuron, side): +1 is v ≤ hi, −1 is v ≥ lo
+    point: np.ndarray | None  # a float point of the node (guidance), None when the LP found none
+    bound: float
+
+
+class _Search:
+    def __init__(self, spec: NetworkSpec, rtol: float) -> None:
+        self.spec, self.rtol = spec, rtol
+        self.table = phase_table(spec)
+        self.exact = ExactPreactivations(spec, self.table)
+        self.where = [(k, i) for k in range(1, spec.num_layers + 1) for i in range(spec.dims[k])]
+        self.start = np.cumsum([0, *spec.dims[1:]])  # flat index of layer k's first neuron: start[k − 1]
+        self.stats = {"nodes": 0, "regions_visited": 0, "empty_proved": 0, "empty_unproved": 0, "lps": 0,
+                      "bound_methods": {}}
+        self.scale = 1.0
+
+    # ------------------------------------------------------------------ node bookkeeping
+    def _preactivation(self, maps: tuple[np.ndarray, ...], k: int) -> np.ndarray:
+        spec = self.spec
+        pre = np.zeros((spec.dims[k], spec.input_dim + 1))
+        for j, w in spec.weights[k - 1].items():
+            pre += w @ maps[j]
+        pre[:, -1] += spec.biases[k - 1]
+        return pre
+
+    def _settle(self, node: _Node) -> _Node:
+        """Fix single-phase neurons and complete layers until a neuron with a choice (or the leaf) is next."""
+        spec = self.spec
+        with np.errstate(over="ignore", invalid="ignore"):
+            while len(node.phases) < len(self.where):
+                t = len(node.phases)
+                k, i = self.where[t]
+                if node.pre is None:
+                    node.pre = self._preactivation(node.maps, k)
+                if len(self.table[k - 1][i]) > 1:
+                    return node
+                node.phases = (*node.phases, 0)
+                if i == spec.dims[k] - 1:
+                    self._complete(node, k)
+            return node
+
+    def _complete(self, node: _Node, k: int) -> None:
+        """Layer k's phases are all fixed: its state is affine, ``S v + o``; move to layer k + 1."""
+        phases = node.phases[self.start[k - 1]:self.start[k]]
+        ph = [self.table[k - 1][i][p] for i, p in enumerate(phases)]
+        h = np.array([p.slope for p in ph])[:, None] * node.pre
+        h[:, -1] += np.array([p.offset for p in ph])
+        node.maps = (*node.maps, h)
+        node.pre = None
+
+    def child(self, node: _Node, p: int) -> _Node | None:
+        """The child of ``node`` with phase ``p`` for its next neuron, settled; None when proved to have no interior."""
+        t = len(node.phases)
+        k, i = self.where[t]
+        ph = self.table[k - 1][i][p]
+        row = node.pre[i]
+        g, g0 = row[:-1], row[-1]
+        norm = float(np.linalg.norm(g))
+        unit = norm if norm > 0 and math.isfinite(norm) else 1.0
+        new_A, new_c, new_rows = [], [], []
+        for side, end in ((1, ph.hi), (-1, ph.lo)):
+            if math.isfinite(end):
+                new_A.append(side * g / unit)
+                new_c.append(side * (end - g0) / unit)
+                new_rows.append((k, i, side))
+        A = np.vstack([node.A, *new_A]) if new_A else node.A
+        c = np.concatenate([node.c, new_c]) if new_c else node.c
+        point = node.point
+        if point is not None:
+            v = float(g @ point + g0)
+            if not ph.lo < v < ph.hi:
+                point = None
+        child = _Node((*node.phases, p), node.maps, node.pre, A, c, (*node.rows, *new_rows), point, node.bound)
+        if point is None:
+            centre = self._centre(child)
+            if centre.radius > 0 and centre.y is not None:
+                child.point = centre.y
+            elif self._no_interior(child, centre.multipliers):
+                self.stats["empty_proved"] += 1
+                return None
+            else:
+                self.stats["empty_unproved"] += 1
+        if i == self.spec.dims[k] - 1:
+            self._complete(child, k)
+        return self._settle(child)
+
+    def _centre(self, node: _Node) -> Centre:
+        self.stats["lps"] += 1
+        with np.errstate(all="ignore"):
+            if not (np.all(np.isfinite(node.A)) and np.all(np.isfinite(node.c))):
+                return Centre(-math.inf, None, None)
+            return chebyshev_centre(node.A, node.c, 100.0 * self.scale)
+
+    def _no_interior(self, node: _Node, multipliers: np.ndarray | None) -> bool:
+        """The exact check (:func:`~.polyhedra.proves_no_interior`) on the rows the LP's dual vector uses."""
+        if multipliers is None or multipliers.shape[0] != len(node.rows) or not np.any(multipliers > 0):
+            return False
+        support = np.flatnonzero(multipliers > 1e-12 * float(np.max(multipliers)))
+        K = max(k for k, _, _ in (node.rows[s] for s in support))
+        pres = self.exact.maps(node.phases[:self.start[K - 1]], K)
+        G, h = [], []
+        for s in support:
+            k, i, side = node.rows[s]
+            ph = self.table[k - 1][i][node.phases[self.start[k - 1] + i]]
+            row = pres[k - 1][i]
+            if side == 1:
+                G.append([x for x in row[:-1]])
+                h.append(Fraction(ph.hi) - row[-1])
+            else:
+                G.append([-x for x in row[:-1]])
+                h.append(row[-1] - Fraction(ph.lo))
+        norms = np.linalg.norm(node.A[support], axis=1)
+        guess = multipliers[support] / np.where(norms > 0, norms, 1.0)
+        return proves_no_interior(G, h, guess)
+
+    # ------------------------------------------------------------------ bounds and witnesses
+    def _intervals(self, node: _Node) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        lower = [np.full(d, -np.inf) for d in self.spec.dims[1:]]
+        upper = [np.full(d, np.inf) for d in self.spec.dims[1:]]
+        for t, p in enumerate(node.phases):
+            k, i = self.where[t]
+            ph = self.table[k - 1][i][p]
+            lower[k - 1][i], upper[k - 1][i] = ph.lo, ph.hi
+        return lower, upper
+
+    def bound(self, node: _Node, sdp_budget: float | None = None) -> float:
+        """A certified upper bound on ``‖J_R‖`` over the regions of ``node`` (module docstring), ≤ its parent's.
+        With ``sdp_budget`` (the root) and too many unstable neurons to enumerate, :func:`~unfoldtheory.lipschitz.upper_bound`
+        ("best": LipSDP-Neuron or the chain methods) within that many seconds."""
+        restriction = restrict(self.spec, *self._intervals(node))
+        if sdp_budget is not None and restriction.unstable > VERTEX_NEURONS:
+            from unfoldtheory.lipschitz import upper_bound  # the package's entry point imports this module
+
+            b = upper_bound(restriction.spec, "best", time_budget=sdp_budget)
+            value = b.value if b.certified else math.inf
+            self.stats["bound_methods"]["best"] = 1
+            return min(node.bound, value, self.bound(node))
+        if restriction.linear:
+            value, method = restriction.jacobian_upper, "jacobian"
+        else:
+            b = None
+            if restriction.unstable <= VERTEX_NEURONS:
+                try:
+                    b, method = activation_agnostic(restriction.spec, max_neurons=VERTEX_NEURONS), "vertex"
+                except ValueError:  # a restricted layer that reads only constant states: its (valid) product bound
+                    b = None
+            if b is None:
+                b, method = product_bound(restriction.spec), "product"
+            value = b.value if b.certified else math.inf
+        methods = self.stats["bound_methods"]
+        methods[method] = methods.get(method, 0) + 1
+        return min(node.bound, value)
+
+    def slopes(self, node: _Node) -> list[np.ndarray]:
+        out = [np.zeros(d) for d in self.spec.dims[1:]]
+        for t, p in enumerate(node.phases):
+            k, i = self.where[t]
+            out[k - 1][i] = self.table[k - 1][i][p].slope
+        return out
+
+    def witness(self, node: _Node) -> tuple[float, np.ndarray, np.ndarray] | None:
+        """A certified lower bound from a pair inside the leaf's region along its top right singular vector."""
+        centre = self._centre(node)
+        if not (centre.radius > 0 and centre.y is not None):
+            return None
+        with np.errstate(all="ignore"):
+            J = self.spec.linearized_jacobian(self.slopes(node))
+            if not np.all(np.isfinite(J)):
+                return None
+            u = np.linalg.svd(J)[2][0]
+            y1, y2 = centre.y - 0.5 * centre.radius * u, centre.y + 0.5 * centre.radius * u
+        if not (np.all(np.isfinite(y1)) and np.all(np.isfinite(y2))) or np.array_equal(y1, y2):
+            return None
+        ratio = certified_ratio(self.spec, y1, y2)
+        return (ratio.value, y1, y2) if ratio.certified else None
+
+
+def exact_bound(spec: NetworkSpec, *, rtol: float = 1e-3, time_budget: float = 60.0,
+                progress: bool | None = None) -> Bound:
+    """The exact ℓ2 Lipschitz constant of a piecewise-linear spec, as a certified interval (module docstring).
+
+    Parameters
+    ----------
+    spec:
+        A spec whose activations are the built-in ReLU, SoftThreshold, BoxProjection or Identity (ValueError naming
+        the first other layer).
+    rtol:
+        The search stops once ``upper ≤ (1 + rtol)·lower`` (> 0).
+    time_budget:
+        Seconds (> 0, ``inf`` for none); a tenth of it (at most 10 s) seeds the incumbent with
+        :func:`~.lower.lower_bound`.
+    progress:
+        Show a progress bar (None: only on a terminal).
+
+    Returns
+    -------
+    Bound
+        ``kind="upper"``: ``value`` the certified upper bound (the largest bound left open), ``certified`` when it is
+        finite. ``details``: ``lower`` (a certified lower :class:`Bound` with its witness), ``witness`` ``(y1, y2)``,
+        ``closed`` (``value ≤ (1 + rtol)·lower``), ``rtol``, ``nodes``, ``regions_visited``, ``empty_proved``
+        (children dropped on an exact emptiness proof), ``empty_unproved`` (kept although the LP found no interior),
+        ``bound_methods``, ``reason`` (when not closed).
+    """
+    t0 = time.perf_counter()
+    if not isinstance(spec, NetworkSpec):
+        raise TypeError(f"exact_bound takes a NetworkSpec, got {type(spec).__name__}")
+    rtol = finite_float(rtol, "rtol", low=0.0, low_open=True)
+    budget = time_budget_seconds(time_budget)
+    search = _Search(spec, rtol)  # ValueError for a layer that is not piecewise linear
+    seed = lower_bound(spec, time_budget=min(SEED_SHARE * budget, SEED_SECONDS))
+    search.scale = max(float(seed.details.get("input_scale", 1.0)), 1e-300)
+    best: dict[str, Any] = {"value": seed.value if seed.certified else 0.0, "method": f"seed: {seed.method}",
+                            "y1": seed.certificate["y1"], "y2": seed.certificate["y2"]}
+    m = spec.input_dim
+    root = _Node((), (np.eye(m, m + 1),), None, np.zeros((0, m)), np.zeros(0), (), np.zeros(m), math.inf)
+    root = search._settle(root)
+    root.bound = search.bound(root, sdp_budget=min(ROOT_SHARE * budget, ROOT_SECONDS))
+    heap: list[tuple[float, int, _Node]] = []
+    counter = itertools.count()
+    leaves = len(search.where)
+
+    def push(node: _Node) -> None:
+        if len(node.phases) == leaves:
+            search.stats["regions_visited"] += 1
+            w = search.witness(node)
+            if w is not None and w[0] > best["value"]:
+                best.update(value=w[0], method="region witness", y1=w[1], y2=w[2])
+        heapq.heappush(heap, (-node.bound, next(counter), node))
+
+    push(root)
+    reason = None
+    bar = tqdm(desc="exact Lipschitz (pattern branch and bound)", unit="node", disable=None if progress is None else not progress)
+    with bar:
+        while True:
+            top = -heap[0][0]
+            if top <= (1.0 + rtol) * best["value"]:
+                break
+            if time.perf_counter() - t0 > budget:
+                reason = f"time budget of {budget:g} s spent"
+                break
+            _, _, node = heap[0]
+            if len(node.phases) == leaves:
+                reason = ("the largest remaining bound is a single region's, and its witness (a pair around the region's "
+                          "Chebyshev centre) does not reach it within rtol: rounding dominates the pair's ratio"
+                          if node.point is not None else
+                          "the largest remaining bound is a single region's that the float LP finds no interior point in, "
+                          "but that the exact check cannot prove to have none (in exact arithmetic on the float64 data it may "
+                          "be a thin region far out, beyond what a float64 witness resolves)")
+                break
+            heapq.heappop(heap)
+            search.stats["nodes"] += 1
+            k, i = search.where[len(node.phases)]
+            for p in range(len(search.table[k - 1][i])):
+                c = search.child(node, p)
+                if c is None:
+                    continue
+                c.bound = search.bound(c)
+                push(c)
+            if not heap:
+                break
+            bar.update(1)
+            bar.set_postfix(lower=f"{best['value']:.6g}", upper=f"{-heap[0][0]:.6g}", refresh=False)
+    upper = -heap[0][0] if heap else 0.0
+    lower_value = float(best["value"])
+    closed = upper <= (1.0 + rtol) * lower_value
+    seconds = time.perf_counter() - t0
+    lower = Bound(lower_value, "lower", QUANTITY, f"exact ({best['method']})", certified=True,
+                  certificate={"y1": best["y1"], "y2": best["y2"], "ratio": lower_value}, seconds=seconds)
+    certified = math.isfinite(upper)
+    details = {"lower": lower, "witness": (best["y1"], best["y2"]), "closed": bool(closed), "rtol": rtol,
+               **search.stats, "open": len(heap), "time_budget": budget, "seed": seed.value,
+               **({} if closed else {"reason": reason or "the search ended without closing the interval"})}
+    if not certified:
+        details["reason"] = "no certified bound on the largest open node (the float64 bounds overflowed)"
+    return Bound(upper if certified else math.inf, "upper", QUANTITY, METHOD, certified=certified,
+                 certificate={"pattern": heap[0][2].phases if heap else ()}, seconds=seconds, details=details)
+
+
+__all__ = ["METHOD", "VERTEX_NEURONS", "exact_bound"]
