@@ -22,13 +22,16 @@ def _problem():
 def test_json_output_lists_certified_bounds_and_exit_zero(tmp_path, capsys):
     p = _problem()
     path = save(LISTA(p.A, 3, p.lam), tmp_path / "lista.pt")
-    status = main(["analyze", str(path), "--json", "--time-budget", "5", "--restarts", "2"])
+    status = main(["analyze", str(path), "--json", "--time-budget", "5", "--restarts", "2", "--stability-inputs", "2",
+                   "--stability-exact-neurons", "0"])
     out = json.loads(capsys.readouterr().out)
     assert status == 0
     assert out["model"] == "LISTA" and out["all_certified"]
     upper, lower = out["bounds"]["lipschitz upper"], out["bounds"]["lipschitz lower"]
     assert upper["certified"] and lower["certified"] and lower["value"] <= upper["value"]
     assert "pep" in out["not_applicable"]  # LISTA has no step schedule
+    local = out["bounds"]["local lower, radius 5 % of ‖y‖"]  # per-sample stability runs by default
+    assert local["certified"] and local["value"] <= upper["value"] and out["stability"]["inputs"] == 2
 
 
 def test_table_output_matches_the_library_call(tmp_path, capsys):

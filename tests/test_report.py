@@ -18,9 +18,11 @@ from unfoldtheory.results import Bound
 
 SMALL = ["--m", "16", "--n", "32", "--instances", "6", "--crosscheck", "2", "--iterations", "80", "--layers", "3",
          "--train-steps", "60", "--test-samples", "100", "--generalization-samples", "80", "--generalization-steps", "20",
-         "--quiet"]
+         "--stability-inputs", "2", "--stability-radii", "0.05", "--stability-budget", "1",
+         "--stability-exact-neurons", "0", "--quiet"]
 SMALL_CONFIG = ReportConfig(m=16, n=32, instances=6, crosscheck=2, iterations=80, layers=3, train_steps=60, test_samples=100,
-                            generalization_samples=80, generalization_steps=20)
+                            generalization_samples=80, generalization_steps=20, stability_inputs=2, stability_radii=(0.05,),
+                            stability_budget=1.0, stability_exact_neurons=0)
 
 
 def test_run_report_writes_everything(tmp_path):
@@ -48,6 +50,15 @@ def test_run_report_writes_everything(tmp_path):
             assert d["upper"]["certified"] and d["lower"]["value"] <= d["upper"]["value"]
             assert d["floor"]["certified"] and 0 < d["floor"]["value"] <= d["upper"]["value"]
     assert (tmp_path / "lipschitz_vs_depth.png").stat().st_size > 0 and "L ∈ [" in text
+    stab = on_disk["sections"]["stability"]["models"]
+    for name in ("UnfoldedISTA", "ALISTA", "LISTA"):
+        for end in ("upper", "lower"):  # the lipschitz section's interval, reused
+            assert {k: stab[name][f"global_{end}"][k] for k in ("value", "method", "certified")} == \
+                {k: lip[name][-1][end][k] for k in ("value", "method", "certified")}
+        assert [len(row) for row in stab[name]["intervals"]] == [2]
+        for row in stab[name]["intervals"]:
+            assert all(iv["lower"]["value"] <= stab[name]["global_upper"]["value"] for iv in row if iv["lower"]["certified"])
+    assert (tmp_path / "stability_vs_radius.png").stat().st_size > 0 and "| ALISTA | 5 % of ‖y‖ |" in text
     conv = on_disk["sections"]["convergence"]
     for name in ("UnfoldedISTA", "ALISTA"):
         assert conv["pep"][name]["learned"]["certified"] and conv["pep"][name]["classical"]["certified"]
@@ -81,7 +92,8 @@ def test_cli_help_documents_options(capsys):
     assert exc.value.code == 0
     out = capsys.readouterr().out
     for option in ("--out", "--m", "--n", "--layers", "--iterations", "--instances", "--seed", "--device", "--threads",
-                   "--generalization-samples", "--generalization-steps"):
+                   "--generalization-samples", "--generalization-steps", "--stability-inputs", "--stability-radii",
+                   "--stability-noise-radii", "--stability-budget", "--stability-exact-neurons"):
         assert option in out
 
 

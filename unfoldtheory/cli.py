@@ -39,9 +39,38 @@ def _report_parser(sub: argparse._SubParsersAction) -> None:
                    help="where the models are trained: cpu, cuda, cuda:1, ... (default: %(default)s); analyses run on the CPU")
     p.add_argument("--lipschitz-budget", type=float, default=d.lipschitz_budget,
                    help="seconds per certified Lipschitz upper bound (default: %(default)s)")
+    _stability_options(p, d.stability_inputs, d.stability_radii, d.stability_noise_radii, d.stability_budget,
+                       d.stability_exact_neurons, "--lipschitz-budget")
     p.add_argument("--threads", type=int, default=1,
                    help="torch and BLAS threads (default %(default)s: the report's matrices are small, and threads contend)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def _floats(text: str) -> tuple[float, ...]:
+    """A comma-separated list of numbers (``"0.01,0.05"``); an empty string is the empty list."""
+    try:
+        return tuple(float(t) for t in text.split(",") if t.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
+
+
+def _stability_options(p: argparse.ArgumentParser, inputs: int, radii: tuple[float, ...], noise_radii: tuple[float, ...],
+                       budget: float, exact_neurons: int, exact_budget: str) -> None:
+    """The per-sample stability options, shared by ``report`` and ``analyze``."""
+    join = ",".join(f"{r:g}" for r in radii)
+    p.add_argument("--stability-inputs", type=int, default=inputs,
+                   help="test inputs y around which the local Lipschitz interval is computed (default: %(default)s)")
+    p.add_argument("--stability-radii", type=_floats, default=radii, metavar="F[,F...]",
+                   help=f"ball radii as fractions of ‖y‖ (default: {join})")
+    p.add_argument("--stability-noise-radii", type=_floats, default=noise_radii, metavar="C[,C...]",
+                   help="further radii in units of σ√m, used when the noise level σ > 0 "
+                        f"(default: {','.join(f'{r:g}' for r in noise_radii)})")
+    p.add_argument("--stability-budget", type=float, default=budget,
+                   help="seconds per ball for its certified local upper bound; the witness search gets half "
+                        "(default: %(default)s)")
+    p.add_argument("--stability-exact-neurons", type=int, default=exact_neurons,
+                   help="up to this many neurons the global interval beside the local ones is tightened by the exact "
+                        f"search, {exact_budget} seconds (default: %(default)s; 0: never)")
 
 
 def _analyze_parser(sub: argparse._SubParsersAction) -> None:
@@ -64,6 +93,12 @@ def _analyze_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--amplitude", type=float, default=1.0, help="B = max |x_i| of that class (default: %(default)s)")
     p.add_argument("--input-radius", type=float, default=1.0,
                    help="R in ‖y‖ ≤ R for the parameter Lipschitz constant (default: %(default)s)")
+    p.add_argument("--inputs", default=None, metavar="PATH.npy",
+                   help="test inputs of the stability analysis, one per row (default: drawn as y = A x + σe with x "
+                        "s-sparse, uniform in [-B, B], from --sparsity, --amplitude and --noise-std)")
+    p.add_argument("--noise-std", type=float, default=0.0,
+                   help="noise level σ of the model's problem: noise-relative radii and drawn inputs (default: %(default)s)")
+    _stability_options(p, 8, (0.01, 0.05), (0.5,), 2.0, 100, "min(--time-budget, 10)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1, help="torch and BLAS threads (default: %(default)s)")
 
@@ -114,7 +149,9 @@ def _run_report(args: argparse.Namespace) -> int:
                               layers=args.layers, train_steps=args.train_steps, test_samples=args.test_samples,
                               seed=args.seed, device=args.device, lipschitz_budget=args.lipschitz_budget,
                               generalization_samples=args.generalization_samples,
-                              generalization_steps=args.generalization_steps)
+                              generalization_steps=args.generalization_steps, stability_inputs=args.stability_inputs,
+                              stability_radii=args.stability_radii, stability_noise_radii=args.stability_noise_radii,
+                              stability_budget=args.stability_budget, stability_exact_neurons=args.stability_exact_neurons)
     except ValueError as exc:
         print(f"unfoldtheory report: error: {exc}", file=sys.stderr)
         return 2
@@ -152,9 +189,22 @@ def _run_analyze(args: argparse.Namespace) -> int:
         print(f"unfoldtheory analyze: error: cannot use {args.checkpoint}: {exc}", file=sys.stderr)
         return 2
     analyses = [a.strip() for a in args.analyses.split(",") if a.strip()]
+    inputs = None
+    if args.inputs is not None and "stability" in analyses:
+        import numpy as np
+
+        try:
+            inputs = np.load(args.inputs, allow_pickle=False)
+        except (OSError, ValueError) as exc:
+            print(f"unfoldtheory analyze: error: cannot use --inputs {args.inputs}: {exc}", file=sys.stderr)
+            return 2
     try:
         result = analyze_model(model, analyses, time_budget=args.time_budget, restarts=args.restarts, seed=args.seed,
-                               sparsity=args.sparsity, amplitude=args.amplitude, input_radius=args.input_radius)
+                               sparsity=args.sparsity, amplitude=args.amplitude, input_radius=args.input_radius,
+                               inputs=inputs, stability_inputs=args.stability_inputs, stability_radii=args.stability_radii,
+                               noise_std=args.noise_std, stability_noise_radii=args.stability_noise_radii,
+                               stability_budget=args.stability_budget,
+                               stability_exact_neurons=args.stability_exact_neurons, progress=None)
     except InconsistentBounds as exc:
         print(f"unfoldtheory analyze: error: contradictory certificates: {exc}", file=sys.stderr)
         return 1
@@ -169,6 +219,13 @@ def _run_analyze(args: argparse.Namespace) -> int:
         print(f"{result.model} from {args.checkpoint}\n")
         if result.bounds:
             print(table_markdown(result.bounds, columns=TABLE_COLUMNS))
+        if result.stability is not None:
+            from unfoldtheory.diagnostics import markdown_table
+            from unfoldtheory.stability import SUMMARY_HEADER, summary_rows
+
+            print(f"Per-sample stability around {result.stability.inputs} test inputs (medians over certified ends; "
+                  "† not certified):\n")
+            print(markdown_table(SUMMARY_HEADER, summary_rows(result.stability)))
         for name, reason in result.not_applicable.items():
             print(f"- {name}: not applicable ({reason})")
         for name, reason in result.failed.items():

@@ -16,7 +16,7 @@ from tqdm.auto import tqdm
 
 from unfoldtheory import __version__
 from unfoldtheory.diagnostics import atomic_write_json, atomic_write_text
-from unfoldtheory.report import baselines, convergence, generalization, lipschitz, models
+from unfoldtheory.report import baselines, convergence, generalization, lipschitz, models, stability
 from unfoldtheory.report.config import ReportConfig
 from unfoldtheory.report.section import Section
 
@@ -24,9 +24,13 @@ SectionRunner = Callable[[ReportConfig, Path, "bool | None"], Section]
 
 #: The sections in report order; each later analysis adds its runner here.
 SECTIONS: list[tuple[str, SectionRunner]] = [("baselines", baselines.run), ("models", models.run), ("lipschitz", lipschitz.run),
-                                             ("convergence", convergence.run), ("generalization", generalization.run)]
+                                             ("stability", stability.run), ("convergence", convergence.run),
+                                             ("generalization", generalization.run)]
+#: Sections that reuse earlier ones' results get them as ``earlier={key: Section}`` (the stability section
+#: shows the lipschitz section's global interval beside its local ones instead of computing it again).
+READS_EARLIER = frozenset({"stability"})
 
-__all__ = ["SECTIONS", "ReportConfig", "Section", "run_report"]
+__all__ = ["READS_EARLIER", "SECTIONS", "ReportConfig", "Section", "run_report"]
 
 
 def run_report(config: ReportConfig | None = None, out: str | Path = "report", progress: bool | None = None) -> dict[str, Any]:
@@ -45,7 +49,8 @@ def run_report(config: ReportConfig | None = None, out: str | Path = "report", p
     for key, runner in bar:
         bar.set_postfix_str(key)
         t0 = time.perf_counter()
-        sections.append(runner(config, out, progress))
+        extra = {"earlier": {s.key: s for s in sections}} if key in READS_EARLIER else {}
+        sections.append(runner(config, out, progress, **extra))
         timings[key] = time.perf_counter() - t0
     results = {
         "unfoldtheory_version": __version__,

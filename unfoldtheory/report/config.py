@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from unfoldtheory.stability import stability_radii
 from unfoldtheory.validation import finite_float, positive_int
 
 
@@ -23,6 +24,12 @@ class ReportConfig:
     generalization_samples, generalization_steps: the fixed training set (and steps) on which the
     generalization section trains its models again.
     device: where the models are trained ("cpu", "cuda", "cuda:1", ...); every analysis runs in float64 on the CPU.
+    stability_inputs: held-out test inputs y around which the stability section bounds the local Lipschitz constant.
+    stability_radii: radii of those balls as fractions of ‖y‖ (0.01 is 1 % of the signal level).
+    stability_noise_radii: further radii in units of σ√m, the typical norm of the noise (used only when noise_std > 0).
+    stability_budget: seconds per ball for its certified local upper bound (its witness search gets half of it).
+    stability_exact_neurons: up to this many neurons, the global interval beside the local ones is tightened by the
+    exact search (``exact_bound``, ``lipschitz_budget`` seconds per model); 0 never runs it.
     """
 
     m: int = 64
@@ -40,14 +47,28 @@ class ReportConfig:
     generalization_steps: int = 1000
     seed: int = 0
     device: str = "cpu"
+    stability_inputs: int = 4
+    stability_radii: tuple[float, ...] = (0.01, 0.05)
+    stability_noise_radii: tuple[float, ...] = (0.5,)
+    stability_budget: float = 2.0
+    stability_exact_neurons: int = 100
 
     def __post_init__(self) -> None:
         for name in ("m", "n", "instances", "crosscheck", "iterations", "layers", "train_steps", "test_samples",
-                     "generalization_samples", "generalization_steps"):
+                     "generalization_samples", "generalization_steps", "stability_inputs"):
             positive_int(getattr(self, name), name)
         finite_float(self.sparsity, "sparsity", low=0.0, high=1.0, low_open=True)
         finite_float(self.noise_std, "noise_std", low=0.0)
         finite_float(self.lipschitz_budget, "lipschitz_budget", low=0.0, low_open=True)
+        finite_float(self.stability_budget, "stability_budget", low=0.0, low_open=True)
+        for name in ("stability_radii", "stability_noise_radii"):
+            object.__setattr__(self, name, tuple(getattr(self, name)))
+        stability_radii(self.stability_radii, self.stability_noise_radii, self.noise_std)  # ValueError for bad factors
+        if isinstance(self.stability_exact_neurons, bool) or not isinstance(self.stability_exact_neurons, int) \
+                or self.stability_exact_neurons < 0:
+            raise ValueError(f"stability_exact_neurons must be a non-negative integer, got {self.stability_exact_neurons!r}")
+        if self.stability_inputs > self.test_samples:
+            raise ValueError(f"stability_inputs ({self.stability_inputs}) cannot exceed test_samples ({self.test_samples})")
         if self.crosscheck > self.instances:
             raise ValueError(f"crosscheck ({self.crosscheck}) cannot exceed instances ({self.instances})")
         if not isinstance(self.device, str) or not (self.device == "cpu" or self.device.startswith("cuda")):
@@ -61,4 +82,4 @@ class ReportConfig:
             raise ValueError(f"seed must be a non-negative integer, got {self.seed!r}")
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
