@@ -32,7 +32,14 @@ P_sigma lies in a leaf of every node's subtree that contains it, and the leaves 
   certificate on the restricted spec bounds ||f(y1) - f(y2)|| / ||y1 - y2|| for all y1, y2 in P (restriction.py,
   proofs/local_slopes.py). For a region R in P with an interior, the pair of (c) lies in R, hence in P, and its
   ratio is ||J_R||: the bound covers ||J_R|| for EVERY pattern of the free neurons, whatever their phases.
-  Vertex enumeration over the unstable neurons is such a certificate (agnostic.py: J is affine in each slope).
+  Vertex enumeration over the unstable neurons is such a certificate (agnostic.py: J is affine in each slope),
+  and so is LipSDP-Neuron with re-checked multipliers (sdp.py, certificate.py) and the product bound.
+* Lazy bounds. A node is queued with its parent's bound; its polyhedron lies in the parent's, so every region
+  with interior in it is a region of the parent and the parent's bound covers it. Its own bound, computed when
+  it first reaches the top, replaces the inherited one only if smaller (min of two valid bounds).
+* Forced phases. If every child but one is proved interior-free, every region with interior of the node lies
+  in the remaining child (the children cover the node); expanding it at once without queueing the node is the
+  pruning rule below applied to its siblings.
 * Pruning. A child is dropped only when an exact Gordan-Farkas vector proves that its polyhedron has no interior
   (claims 4, 5); such a child contains no region with interior. Best-first: the value returned is the largest
   bound among the nodes still queued. Every region with interior lies in exactly one queued node or leaf at any

@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 
 from unfoldtheory.activations import BoxProjection, GroupSoftThreshold, Identity, ReLU, SoftThreshold
 from unfoldtheory.forward_error import certified_ratio
+from unfoldtheory.lipschitz import exact
 from unfoldtheory.lipschitz.agnostic import activation_agnostic
 from unfoldtheory.lipschitz.exact import exact_bound
 from unfoldtheory.lipschitz.polyhedra import phase_table, proves_no_interior
@@ -76,6 +77,33 @@ def test_each_activation(kind, data):
     spec = data.draw(tiny_specs(kinds=(kind,)))
     bound = exact_bound(spec, rtol=1e-6, time_budget=20.0)
     _check_interval(spec, bound, linear_regions(spec))
+
+
+@settings(max_examples=6, deadline=None)
+@given(tiny_specs())
+def test_node_sdp_route_contains_the_enumerated_maximum(spec):
+    """With vertex enumeration off, every node with an unstable neuron is bounded by LipSDP-Neuron on its restricted
+    spec (or the product bound): the interval must still contain the oracle's maximum."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(exact, "VERTEX_NEURONS", 0)
+        bound = exact_bound(spec, rtol=1e-3, time_budget=20.0)
+    _check_interval(spec, bound, linear_regions(spec))
+    assert "vertex" not in bound.details["bound_methods"]
+
+
+def test_node_sdp_closes_an_unrolled_net():
+    """Two soft-threshold layers of 4 neurons with vertex enumeration limited to 2 unstable neurons: the nodes above
+    that are bounded by LipSDP-Neuron on their restricted specs, and the search must still close on the oracle's value."""
+    rng = np.random.default_rng(4)  # dyadic weights; the root's LipSDP bound is not tight on this net
+    W1 = np.round(rng.standard_normal((4, 2)) * 8) / 8
+    W = [None, np.round(rng.standard_normal((4, 4)) * 4) / 8]
+    spec = unrolled(W, [W1, W1], [0.25, 0.25])
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(exact, "VERTEX_NEURONS", 2)
+        bound = exact_bound(spec, rtol=1e-4, time_budget=20.0)
+    _check_interval(spec, bound, linear_regions(spec))
+    assert bound.details["closed"]
+    assert bound.details["bound_methods"].get("sdp", 0) >= 1
 
 
 def _exclusive_pair() -> NetworkSpec:

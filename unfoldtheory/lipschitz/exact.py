@@ -10,17 +10,23 @@ domain is assumed. Best first on a certified upper bound of ``‖J_R‖`` over e
 
 * **node bound.** The spec restricted to the node (:func:`~.restriction.restrict`: a fixed neuron gets the
   interval of its phase, a free one ``(−∞, ∞)``) is certified by vertex enumeration
-  (:func:`~.agnostic.activation_agnostic`) up to ``VERTEX_NEURONS`` unstable neurons, else by the product bound
-  (the root, with all neurons free: also ``upper_bound(spec, "best")`` within a quarter of the budget, ≤ 30 s);
-  a slope-based certificate bounds the difference quotients of every pair in the node, hence ``‖J_R‖`` of every
-  region with interior in it. A child keeps the smaller of its own and its parent's bound;
+  (:func:`~.agnostic.activation_agnostic`) up to ``VERTEX_NEURONS`` unstable neurons, else by LipSDP-Neuron
+  (:func:`~.sdp.sdp_bound`, structured interior-point method, multipliers re-checked) when its matrix has at most
+  ``NODE_SDP_ROWS`` rows, with the product bound as the fallback (the root, with all neurons free:
+  ``upper_bound(spec, "best")`` within a quarter of the budget, ≤ 30 s); a slope-based certificate bounds the
+  difference quotients of every pair in the node, hence ``‖J_R‖`` of every region with interior in it. A node
+  enters the queue with its parent's bound (valid: its polyhedron lies in the parent's) and gets its own, the smaller
+  of the two, when it is first the largest (lazily: nodes that never reach the top cost no certificate);
+* **forced phases.** When all children but one are proved to have no interior, the one left holds every region
+  of the node: it is expanded at once, so only nodes with a choice are queued and bounded;
 * **leaf** (every phase fixed). ``f`` is affine on the region: ``Restriction.jacobian_upper`` bounds ``‖J_R‖``
   rigorously; the float Chebyshev centre of the region and the top right singular vector ``u`` of ``J_R`` give
   a witness pair ``y ± s·u`` whose ratio :func:`~unfoldtheory.forward_error.certified_ratio` re-evaluates from
   the spec (the incumbent lower bound; seeded by :func:`~.lower.lower_bound`);
 * **pruning.** A child whose float LP finds no interior is dropped only when
   :func:`~.polyhedra.proves_no_interior` proves it in exact rational arithmetic; otherwise it stays in the
-  search. The search stops when the largest open bound is ≤ ``(1 + rtol)·lower``, or at the time budget.
+  search. The search stops when the largest open bound is ≤ ``(1 + rtol)·lower``, or at the time budget. Among equal bounds
+  the deepest node goes first (towards leaves, whose witnesses raise the incumbent).
 
 The returned value is the largest bound left in the queue (every region with interior lies in an open node or
 a leaf still queued): a certified upper bound whether or not the interval closed.
@@ -46,17 +52,22 @@ from unfoldtheory.lipschitz.polyhedra import Centre, ExactPreactivations, chebys
 from unfoldtheory.lipschitz.product import product_bound
 from unfoldtheory.lipschitz.quantity import QUANTITY
 from unfoldtheory.lipschitz.restriction import restrict
+from unfoldtheory.lipschitz.sdp import sdp_bound
 from unfoldtheory.results import Bound
 from unfoldtheory.spec import NetworkSpec
 from unfoldtheory.validation import finite_float, time_budget_seconds
 
 METHOD = "exact (pattern branch and bound)"
-#: Up to this many unstable neurons a node is bounded by vertex enumeration (2^n patterns), else by the product bound.
-VERTEX_NEURONS = 10
+#: Up to this many unstable neurons a node is bounded by vertex enumeration (2^n patterns; below ~13 neurons it is
+#: cheaper than the node SDP and never looser), else by LipSDP-Neuron or the product bound.
+VERTEX_NEURONS = 12
 #: Share of the time budget (at most ``SEED_SECONDS``) given to the global witness search that seeds the incumbent.
 SEED_SHARE, SEED_SECONDS = 0.1, 10.0
 #: Share of the time budget (at most ``ROOT_SECONDS``) for the root's global certificate (``upper_bound``, "best").
 ROOT_SHARE, ROOT_SECONDS = 0.25, 30.0
+#: Beyond ``VERTEX_NEURONS`` a node with a LipSDP matrix of at most this many rows is bounded by LipSDP-Neuron on its
+#: restricted spec (structured interior-point method, at most ``NODE_SDP_SECONDS`` each), larger ones by the product bound.
+NODE_SDP_ROWS, NODE_SDP_SECONDS = 400, 5.0
 
 
 @dataclass
@@ -69,6 +80,7 @@ class _Node:
     rows: tuple[tuple[int, int, int], ...]  # per row: (layer, neuron, side): +1 is v ≤ hi, −1 is v ≥ lo
     point: np.ndarray | None  # a float point of the node (guidance), None when the LP found none
     bound: float
+    bounded: bool = False  # False: ``bound`` is the parent's (valid, the node lies in it), its own not computed yet
 
 
 class _Search:
@@ -181,6 +193,17 @@ class _Search:
         guess = multipliers[support] / np.where(norms > 0, norms, 1.0)
         return proves_no_interior(G, h, guess)
 
+    def expand(self, node: _Node, leaves: int) -> list[_Node]:
+        """The children of ``node`` that are not proved interior-free; a single one (its siblings proved empty, so it
+        holds every region of ``node``) is expanded in turn, so that only nodes with a choice reach the queue."""
+        while True:
+            self.stats["nodes"] += 1
+            k, i = self.where[len(node.phases)]
+            kids = [c for c in (self.child(node, p) for p in range(len(self.table[k - 1][i]))) if c is not None]
+            if len(kids) != 1 or len(kids[0].phases) == leaves:
+                return kids
+            node = kids[0]
+
     # ------------------------------------------------------------------ bounds and witnesses
     def _intervals(self, node: _Node) -> tuple[list[np.ndarray], list[np.ndarray]]:
         lower = [np.full(d, -np.inf) for d in self.spec.dims[1:]]
@@ -191,30 +214,35 @@ class _Search:
             lower[k - 1][i], upper[k - 1][i] = ph.lo, ph.hi
         return lower, upper
 
-    def bound(self, node: _Node, sdp_budget: float | None = None) -> float:
-        """A certified upper bound on ``‖J_R‖`` over the regions of ``node`` (module docstring), ≤ its parent's.
-        With ``sdp_budget`` (the root) and too many unstable neurons to enumerate, :func:`~unfoldtheory.lipschitz.upper_bound`
-        ("best": LipSDP-Neuron or the chain methods) within that many seconds."""
+    def bound(self, node: _Node, budget: float, root: bool = False) -> float:
+        """A certified upper bound on ``‖J_R‖`` over the regions of ``node`` (module docstring), ≤ its parent's:
+        the Jacobian bound of a leaf, vertex enumeration up to ``VERTEX_NEURONS`` unstable neurons, else LipSDP-Neuron
+        on the restricted spec (at the root :func:`~unfoldtheory.lipschitz.upper_bound`, "best"), within ``budget``
+        seconds, and the product bound when that does not certify."""
         restriction = restrict(self.spec, *self._intervals(node))
-        if sdp_budget is not None and restriction.unstable > VERTEX_NEURONS:
-            from unfoldtheory.lipschitz import upper_bound  # the package's entry point imports this module
-
-            b = upper_bound(restriction.spec, "best", time_budget=sdp_budget)
-            value = b.value if b.certified else math.inf
-            self.stats["bound_methods"]["best"] = 1
-            return min(node.bound, value, self.bound(node))
+        method, value = None, math.inf
         if restriction.linear:
             value, method = restriction.jacobian_upper, "jacobian"
-        else:
-            b = None
-            if restriction.unstable <= VERTEX_NEURONS:
-                try:
-                    b, method = activation_agnostic(restriction.spec, max_neurons=VERTEX_NEURONS), "vertex"
-                except ValueError:  # a restricted layer that reads only constant states: its (valid) product bound
-                    b = None
-            if b is None:
-                b, method = product_bound(restriction.spec), "product"
-            value = b.value if b.certified else math.inf
+        elif restriction.unstable <= VERTEX_NEURONS:
+            try:
+                b = activation_agnostic(restriction.spec, max_neurons=VERTEX_NEURONS)
+                value, method = (b.value if b.certified else math.inf), "vertex"
+            except ValueError:  # a restricted layer that reads only constant states: its (valid) product bound below
+                pass
+        elif root:
+            from unfoldtheory.lipschitz import upper_bound  # the package's entry point imports this module
+
+            b = upper_bound(restriction.spec, "best", time_budget=budget)
+            value, method = (b.value if b.certified else math.inf), "best"
+        elif self.spec.input_dim + restriction.unstable <= NODE_SDP_ROWS:
+            try:
+                b = sdp_bound(restriction.spec, solver="structured", max_size=NODE_SDP_ROWS, time_budget=budget)
+                value, method = (b.value if b.certified else math.inf), "sdp"
+            except (ValueError, np.linalg.LinAlgError):  # no LipSDP form or a failed solve: the product bound below
+                pass
+        if method is None or not math.isfinite(value):
+            b = product_bound(restriction.spec)
+            value, method = min(value, b.value if b.certified else math.inf), "product"
         methods = self.stats["bound_methods"]
         methods[method] = methods.get(method, 0) + 1
         return min(node.bound, value)
@@ -267,7 +295,8 @@ def exact_bound(spec: NetworkSpec, *, rtol: float = 1e-3, time_budget: float = 6
         finite. ``details``: ``lower`` (a certified lower :class:`Bound` with its witness), ``witness`` ``(y1, y2)``,
         ``closed`` (``value ≤ (1 + rtol)·lower``), ``rtol``, ``nodes``, ``regions_visited``, ``empty_proved``
         (children dropped on an exact emptiness proof), ``empty_unproved`` (kept although the LP found no interior),
-        ``bound_methods``, ``reason`` (when not closed).
+        ``bound_methods`` (how many node bounds each certificate gave: ``best``, ``sdp``, ``vertex``, ``product``,
+        ``jacobian``), ``reason`` (when not closed).
     """
     t0 = time.perf_counter()
     if not isinstance(spec, NetworkSpec):
@@ -282,18 +311,18 @@ def exact_bound(spec: NetworkSpec, *, rtol: float = 1e-3, time_budget: float = 6
     m = spec.input_dim
     root = _Node((), (np.eye(m, m + 1),), None, np.zeros((0, m)), np.zeros(0), (), np.zeros(m), math.inf)
     root = search._settle(root)
-    root.bound = search.bound(root, sdp_budget=min(ROOT_SHARE * budget, ROOT_SECONDS))
-    heap: list[tuple[float, int, _Node]] = []
+    root.bound, root.bounded = search.bound(root, min(ROOT_SHARE * budget, ROOT_SECONDS), root=True), True
+    heap: list[tuple[float, int, int, _Node]] = []  # (−bound, −depth, order, node): best first, deepest among equals
     counter = itertools.count()
     leaves = len(search.where)
 
     def push(node: _Node) -> None:
-        if len(node.phases) == leaves:
+        if len(node.phases) == leaves and not node.bounded:
             search.stats["regions_visited"] += 1
             w = search.witness(node)
             if w is not None and w[0] > best["value"]:
                 best.update(value=w[0], method="region witness", y1=w[1], y2=w[2])
-        heapq.heappush(heap, (-node.bound, next(counter), node))
+        heapq.heappush(heap, (-node.bound, -len(node.phases), next(counter), node))
 
     push(root)
     reason = None
@@ -303,10 +332,16 @@ def exact_bound(spec: NetworkSpec, *, rtol: float = 1e-3, time_budget: float = 6
             top = -heap[0][0]
             if top <= (1.0 + rtol) * best["value"]:
                 break
-            if time.perf_counter() - t0 > budget:
+            left = budget - (time.perf_counter() - t0)
+            if left <= 0:
                 reason = f"time budget of {budget:g} s spent"
                 break
-            _, _, node = heap[0]
+            node = heap[0][-1]
+            if not node.bounded:  # its own bound, computed when it is first the largest (lazily)
+                heapq.heappop(heap)
+                node.bound, node.bounded = search.bound(node, min(NODE_SDP_SECONDS, left)), True
+                push(node)
+                continue
             if len(node.phases) == leaves:
                 reason = ("the largest remaining bound is a single region's, and its witness (a pair around the region's "
                           "Chebyshev centre) does not reach it within rtol: rounding dominates the pair's ratio"
@@ -316,13 +351,7 @@ def exact_bound(spec: NetworkSpec, *, rtol: float = 1e-3, time_budget: float = 6
                           "be a thin region far out, beyond what a float64 witness resolves)")
                 break
             heapq.heappop(heap)
-            search.stats["nodes"] += 1
-            k, i = search.where[len(node.phases)]
-            for p in range(len(search.table[k - 1][i])):
-                c = search.child(node, p)
-                if c is None:
-                    continue
-                c.bound = search.bound(c)
+            for c in search.expand(node, leaves):
                 push(c)
             if not heap:
                 break
@@ -341,7 +370,7 @@ def exact_bound(spec: NetworkSpec, *, rtol: float = 1e-3, time_budget: float = 6
     if not certified:
         details["reason"] = "no certified bound on the largest open node (the float64 bounds overflowed)"
     return Bound(upper if certified else math.inf, "upper", QUANTITY, METHOD, certified=certified,
-                 certificate={"pattern": heap[0][2].phases if heap else ()}, seconds=seconds, details=details)
+                 certificate={"pattern": heap[0][-1].phases if heap else ()}, seconds=seconds, details=details)
 
 
-__all__ = ["METHOD", "VERTEX_NEURONS", "exact_bound"]
+__all__ = ["METHOD", "NODE_SDP_ROWS", "VERTEX_NEURONS", "exact_bound"]
