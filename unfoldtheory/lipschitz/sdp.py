@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy import sparse
+from threadpoolctl import threadpool_limits
 
 from unfoldtheory.lipschitz import structured_ipm
 from unfoldtheory.lipschitz.certificate import QUANTITY, bound_from_multipliers
@@ -33,7 +34,9 @@ from unfoldtheory.validation import time_budget_seconds
 
 SOLVERS = ("structured", "SCS", "CLARABEL")
 STRICTNESS = 1e-6
-FLOAT32_SAFE = 1e30  # the structured solver takes its step lengths in float32 (largest finite value ~3.4e38)
+#: the structured solver forms products of four data entries (its Schur complement): beyond this the float64
+#: iterates would overflow, and the solve is refused with that reason
+FLOAT64_SAFE = 1e75
 
 
 def sdp_bound(spec: NetworkSpec, solver: str = "structured", max_size: int = 1500,
@@ -59,7 +62,8 @@ def sdp_bound(spec: NetworkSpec, solver: str = "structured", max_size: int = 150
         raise ValueError(f"the LipSDP matrix has size {form.size} > max_size = {max_size}; the dense formulation "
                          "would be too large or too slow (raise max_size to try anyway)")
     if solver == "structured":
-        return _structured_bound(spec, form, start, time_budget)
+        with _one_blas_thread(form.size):
+            return _structured_bound(spec, form, start, time_budget)
     data = scaled_data(spec, form)
     return _cvxpy_bound(form, data, solver, start)
 
@@ -98,9 +102,9 @@ def _structured_bound(spec: NetworkSpec, form: QuadraticForm, start: float, time
     for _ in range(2):
         data = scaled_data(spec, form, estimate=estimate)
         peak = max(float(np.max(np.abs(data.Fa.data), initial=0.0)), float(np.max(np.abs(data.Fb.data), initial=0.0)))
-        if not peak < FLOAT32_SAFE:
-            return _failed(f"the scaled LipSDP data reach {peak:.3g}, beyond the float32 range of the structured "
-                           "solver's step lengths", start, "structured")
+        if not peak < FLOAT64_SAFE:
+            return _failed(f"the scaled LipSDP data reach {peak:.3g}: the structured solver's Schur complement (products "
+                           "of four data entries) would overflow in float64", start, "structured")
         with np.errstate(all="ignore"):  # the solver only proposes: an iterate that overflows fails the check
             result = structured_ipm.solve(structured_ipm.StructuredLMI(
                 data.CtC, data.Fa.toarray(), data.Fb.toarray(), G, form.m, STRICTNESS), deadline=deadline)
@@ -117,6 +121,15 @@ def _structured_bound(spec: NetworkSpec, form: QuadraticForm, start: float, time
                "primal_infeasibility": result.primal_infeasibility, "dual_infeasibility": result.dual_infeasibility,
                "solves": solves}
     return bound_from_multipliers(form, np.maximum(result.lam, 0.0) * data.scale, "lipsdp-neuron", start, details)
+
+
+def _one_blas_thread(size: int):
+    """One BLAS thread for matrices up to ``structured_ipm.SINGLE_THREAD_SIZE`` rows (the solve and the check's
+    block factorisation): their products are too small to share, and on loaded cores a second thread made the
+    whole structured bound several times slower."""
+    if size > structured_ipm.SINGLE_THREAD_SIZE:
+        return contextlib.nullcontext()
+    return threadpool_limits(1, user_api="blas")
 
 
 def _cvxpy_bound(form: QuadraticForm, data: ScaledData, solver: str, start: float) -> Bound:
