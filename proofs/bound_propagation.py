@@ -22,6 +22,12 @@ Claims
 5. **Rounding of a dot product.** ``fl(fl(a₁b₁) + fl(a₂b₂))`` differs from ``a₁b₁ + a₂b₂`` by at most
    ``γ₂(|a₁b₁| + |a₂b₂|)``, ``γ_n = nu/(1 − nu)`` (Higham, Lemma 3.1): ``(1 + u)² − 1 ≤ γ₂`` and
    ``1 − (1 − u)² ≤ γ₂``; and ``γ_n ≤ 2nu`` for ``nu ≤ ½``, the bound the code uses.
+6. **Free slopes and skipped rows** (``method="alpha-crown"``, and the rows ``"crown"`` skips). For *every* real slope
+   ``a`` the intercept ``c = min_i (φ(t_i) − a t_i)`` over the breakpoints puts the line below ``φ`` at each of them,
+   so by claim 1 on the whole finite interval: the slope may be any float, chosen per row by a float optimiser
+   (checked for three breakpoints; the directed rounding of claim 2 keeps it in floats). A soft-threshold / ReLU /
+   box neuron whose interval meets only pieces of slope 0 has the same state on every sub-interval (checked for the
+   dead zone ``[−θ, θ]`` and ReLU's ``v ≤ 0``), so no later bound depends on how tight its own interval is.
 """
 
 import sympy as sp
@@ -101,5 +107,19 @@ nu = sp.Symbol("nu", positive=True)
 w = sp.Symbol("w", nonnegative=True)  # w = 1 - 2nu >= 0
 check("(2nu - nu/(1 - nu))(1 - nu) == nu (1 - 2nu)", is_zero((2 * nu - nu / (1 - nu)) * (1 - nu) - nu * (1 - 2 * nu)))
 check("nu (1 - 2nu) >= 0 for nu <= 1/2, so gamma_n <= 2nu (1 - nu > 0)", (nu * w).is_nonnegative)
+
+section("6. free slopes and skipped rows")
+al = sp.Symbol("alpha", real=True)
+ts = sp.symbols("t1:4", real=True)
+gs = sp.symbols("g1:4", real=True)  # g_i = phi(t_i) - alpha t_i, so phi(t_i) = g_i + alpha t_i
+for j in range(3):  # c = g_j attains the minimum
+    region_j = [ge(gs[i], gs[j]) for i in range(3) if i != j]
+    for i in range(3):
+        cert = holds_on(region_j, list(gs), (gs[i] + al * ts[i]) - (al * ts[i] + gs[j]), ">=")
+        check(f"every slope, min at t{j + 1}: alpha t{i + 1} + c <= phi(t{i + 1}) [{cert}]", cert is not None)
+cert = holds_on([ge(t, -theta), ge(theta, t), gt(theta, 0)], [t, theta], st_fn(t), "==")
+check(f"ST(v) == 0 on -theta <= v <= theta: a dead neuron's state is 0 on every sub-interval [{cert}]", cert is not None)
+cert = holds_on([gt(0, t)], [t], relu, "==")
+check(f"ReLU(v) == 0 on v < 0, and at v = 0 [{cert}]", cert is not None and relu.subs(t, 0) == 0)
 
 finish()

@@ -14,7 +14,15 @@ For every layer ``k`` of a :class:`~unfoldtheory.spec.NetworkSpec` and every inp
   Certifying Neural Networks* (DeepPoly), POPL 2019), concretised over the region
   (``a·c − r‖a‖₂`` on an ℓ2 ball, ``a·c − r‖a‖₁`` on an ℓ∞ ball, midpoint–radius on a box: Cauchy–Schwarz and
   Hölder, ``proofs/bound_propagation.py``). Every layer's interval is the intersection with its interval
-  bound, and the next layers' relaxations use these intersected intervals.
+  bound, and the next layers' relaxations use these intersected intervals. Only the neurons on which the activation is
+  not constant over their interval bound get back-substituted rows: a constant neuron's state, and so every later
+  bound, is the same on any sub-interval (:func:`~.linear_relaxation.constant`).
+* ``method="alpha-crown"``: the ``"crown"`` bounds, then a second pass in which every neuron still unstable (and
+  near stable: within ``alpha_crown.NEAR`` of its width) gets the CROWN bound with its own optimised slopes per row
+  (:mod:`unfoldtheory.lipschitz.alpha_crown`: a float guide chooses them; the bound is recomputed rigorously for the
+  chosen float slopes), intersected with the ``"crown"`` bounds — so never looser than ``"crown"``, neuron by neuron.
+  It pays at small radii (a few unstable neurons per layer); where most neurons are unstable it gains little for
+  several times the time (the single-neuron relaxation is the limit there).
 
 **Rounding.** The back-substitution is carried in float64; the exact statement maintained for every row
 ``r`` is ``target_r(y) ≥ Σ_i (Â_i z_i(y))_r + ĉ_r − e_r`` with the *computed* coefficient matrices ``Â_i``
@@ -22,8 +30,9 @@ and constant ``ĉ``, and an error bound ``e`` that collects, for every rounded o
 times a bound on the magnitude of what it multiplies (``|z_i| ≤ Z_i`` and ``|v_j| ≤ V_j`` from the intervals
 already known): ``γ_n(|Â_i| + |Ŝ||W_ji|)Z_i`` for an update ``Â_i ← fl(Â_i + Ŝ W_ji)`` (Higham, Lemma 3.1
 and §3.5, any summation order, FMA allowed), ``(2u|Ŝ| + 2η)V_j`` for the relaxation slopes that are not 0 or
-1, ``γ_n(|ĉ| + |Â_j| C_j + |Ŝ||b_j|)`` for the constants, and the absolute underflow terms ``nη`` everywhere.
-Each error term is a nonnegative expression of float data, rounded up with
+1, ``γ_{4d_j+1}(|ĉ| + |Â_j| C_j + |Ŝ||b_j|)`` for the constants (one sum of at most ``4d_j + 1`` rounded
+products, whichever line each row uses, also with one line per row and neuron), and the absolute underflow terms
+``nη`` everywhere. Each error term is a nonnegative expression of float data, rounded up with
 :func:`unfoldtheory.rounding.inflate`. A row in which any float became non-finite gives ``∓inf``.
 """
 
@@ -40,7 +49,7 @@ from unfoldtheory.forward_error import _activation_interval, _Inflation, _interv
 from unfoldtheory.lipschitz.regions import Region
 from unfoldtheory.spec import NetworkSpec
 
-METHODS = ("interval", "crown")
+METHODS = ("interval", "crown", "alpha-crown")
 
 
 @dataclass(frozen=True)
@@ -123,39 +132,77 @@ def state_interval(spec: NetworkSpec, k: int, lo: np.ndarray, hi: np.ndarray,
 def preactivation_bounds(spec: NetworkSpec, region: Region, *, method: str = "crown") -> PreactivationBounds:
     """Rigorous bounds on every pre-activation of ``spec`` over ``region`` (module docstring).
 
-    ``method``: ``"interval"`` or ``"crown"`` (per neuron the intersection of the CROWN bound, the interval bound
-    from the intersected intervals of the layers before, and the plain interval bound). Raises ValueError for an
-    unknown method, a region of the wrong dimension, or a user-defined activation (no proved relaxation).
+    ``method``:
+
+    * ``"interval"``: interval arithmetic;
+    * ``"crown"``: per neuron the intersection of the CROWN bound, the interval bound from the intersected intervals of
+      the layers before, and the plain interval bound. Neurons on which the activation is constant over that interval
+      bound keep it: their state is the same constant on any sub-interval, so no later bound changes (the rows are
+      skipped, :func:`~.linear_relaxation.constant`);
+    * ``"alpha-crown"``: the ``"crown"`` bounds, then, for every neuron still unstable whose interval is within
+      :data:`.alpha_crown.NEAR` of its width of lying in one piece, the CROWN bound with slopes optimised per row
+      (:mod:`.alpha_crown`) on the tightened intervals of the layers before, intersected with the ``"crown"`` bounds:
+      never looser than ``"crown"``, neuron by neuron.
+
+    Raises ValueError for an unknown method, a region of the wrong dimension, or a user-defined activation (no proved
+    relaxation).
     """
     t0 = time.perf_counter()
     _check(spec, region, method)
+    if method == "interval":
+        lower, upper = _propagate(spec, region, None, None)
+    else:
+        plain = _propagate(spec, region, None, None)  # so that crown ⊆ interval exactly, as floats
+        lower, upper = _propagate(spec, region, plain, "crown")
+        if method == "alpha-crown":
+            lower, upper = _propagate(spec, region, (lower, upper), "alpha-crown")
+    for arr in (*lower, *upper):
+        arr.flags.writeable = False
+    return PreactivationBounds(tuple(lower), tuple(upper), method, time.perf_counter() - t0)
+
+
+def _propagate(spec: NetworkSpec, region: Region, outer: tuple[list[np.ndarray], list[np.ndarray]] | None,
+               method: str | None) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Layer by layer: the interval bound from the states' intervals, intersected with ``outer`` (bounds known to
+    hold) and, for ``method``, with back-substituted bounds of the neurons that need them."""
+    from unfoldtheory.lipschitz import alpha_crown
+    from unfoldtheory.lipschitz.linear_relaxation import Backsubstitution, constant, nonaffine, shrink_to_stable, slope_family
+
     inflate = _Inflation(_ops(spec))
     lo0, hi0 = region.enclosing_box()
     zlo, zhi = [np.asarray(lo0, dtype=float)], [np.asarray(hi0, dtype=float)]
     lower: list[np.ndarray] = []
     upper: list[np.ndarray] = []
-    crown = plain = None
-    if method == "crown":
-        from unfoldtheory.lipschitz.linear_relaxation import Backsubstitution
-
-        crown = Backsubstitution(spec, region)
-        plain = preactivation_bounds(spec, region, method="interval")  # so that crown ⊆ interval exactly, as floats
+    crown = Backsubstitution(spec, region) if method else None
+    guide = alpha_crown.SlopeGuide(spec, region) if method == "alpha-crown" else None
     for k in range(1, spec.num_layers + 1):
+        act = spec.activations[k - 1]
         lo, hi = interval_layer(spec, k, zlo, zhi, inflate)
-        if crown is not None and plain is not None:
-            clo, chi = crown.layer_bounds(k)
-            lo = np.maximum(np.maximum(lo, clo), plain.lower[k - 1])
-            hi = np.minimum(np.minimum(hi, chi), plain.upper[k - 1])
-        zl, zh = state_interval(spec, k, lo, hi, inflate)
+        if outer is not None:
+            lo, hi = np.maximum(lo, outer[0][k - 1]), np.minimum(hi, outer[1][k - 1])
         if crown is not None:
-            crown.add_layer(k, lo, hi, zl, zh)
+            if method == "crown":
+                need = np.flatnonzero(~constant(act, lo, hi))
+            else:  # unstable, and within a fraction NEAR of their width of being stable
+                with np.errstate(over="ignore", invalid="ignore"):
+                    near = shrink_to_stable(act, lo, hi) <= alpha_crown.NEAR * (hi - lo)
+                need = np.flatnonzero(nonaffine(act, lo, hi) & near)
+            lines = guide.optimise(k, need) if guide is not None and need.size else None
+            if need.size and (guide is None or lines is not None):
+                clo, chi = crown.layer_bounds(k, need, lines)
+                lo, hi = lo.copy(), hi.copy()
+                lo[need], hi[need] = np.maximum(lo[need], clo), np.minimum(hi[need], chi)
+        zl, zh = state_interval(spec, k, lo, hi, inflate)
+        family = slope_family(act, lo, hi) if guide is not None else None
+        if crown is not None:
+            crown.add_layer(k, lo, hi, zl, zh, family.base if family is not None else None)
+        if guide is not None and family is not None:
+            guide.add_layer(k, family)
         lower.append(lo)
         upper.append(hi)
         zlo.append(zl)
         zhi.append(zh)
-    for arr in (*lower, *upper):
-        arr.flags.writeable = False
-    return PreactivationBounds(tuple(lower), tuple(upper), method, time.perf_counter() - t0)
+    return lower, upper
 
 
 __all__ = ["METHODS", "PreactivationBounds", "interval_layer", "preactivation_bounds", "state_interval"]

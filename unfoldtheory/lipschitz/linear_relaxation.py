@@ -16,6 +16,9 @@ a box projection ``[0, 1, 0]``, the identity ``[1]``). Group soft-thresholding i
   intercept makes the line sound in exact arithmetic whatever float slope was chosen. An infinite end needs the
   slope of the outer piece there (``a ≥ s₋∞`` for a lower line at ``l = −∞``, ``a ≤ s₊∞`` at ``u = +∞``; reversed
   for upper lines); where none fits there is no line (``c = ∓inf``) and rows that need it get no bound.
+* **Free slopes** (:class:`SlopeFamily`, α-CROWN): on a finite interval every float slope is sound with that intercept,
+  so the back-substitution may use a different slope per row (target) and neuron; :meth:`SlopeFamily.lines` builds those
+  lines (intercepts rounded as above, per row) and :meth:`Backsubstitution.layer_bounds` takes them.
 """
 
 from __future__ import annotations
@@ -103,6 +106,33 @@ def nonaffine(act: Activation, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
     return _piece_nonaffine(pieces(act, lo.size), lo, hi)
 
 
+def constant(act: Activation, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """Neurons on which ``act`` is constant over ``[lo, hi]``: the interval meets only pieces of slope 0 (a continuous
+    function, so one value), or a group soft-threshold's group is surely 0. Their state is that constant whatever part of
+    the interval the pre-activation fills, so a tighter interval changes nothing after them."""
+    lo, hi = np.asarray(lo, dtype=float), np.asarray(hi, dtype=float)
+    if isinstance(act, GroupSoftThreshold):
+        return np.zeros(lo.shape, dtype=bool) if act.theta == 0 else _group_zero(act, lo, hi)
+    p = pieces(act, lo.size)
+    return ~np.any(_overlaps(p, lo, hi) & (p.slopes[:, None] != 0), axis=0)
+
+
+def shrink_to_stable(act: Activation, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """Per neuron, the least total length by which ``[lo, hi]`` must shrink to lie in one piece of ``act`` (0 when it
+    does; group soft-thresholding: 0 when affine, else ``inf``)."""
+    lo, hi = np.asarray(lo, dtype=float), np.asarray(hi, dtype=float)
+    if isinstance(act, GroupSoftThreshold):
+        return np.where(nonaffine(act, lo, hi), np.inf, 0.0)
+    p = pieces(act, lo.size)
+    d = lo.size
+    left = np.vstack([np.full((1, d), -np.inf), p.kinks])
+    right = np.vstack([p.kinks, np.full((1, d), np.inf)])
+    with np.errstate(invalid="ignore", over="ignore"):
+        cut = np.maximum(left - lo, 0.0) + np.maximum(hi - right, 0.0)
+    cut = np.where(np.isnan(cut), np.inf, cut)
+    return np.where(nonaffine(act, lo, hi), np.min(cut, axis=0), 0.0)
+
+
 @dataclass(frozen=True)
 class Relaxation:
     """``a_l v + c_l ≤ φ(v) ≤ a_u v + c_u`` on each neuron's interval (exact arithmetic); ``c_l = −inf`` /
@@ -116,7 +146,7 @@ class Relaxation:
     @property
     def fractional(self) -> np.ndarray:
         """Neurons with a slope other than 0 or 1 (its products with a coefficient are rounded)."""
-        return ~np.isin(self.a_l, (0.0, 1.0)) | ~np.isin(self.a_u, (0.0, 1.0))
+        return (self.a_l != 0) & (self.a_l != 1) | (self.a_u != 0) & (self.a_u != 1)
 
 
 def _values(p: Pieces, t: np.ndarray, direction: int) -> np.ndarray:
@@ -130,8 +160,26 @@ def _values(p: Pieces, t: np.ndarray, direction: int) -> np.ndarray:
     return np.where(rounded, down(val) if direction < 0 else up(val), val)
 
 
-def _side(p: Pieces, lo: np.ndarray, hi: np.ndarray, direction: int) -> tuple[np.ndarray, np.ndarray]:
-    """The lower (``direction=-1``) or upper line of ``p`` on ``[lo, hi]``: ``(slope, intercept)`` per neuron."""
+@dataclass(frozen=True)
+class _Frame:
+    """One side of ``p`` on ``[lo, hi]``: the neurons on one slope (``affine``) and their exact line, and for the others
+    the breakpoints ``T`` (r, d) of the finite hull ``[lo_e, hi_e]`` (infinite ends replaced by the outermost finite kink)
+    with ``φ(T)`` rounded in the side's direction; ``ok``: a line can exist; ``s_lo``/``s_hi``: the outer pieces' slopes."""
+
+    affine: np.ndarray
+    a_exact: np.ndarray
+    c_exact: np.ndarray
+    T: np.ndarray
+    phi: np.ndarray
+    ok: np.ndarray
+    mid: np.ndarray
+    s_lo: np.ndarray
+    s_hi: np.ndarray
+    inf_lo: np.ndarray
+    inf_hi: np.ndarray
+
+
+def _frame(p: Pieces, lo: np.ndarray, hi: np.ndarray, direction: int) -> _Frame:
     d = lo.size
     kinks = p.kinks
     ov = _overlaps(p, lo, hi)
@@ -150,9 +198,33 @@ def _side(p: Pieces, lo: np.ndarray, hi: np.ndarray, direction: int) -> tuple[np
     ok = affine | (np.isfinite(lo_e) & np.isfinite(hi_e))
     lo_e, hi_e = np.where(ok, lo_e, 0.0), np.where(ok, hi_e, 0.0)
     T = np.vstack([lo_e[None, :], hi_e[None, :], np.clip(kinks, lo_e, hi_e)])  # (r, d) points of [lo_e, hi_e]
-    phi = _values(p, T, direction)
-    # candidate slopes: 0, 1 and the chords between breakpoints (a heuristic: any float is sound)
+    with np.errstate(all="ignore"):
+        mid = 0.5 * lo_e + 0.5 * hi_e
+    return _Frame(affine, a_exact, c_exact, T, _values(p, T, direction), ok, mid,
+                  p.slopes[np.sum(kinks == -np.inf, axis=0)], p.slopes[p.slopes.size - 1 - np.sum(kinks == np.inf, axis=0)],
+                  ~np.isfinite(lo), ~np.isfinite(hi))
+
+
+def _intercepts(f: _Frame, A: np.ndarray, direction: int) -> np.ndarray:
+    """Sound intercepts for the float slopes ``A`` (shape (..., d)): ``c = min_t ↓(↓φ(t) − ↑(a t))`` over the
+    breakpoints for a lower line, ``max_t ↑(↑φ(t) − ↓(a t))`` for an upper one (module docstring); NaN as ``∓inf``.
+    Valid for every slope when the neuron's interval is finite; at an infinite end only for the slopes allowed there."""
+    with np.errstate(all="ignore"):
+        at = A[..., None, :] * f.T  # (..., r, d)
+        if direction < 0:
+            C = np.min(down(f.phi - up(at)), axis=-2)
+        else:
+            C = np.max(up(f.phi - down(at)), axis=-2)
+    return np.where(np.isnan(C), direction * np.inf, C)
+
+
+def _side(p: Pieces, lo: np.ndarray, hi: np.ndarray, direction: int) -> tuple[np.ndarray, np.ndarray]:
+    """The lower (``direction=-1``) or upper line of ``p`` on ``[lo, hi]``: ``(slope, intercept)`` per neuron."""
+    d = lo.size
+    f = _frame(p, lo, hi, direction)
+    T = f.T
     r = T.shape[0]
+    # candidate slopes: 0, 1 and the chords between breakpoints (a heuristic: any float is sound)
     cands = [np.zeros(d), np.ones(d)]
     phi_mid = _values(p, T, 1)
     with np.errstate(all="ignore"):
@@ -161,32 +233,23 @@ def _side(p: Pieces, lo: np.ndarray, hi: np.ndarray, direction: int) -> tuple[np
                 ch = (phi_mid[j] - phi_mid[i]) / (T[j] - T[i])
                 cands.append(np.clip(np.where(np.isfinite(ch), ch, 0.0), 0.0, 1.0))
     A = np.stack(cands)  # (n_c, d)
-    s_lo = p.slopes[np.sum(kinks == -np.inf, axis=0)]  # slope of the outer pieces
-    s_hi = p.slopes[p.slopes.size - 1 - np.sum(kinks == np.inf, axis=0)]
-    inf_lo, inf_hi = ~np.isfinite(lo), ~np.isfinite(hi)
-    unbounded = inf_lo | inf_hi
-    A = np.where(unbounded, np.vstack([s_lo, s_hi] + [s_lo] * (A.shape[0] - 2)), A)
+    unbounded = f.inf_lo | f.inf_hi
+    A = np.where(unbounded, np.vstack([f.s_lo, f.s_hi] + [f.s_lo] * (A.shape[0] - 2)), A)
     if direction < 0:  # a lower line: a ≥ s₋∞ at l = −∞, a ≤ s₊∞ at u = +∞
-        valid = (~inf_lo | (A >= s_lo)) & (~inf_hi | (A <= s_hi))
+        valid = (~f.inf_lo | (A >= f.s_lo)) & (~f.inf_hi | (A <= f.s_hi))
     else:
-        valid = (~inf_lo | (A <= s_lo)) & (~inf_hi | (A >= s_hi))
+        valid = (~f.inf_lo | (A <= f.s_lo)) & (~f.inf_hi | (A >= f.s_hi))
+    C = _intercepts(f, A, direction)
     with np.errstate(all="ignore"):
-        at = A[:, None, :] * T[None, :, :]  # (n_c, r, d)
-        if direction < 0:
-            C = np.min(down(phi[None] - up(at)), axis=1)
-        else:
-            C = np.max(up(phi[None] - down(at)), axis=1)
-        C = np.where(np.isnan(C), direction * np.inf, C)
-        mid = 0.5 * lo_e + 0.5 * hi_e
-        score = -direction * (A * mid + C)
+        score = -direction * (A * f.mid + C)
     score = np.where(unbounded, 0.0, score)
     score = np.where(valid & np.isfinite(C), np.where(np.isnan(score), -np.inf, score), -np.inf)
     best = np.argmax(score, axis=0)
     a = A[best, np.arange(d)]
     c = C[best, np.arange(d)]
-    none = ~np.isfinite(score[best, np.arange(d)]) | ~ok
+    none = ~np.isfinite(score[best, np.arange(d)]) | ~f.ok
     c = np.where(none, direction * np.inf, c)
-    return np.where(affine, a_exact, a), np.where(affine, c_exact, c)
+    return np.where(f.affine, f.a_exact, a), np.where(f.affine, f.c_exact, c)
 
 
 def relaxation(act: Activation, lo: np.ndarray, hi: np.ndarray) -> Relaxation:
@@ -206,6 +269,48 @@ def relaxation(act: Activation, lo: np.ndarray, hi: np.ndarray) -> Relaxation:
     a_l, c_l = _side(p, lo, hi, -1)
     a_u, c_u = _side(p, lo, hi, 1)
     return Relaxation(a_l, c_l, a_u, c_u)
+
+
+@dataclass(frozen=True)
+class SlopeFamily:
+    """The lines with a free slope of one layer's neurons (α-CROWN: Xu et al., *Fast and Complete*, ICLR 2021).
+
+    On a neuron whose interval is finite and on which a side's piecewise-linear function (the activation, or
+    ``min(v, 0)`` / ``max(v, 0)`` for group soft-thresholding) is not affine, *every* float slope gives a sound line with
+    the intercept of :func:`_intercepts` (breakpoint lemma, ``proofs/bound_propagation.py``); the slopes are kept in
+    ``[0, 1]``, the range of the tight lines. ``free_l``/``free_u`` mark those neurons, ``base`` is :func:`relaxation`
+    (the lines of every other neuron, and CROWN's starting slopes)."""
+
+    base: Relaxation
+    lower: _Frame
+    upper: _Frame
+    free_l: np.ndarray
+    free_u: np.ndarray
+
+    def lines(self, a_l: np.ndarray, a_u: np.ndarray) -> Relaxation:
+        """A relaxation with one line per row and neuron (``a_l``, ``a_u`` of shape (rows, d)): the given slopes, clipped
+        to ``[0, 1]``, on free neurons with their rigorous intercepts; ``base`` elsewhere."""
+        b = self.base
+        with np.errstate(invalid="ignore"):
+            a_l = np.where(self.free_l, np.clip(a_l, 0.0, 1.0), b.a_l)
+            a_u = np.where(self.free_u, np.clip(a_u, 0.0, 1.0), b.a_u)
+        return Relaxation(a_l, np.where(self.free_l, _intercepts(self.lower, a_l, -1), b.c_l),
+                          a_u, np.where(self.free_u, _intercepts(self.upper, a_u, 1), b.c_u))
+
+
+def slope_family(act: Activation, lo: np.ndarray, hi: np.ndarray) -> SlopeFamily:
+    """The free-slope lines of ``act`` on ``[lo, hi]`` per neuron (:class:`SlopeFamily`)."""
+    lo, hi = np.asarray(lo, dtype=float), np.asarray(hi, dtype=float)
+    d = lo.size
+    base = relaxation(act, lo, hi)
+    finite = np.isfinite(lo) & np.isfinite(hi)
+    if isinstance(act, GroupSoftThreshold):
+        lower, upper = _frame(_widen(_MIN0, d), lo, hi, -1), _frame(_widen(_MAX0, d), lo, hi, 1)
+        finite &= (act.theta != 0) & ~_group_zero(act, lo, hi)  # θ = 0: the identity; a zero group: the line 0
+    else:
+        p = pieces(act, d)
+        lower, upper = _frame(p, lo, hi, -1), _frame(p, lo, hi, 1)
+    return SlopeFamily(base, lower, upper, finite & ~lower.affine, finite & ~upper.affine)
 
 
 # ---------------------------------------------------------------------------- back-substitution
@@ -258,6 +363,45 @@ def concretise_lower(A0: np.ndarray, c: np.ndarray, region: Region) -> np.ndarra
     return np.where(np.isnan(out), -np.inf, out)
 
 
+def _coefficients(Aj: np.ndarray, rel: Relaxation,
+                  valid: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """For one line per neuron: ``S = fl(Aj·a)`` with the lower slope where ``Aj > 0`` and the upper one elsewhere, the
+    lines' constants ``t = Σ fl(Aj·c)`` (a sum of ≤ 2d_j products), ``|Aj|·max(|c_l|, |c_u|)``, the rows that stay valid
+    and the columns of ``S`` that may be nonzero. Only the neurons whose two lines differ need the sign of ``Aj``."""
+    has_l, has_u = np.isfinite(rel.c_l), np.isfinite(rel.c_u)
+    cl, cu = np.where(has_l, rel.c_l, 0.0), np.where(has_u, rel.c_u, 0.0)
+    absA = np.abs(Aj)
+    valid = valid & np.isfinite(np.sum(absA, axis=1))  # an infinite or NaN entry (or an overflowing row) invalidates
+    bad = np.flatnonzero(~(has_l & has_u))
+    if bad.size:
+        Ab = Aj[:, bad]
+        valid &= ~np.any(((Ab > 0) & ~has_l[bad]) | ((Ab < 0) & ~has_u[bad]), axis=1)
+    two = np.flatnonzero((rel.a_l != rel.a_u) | (cl != cu))
+    S = Aj * rel.a_u
+    t = Aj @ np.where((rel.a_l != rel.a_u) | (cl != cu), 0.0, cu)
+    if two.size:
+        AU = Aj[:, two]
+        pU = AU > 0
+        S[:, two] = np.where(pU, AU * rel.a_l[two], AU * rel.a_u[two])
+        t = t + np.where(pU, AU, 0.0) @ cl[two] + np.where(pU, 0.0, AU) @ cu[two]
+    S[~valid] = 0.0
+    return S, t, absA @ np.maximum(np.abs(cl), np.abs(cu)), valid, (rel.a_l != 0) | (rel.a_u != 0)
+
+
+def _coefficients_per_row(Aj: np.ndarray, rel: Relaxation,
+                          valid: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`_coefficients` for one line per row and neuron (arrays of the shape of ``Aj``)."""
+    pos, neg = Aj > 0, Aj < 0
+    has_l, has_u = np.isfinite(rel.c_l), np.isfinite(rel.c_u)
+    valid = valid & ~np.any((pos & ~has_l) | (neg & ~has_u), axis=1) & np.all(np.isfinite(Aj), axis=1)
+    cl, cu = np.where(has_l, rel.c_l, 0.0), np.where(has_u, rel.c_u, 0.0)
+    S = np.where(pos, Aj * rel.a_l, np.where(neg, Aj * rel.a_u, 0.0))
+    S[~valid] = 0.0
+    t = np.sum(np.where(pos, Aj * cl, np.where(neg, Aj * cu, 0.0)), axis=1)
+    tc = np.sum(np.abs(Aj) * np.maximum(np.abs(cl), np.abs(cu)), axis=1)
+    return S, t, tc, valid, np.any(S != 0, axis=0)
+
+
 class Backsubstitution:
     """CROWN bounds on the layers of a spec over a region, layer by layer (see :mod:`.bound_propagation`).
 
@@ -275,58 +419,62 @@ class Backsubstitution:
         width = max(max(spec.dims), max(sum(spec.dims[j] for j in ws) for ws in spec.weights))
         self.ops = 4 * width + 32
 
-    def add_layer(self, k: int, lo: np.ndarray, hi: np.ndarray, zl: np.ndarray, zh: np.ndarray) -> None:
-        self.relax[k] = relaxation(self.spec.activations[k - 1], lo, hi)
+    def add_layer(self, k: int, lo: np.ndarray, hi: np.ndarray, zl: np.ndarray, zh: np.ndarray,
+                  relax: Relaxation | None = None) -> None:
+        """Record layer ``k``'s intervals and its relaxation on them (``relax``, if already computed as
+        ``relaxation(φ_k, lo, hi)``)."""
+        self.relax[k] = relaxation(self.spec.activations[k - 1], lo, hi) if relax is None else relax
         self.V[k] = np.maximum(np.abs(lo), np.abs(hi))
         self.Z[k] = np.maximum(np.abs(zl), np.abs(zh))
         with np.errstate(over="ignore", invalid="ignore"):
             for j, w in self.spec.weights[k - 1].items():
                 self.WZ[(k, j)] = _nonneg(inflate(np.abs(w) @ self.Z[j], w.shape[1] + 1))
 
-    def layer_bounds(self, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """``(lower, upper)`` of ``v_k`` over the region: lower bounds of the rows ``[v_k; −v_k]``."""
+    def layer_bounds(self, k: int, neurons: np.ndarray | None = None,
+                     lines: dict[int, Relaxation] | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """``(lower, upper)`` of ``v_k`` over the region, for the ``neurons`` given (indices; default all): lower bounds
+        of the rows ``[v_k; −v_k]``. ``lines`` may replace the relaxation of a layer ``j < k`` by one line per row
+        (arrays of shape (2·len(neurons), d_j), from :meth:`SlopeFamily.lines`)."""
         spec = self.spec
-        d = spec.dims[k]
-        A = {j: np.vstack([w, -w]) for j, w in spec.weights[k - 1].items()}
-        c = np.concatenate([spec.biases[k - 1], -spec.biases[k - 1]])
+        idx = np.arange(spec.dims[k]) if neurons is None else np.asarray(neurons, dtype=int)
+        d = idx.size
+        A = {j: np.vstack([w[idx], -w[idx]]) for j, w in spec.weights[k - 1].items()}
+        b = spec.biases[k - 1][idx]
+        c = np.concatenate([b, -b])
         e = np.zeros(2 * d)
         valid = np.ones(2 * d, dtype=bool)
+        lines = lines or {}
         with np.errstate(over="ignore", invalid="ignore"):
             for j in range(k - 1, 0, -1):
                 if j not in A:
                     continue
-                e, c, valid = self._step(A, j, c, e, valid)
+                e, c, valid = self._step(A, j, lines.get(j, self.relax[j]), c, e, valid)
             A0 = A.pop(0, np.zeros((2 * d, spec.input_dim)))
             valid &= np.all(np.isfinite(A0), axis=1) & np.isfinite(c) & np.isfinite(e)
             low = down(concretise_lower(A0, c, self.region) - e)
         low = np.where(valid & ~np.isnan(low), low, -np.inf)
         return low[:d], -low[d:]
 
-    def _step(self, A: dict[int, np.ndarray], j: int, c: np.ndarray, e: np.ndarray,
+    def _step(self, A: dict[int, np.ndarray], j: int, rel: Relaxation, c: np.ndarray, e: np.ndarray,
               valid: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Replace ``Â_j z_j`` by its relaxation and ``v_j`` by ``Σ_i W_ji z_i + b_j`` (module docstring of
-        :mod:`.bound_propagation`: every rounded operation adds its error bound to ``e``)."""
-        spec, rel = self.spec, self.relax[j]
+        """Replace ``Â_j z_j`` by its relaxation ``rel`` (one line per neuron, or per row and neuron) and ``v_j`` by
+        ``Σ_i W_ji z_i + b_j`` (module docstring of :mod:`.bound_propagation`: every rounded operation adds its error
+        bound to ``e``)."""
+        spec = self.spec
         Aj = A.pop(j)
-        pos, neg = Aj > 0, Aj < 0
-        has_l, has_u = np.isfinite(rel.c_l), np.isfinite(rel.c_u)
-        valid = valid & ~np.any((pos & ~has_l) | (neg & ~has_u), axis=1) & np.all(np.isfinite(Aj), axis=1)
-        cl, cu = np.where(has_l, rel.c_l, 0.0), np.where(has_u, rel.c_u, 0.0)
-        S = np.where(pos, Aj * rel.a_l, np.where(neg, Aj * rel.a_u, 0.0))
-        valid &= np.all(np.isfinite(S), axis=1)
-        S = np.where(np.isfinite(S), S, 0.0)
+        S, t, tc, valid, nz = (_coefficients if rel.a_l.ndim == 1 else _coefficients_per_row)(Aj, rel, valid)
         absS, dj = np.abs(S), spec.dims[j]
         frac = rel.fractional
-        # the relaxation's constants, S b_j, added to c: one sum of ≤ 3d_j + 1 terms
-        t = np.where(pos, Aj, 0.0) @ cl + np.where(neg, Aj, 0.0) @ cu
+        # the relaxation's constants, S b_j, added to c: one sum of ≤ 4d_j + 1 terms (any order)
         sb = S @ spec.biases[j - 1]
         c_new = c + t + sb
-        terms = [_gamma(3 * dj + 1) * (np.abs(c) + np.abs(Aj) @ np.maximum(np.abs(cl), np.abs(cu))
-                                       + absS @ np.abs(spec.biases[j - 1])) + (3 * dj + 1) * _ETA]
+        terms = [_gamma(4 * dj + 1) * (np.abs(c) + tc + absS @ np.abs(spec.biases[j - 1])) + (4 * dj + 1) * _ETA]
         if np.any(frac):  # rounded products coefficient × slope: ≤ (2u|Ŝ| + 2η)|v_j|
-            Vf = self.V[j][frac]
-            terms.append(2.0 * _U * (absS[:, frac] @ Vf) + 2.0 * _ETA * np.sum(Vf))
-        nz = np.any(S != 0, axis=0)
+            Vf = np.where(frac, self.V[j], 0.0)
+            if Vf.ndim == 1:
+                terms.append(2.0 * _U * (absS @ Vf) + 2.0 * _ETA * np.sum(Vf))
+            else:
+                terms.append(2.0 * _U * np.sum(absS * Vf, axis=1) + 2.0 * _ETA * np.sum(Vf, axis=1))
         Snz, absSnz = S[:, nz], absS[:, nz]
         n = int(np.sum(nz)) + 1
         for i, w in spec.weights[j - 1].items():
@@ -342,5 +490,5 @@ class Backsubstitution:
         return up(e + step), c_new, valid
 
 
-__all__ = ["Backsubstitution", "Pieces", "Relaxation", "concretise_lower", "nonaffine", "pieces", "relaxation",
-           "row_norm2_upper"]
+__all__ = ["Backsubstitution", "Pieces", "Relaxation", "SlopeFamily", "concretise_lower", "constant", "nonaffine", "pieces",
+           "relaxation", "row_norm2_upper", "shrink_to_stable", "slope_family"]
