@@ -371,7 +371,7 @@ def _coefficients(Aj: np.ndarray, rel: Relaxation,
     has_l, has_u = np.isfinite(rel.c_l), np.isfinite(rel.c_u)
     cl, cu = np.where(has_l, rel.c_l, 0.0), np.where(has_u, rel.c_u, 0.0)
     absA = np.abs(Aj)
-    valid = valid & np.isfinite(np.sum(absA, axis=1))  # an infinite or NaN entry (or an overflowing row) invalidates
+    valid = valid & np.all(np.isfinite(Aj), axis=1)
     bad = np.flatnonzero(~(has_l & has_u))
     if bad.size:
         Ab = Aj[:, bad]
