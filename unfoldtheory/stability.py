@@ -212,7 +212,8 @@ def local_stability(spec: NetworkSpec, Y: Any, radii: Sequence[Radius], *, noise
 
     ``time_budget`` seconds go to each local upper bound (method ``"best"``), half of it to each witness search
     (``restarts`` starts, ``seed``). ``global_interval`` = ``(lower, upper)`` Bounds of the global constant (either may
-    be None); a certified local lower bound above a certified upper end (local or global) raises
+    be None; a certified global upper end also caps each local upper bound); a certified local lower bound above a
+    certified upper end (local or global) raises
     :class:`~unfoldtheory.consistency.InconsistentBounds`. ValueError for bad shapes, radii or budgets.
     """
     from unfoldtheory.lipschitz.local import local_upper_bound
@@ -231,6 +232,8 @@ def local_stability(spec: NetworkSpec, Y: Any, radii: Sequence[Radius], *, noise
     time_budget = time_budget_seconds(time_budget)
     restarts = positive_int(restarts, "restarts")
     g_lower, g_upper = global_interval
+    # the global constant bounds every local one: a certified global upper end caps the local upper bounds
+    cap = g_upper if g_upper is not None and g_upper.certified and g_upper.kind == "upper" else None
     norms = np.linalg.norm(Y, axis=1)
     tasks = [(i, j) for i in range(len(radii)) for j in range(Y.shape[0])]
     intervals: list[list[LocalInterval]] = [[] for _ in radii]
@@ -239,7 +242,7 @@ def local_stability(spec: NetworkSpec, Y: Any, radii: Sequence[Radius], *, noise
                      disable=None if progress is None else not progress):
         r = radii[i].of(Y[j], noise_std)
         region = Ball(Y[j], r)
-        upper = local_upper_bound(spec, region, time_budget=time_budget)
+        upper = local_upper_bound(spec, region, time_budget=time_budget, global_bound=cap)
         lower = local_lower_bound(spec, region, seed=seed + j, restarts=restarts, time_budget=time_budget / 2)
         what = f"local Lipschitz constant of {model} over Ball(test input {j}, {radii[i].label} = {r:.4g})"
         check_interval(lower, upper, what)
