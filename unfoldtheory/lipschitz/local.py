@@ -122,7 +122,8 @@ def local_upper_bound(spec: NetworkSpec, region: Region, *, method: str = "best"
         the smallest certified one is returned. Any other method of :func:`~unfoldtheory.lipschitz.upper_bound`
         runs on the restricted spec alone.
     time_budget:
-        Seconds for the certificates.
+        Seconds for the whole bound; the certificates get what the bound propagation leaves, and their final
+        multiplier checks (not budgeted) may run past it.
     bounds:
         Pre-activation bounds valid over the region, if already computed (e.g. ``method="interval"`` for the
         plain IBP baseline); by default :func:`~.bound_propagation.preactivation_bounds` with ``propagation``.
@@ -156,7 +157,8 @@ def local_upper_bound(spec: NetworkSpec, region: Region, *, method: str = "best"
                       {"jacobian": restriction.jacobian()}, 0.0,
                       {} if value < float("inf") else {"reason": "the Jacobian or its rounding bound overflows float64"})
         return _local(inner, spec, region, pre, restriction, start, {})
-    candidates, skipped = _candidates(spec, pre, restriction, method, budget)
+    # the bound propagation and the restriction count against the budget too
+    candidates, skipped = _candidates(spec, pre, restriction, method, max(budget - (time.perf_counter() - start), 1e-3))
     if global_bound is not None:
         candidates.append(global_bound.replace(method=f"global {global_bound.method}"))
     certified = [b for b in candidates if b.certified]
