@@ -3,10 +3,11 @@
 Claims
 ------
 1. **S-procedure.** For the quadratic form built in ``unfoldtheory.lipschitz.quadratic_form``,
-   ``ξᵀ M(ρ, λ) ξ = ‖Δout‖² − ρ‖Δy‖² + Σ_i λ_i (Δz_i − αΔv_i)(βΔv_i − Δz_i)`` identically
-   (checked symbolically on a two-layer, two-neuron graph with input injection and generic
-   slopes). Hence ``M ⪯ 0`` and ``λ ≥ 0`` give ``‖Δout‖² ≤ ρ‖Δy‖²`` whenever every neuron obeys
-   its slope restriction, i.e. ``L ≤ √ρ`` (Fazlyab et al., NeurIPS 2019, Theorem 2).
+   ``ξᵀ M(ρ, λ) ξ = ‖Δout‖² − ρ‖Δy‖² + Σ_i λ_i (Δz_i − α_iΔv_i)(β_iΔv_i − Δz_i)`` identically
+   (checked symbolically on a two-layer, two-neuron graph with input injection and a generic slope
+   range [α_i, β_i] per neuron, as ``RegionSlopes`` gives over a region). Hence ``M ⪯ 0`` and
+   ``λ ≥ 0`` give ``‖Δout‖² ≤ ρ‖Δy‖²`` whenever every neuron obeys its slope restriction, i.e.
+   ``L ≤ √ρ`` (Fazlyab et al., NeurIPS 2019, Theorem 2).
 2. **Schur complement.** For ``M = [[a − ρ, b], [b, z]]`` with ``z < 0``:
    ``M ⪯ 0 ⟺ ρ ≥ a − b²/z`` — both eigenvalues are ≤ 0 exactly when the determinant is ≥ 0
    (the trace is then negative); checked symbolically. The block version (Boyd & Vandenberghe,
@@ -62,7 +63,8 @@ def s_procedure_identity() -> None:
     V2 = sp.Matrix(2, 1, sp.symbols("v2_0 v2_1", real=True))
     C = sp.Matrix(1, 2, sp.symbols("c_0 c_1", real=True))
     rho = sp.Symbol("rho", real=True)
-    al, be = sp.symbols("alpha beta", real=True)
+    al = sp.symbols("alpha0:4", real=True)  # per-neuron slope ranges, as quadratic_form builds them
+    be = sp.symbols("beta0:4", real=True)
     lam = sp.symbols("l0:4", real=True)
     xi = sp.Matrix([dy, *z1, *z2])
     # selection and pre-activation rows, as quadratic_form builds them
@@ -75,15 +77,16 @@ def s_procedure_identity() -> None:
     P[2:4, 1:3] = W2
     Cfull = sp.zeros(1, 5)
     Cfull[0, 3:5] = C
-    Fa, Fb = E - al * P, be * P - E
+    Fa, Fb = E - sp.diag(*al) * P, sp.diag(*be) * P - E
     S = Fa.T * sp.diag(*lam) * Fb
     M = Cfull.T * Cfull + (S + S.T) / 2
     M[0, 0] -= rho
     quad = sp.expand((xi.T * M * xi)[0, 0])
     dz = list(z1) + list(z2)
     dv = list(V1 * dy) + list(W2 * z1 + V2 * dy)
-    direct = (C * z2)[0, 0] ** 2 - rho * dy**2 + sum(lam[i] * (dz[i] - al * dv[i]) * (be * dv[i] - dz[i]) for i in range(4))
-    check("xiᵀ M(ρ, λ) xi equals ‖Δout‖² − ρ‖Δy‖² + Σ λ_i(Δz_i − αΔv_i)(βΔv_i − Δz_i)",
+    direct = (C * z2)[0, 0] ** 2 - rho * dy**2 + sum(lam[i] * (dz[i] - al[i] * dv[i]) * (be[i] * dv[i] - dz[i])
+                                                     for i in range(4))
+    check("xiᵀ M(ρ, λ) xi equals ‖Δout‖² − ρ‖Δy‖² + Σ λ_i(Δz_i − α_iΔv_i)(β_iΔv_i − Δz_i), per-neuron (α_i, β_i)",
           sp.simplify(quad - sp.expand(direct)) == 0)
 
 

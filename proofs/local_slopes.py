@@ -10,9 +10,8 @@ Claims
    projection onto ``[l, u]`` on ``(−∞, l]`` (``c = l``), ``[l, u]`` (``s = 1``), ``[u, ∞)`` (``c = u``).
    Elsewhere the global slope interval ``[0, 1]`` holds (proofs/soft_threshold.py, proofs/relu_and_box.py).
 2. **Per-neuron S-procedure.** With per-neuron slopes ``[α_i, β_i]`` the LipSDP quadratic form satisfies
-   ``ξᵀMξ = ‖Δout‖² − ρ‖Δy‖² + Σ_i λ_i(Δz_i − α_iΔv_i)(β_iΔv_i − Δz_i)`` identically, so ``M ⪯ 0`` certifies
-   ``‖Δout‖² ≤ ρ‖Δy‖²`` for every pair whose neurons obey their own slope ranges (a two-layer graph with
-   input injection and four distinct (α_i, β_i) is checked).
+   ``ξᵀMξ = ‖Δout‖² − ρ‖Δy‖² + Σ_i λ_i(Δz_i − α_iΔv_i)(β_iΔv_i − Δz_i)`` identically: checked in
+   ``proofs/lipsdp_certificate.py``, item 1, which builds the form with a range per neuron.
 3. **Restriction.** If every point of a set ``S`` has its pre-activations in the bounds, then for
    ``y₁, y₂ ∈ S`` each neuron's two pre-activations lie in its interval: a constant neuron has ``Δz_i = 0``, a
    linear one ``Δz_i = Δv_i``, an unstable one obeys its range. Substituting these into the consumers gives the
@@ -82,42 +81,6 @@ def one_piece() -> None:
         check(f"{name}: f(a) − f(b) = {slope}·(a − b) for a ≥ b in the piece", q_ok is not None)
 
 
-def per_neuron_s_procedure() -> None:
-    section("2. the S-procedure with per-neuron slope ranges")
-    dy = sp.Symbol("dy", real=True)
-    z1 = sp.Matrix(sp.symbols("z1_0 z1_1", real=True))
-    z2 = sp.Matrix(sp.symbols("z2_0 z2_1", real=True))
-    V1 = sp.Matrix(2, 1, sp.symbols("v1_0 v1_1", real=True))
-    W2 = sp.Matrix(2, 2, sp.symbols("w_0:4", real=True))
-    V2 = sp.Matrix(2, 1, sp.symbols("v2_0 v2_1", real=True))
-    C = sp.Matrix(1, 2, sp.symbols("c_0 c_1", real=True))
-    rho = sp.Symbol("rho", real=True)
-    al = sp.symbols("alpha0:4", real=True)
-    be = sp.symbols("beta0:4", real=True)
-    lam = sp.symbols("l0:4", real=True)
-    xi = sp.Matrix([dy, *z1, *z2])
-    E = sp.zeros(4, 5)
-    for i in range(4):
-        E[i, 1 + i] = 1
-    P = sp.zeros(4, 5)
-    P[0:2, 0:1] = V1
-    P[2:4, 0:1] = V2
-    P[2:4, 1:3] = W2
-    Cfull = sp.zeros(1, 5)
-    Cfull[0, 3:5] = C
-    Fa, Fb = E - sp.diag(*al) * P, sp.diag(*be) * P - E  # as quadratic_form builds them
-    S = Fa.T * sp.diag(*lam) * Fb
-    M = Cfull.T * Cfull + (S + S.T) / 2
-    M[0, 0] -= rho
-    quad = sp.expand((xi.T * M * xi)[0, 0])
-    dz = list(z1) + list(z2)
-    dv = list(V1 * dy) + list(W2 * z1 + V2 * dy)
-    direct = (C * z2)[0, 0] ** 2 - rho * dy**2 + sum(lam[i] * (dz[i] - al[i] * dv[i]) * (be[i] * dv[i] - dz[i])
-                                                     for i in range(4))
-    check("ξᵀ M ξ = ‖Δout‖² − ρ‖Δy‖² + Σ λ_i(Δz_i − α_iΔv_i)(β_iΔv_i − Δz_i) with per-neuron (α_i, β_i)",
-          sp.expand(quad - direct) == 0)
-
-
 def restriction() -> None:
     section("3. the restricted spec has the original's differences")
     dy = sp.Matrix(sp.symbols("dy0 dy1", real=True))
@@ -151,7 +114,6 @@ def group_block() -> None:
 
 if __name__ == "__main__":
     one_piece()
-    per_neuron_s_procedure()
     restriction()
     group_block()
     finish()

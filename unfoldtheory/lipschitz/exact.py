@@ -227,7 +227,7 @@ class _Search:
             try:
                 b = activation_agnostic(restriction.spec, max_neurons=VERTEX_NEURONS)
                 value, method = (b.value if b.certified else math.inf), "vertex"
-            except ValueError:  # a restricted layer that reads only constant states: its (valid) product bound below
+            except ValueError:  # a non-separable block stays (no vertex enumeration): the product bound below
                 pass
         elif root:
             from unfoldtheory.lipschitz import upper_bound  # the package's entry point imports this module
