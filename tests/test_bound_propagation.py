@@ -124,11 +124,16 @@ def test_adversarial_scales_contain_exact_preactivations(spec, data):
                                    activation=st.sampled_from(["soft_threshold", "relu"])), graph_specs()), st.data())
 def test_crown_is_inside_interval_neuron_by_neuron(spec, data):
     region = data.draw(regions(spec.input_dim))
-    ibp = preactivation_bounds(spec, region, method="interval")
-    crown = preactivation_bounds(spec, region, method="crown")
-    for lo_i, hi_i, lo_c, hi_c in zip(ibp.lower, ibp.upper, crown.lower, crown.upper, strict=True):
-        assert np.all(lo_c >= lo_i) and np.all(hi_c <= hi_i) and np.all(lo_c <= hi_c)
-    assert all(c <= i for c, i in zip(crown.unstable_counts(spec), ibp.unstable_counts(spec), strict=True))
+    _assert_nested(spec, region, tight="crown", loose="interval")
+
+
+def _assert_nested(spec, region, *, tight: str, loose: str) -> None:
+    """The ``tight`` method's bounds lie inside the ``loose`` one's, neuron by neuron, with no more unstable neurons."""
+    a = preactivation_bounds(spec, region, method=loose)
+    b = preactivation_bounds(spec, region, method=tight)
+    for lo_a, hi_a, lo_b, hi_b in zip(a.lower, a.upper, b.lower, b.upper, strict=True):
+        assert np.all(lo_b >= lo_a) and np.all(hi_b <= hi_a) and np.all(lo_b <= hi_b)
+    assert all(x <= y for x, y in zip(b.unstable_counts(spec), a.unstable_counts(spec), strict=True))
 
 
 @settings(max_examples=30, deadline=None)
@@ -218,11 +223,7 @@ def test_skipped_rows_are_the_constant_neurons_and_change_nothing_else(spec, dat
                  graph_specs()), st.data())
 def test_alpha_crown_is_never_looser_than_crown(spec, data):
     region = data.draw(regions(spec.input_dim))
-    crown = preactivation_bounds(spec, region, method="crown")
-    alpha = preactivation_bounds(spec, region, method="alpha-crown")
-    for lo_c, hi_c, lo_a, hi_a in zip(crown.lower, crown.upper, alpha.lower, alpha.upper, strict=True):
-        assert np.all(lo_a >= lo_c) and np.all(hi_a <= hi_c) and np.all(lo_a <= hi_a)
-    assert all(a <= c for a, c in zip(alpha.unstable_counts(spec), crown.unstable_counts(spec), strict=True))
+    _assert_nested(spec, region, tight="alpha-crown", loose="crown")
 
 
 def _lista(m: int, n: int, layers: int, seed: int) -> NetworkSpec:

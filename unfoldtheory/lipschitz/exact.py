@@ -228,7 +228,7 @@ class _Search:
                 b = activation_agnostic(restriction.spec, max_neurons=VERTEX_NEURONS)
                 value, method = (b.value if b.certified else math.inf), "vertex"
             except ValueError:  # a non-separable block stays (no vertex enumeration): the product bound below
-                pass
+                value, method = math.inf, None
         elif root:
             from unfoldtheory.lipschitz import upper_bound  # the package's entry point imports this module
 
@@ -239,7 +239,7 @@ class _Search:
                 b = sdp_bound(restriction.spec, solver="structured", max_size=NODE_SDP_ROWS, time_budget=budget)
                 value, method = (b.value if b.certified else math.inf), "sdp"
             except (ValueError, np.linalg.LinAlgError):  # no LipSDP form or a failed solve: the product bound below
-                pass
+                value, method = math.inf, None
         if method is None or not math.isfinite(value):
             b = product_bound(restriction.spec)
             value, method = min(value, b.value if b.certified else math.inf), "product"
