@@ -22,14 +22,15 @@ def _problem():
 def test_json_output_lists_certified_bounds_and_exit_zero(tmp_path, capsys):
     p = _problem()
     path = save(LISTA(p.A, 3, p.lam), tmp_path / "lista.pt")
-    status = main(["analyze", str(path), "--json", "--time-budget", "5", "--restarts", "2", "--stability-inputs", "2",
-                   "--stability-exact-neurons", "0"])
+    status = main(["analyze", str(path), "--json", "--analyses", "lipschitz,pep,parameter-lipschitz,stability",
+                   "--time-budget", "5", "--restarts", "2", "--stability-inputs", "2", "--stability-exact-neurons", "0"])
     out = json.loads(capsys.readouterr().out)
     assert status == 0
     assert out["model"] == "LISTA" and out["all_certified"]
     upper, lower = out["bounds"]["lipschitz upper"], out["bounds"]["lipschitz lower"]
     assert upper["certified"] and lower["certified"] and lower["value"] <= upper["value"]
-    assert "pep" in out["not_applicable"]  # LISTA has no step schedule
+    # LISTA at its initialisation is ISTA: the PEP of the detected method applies (no class gating)
+    assert out["bounds"]["pep proximal gradient (ISTA)"]["certified"] and not out["not_applicable"]
     local = out["bounds"]["local lower, radius 5 % of ‖y‖"]  # per-sample stability runs by default
     assert local["certified"] and local["value"] <= upper["value"] and out["stability"]["inputs"] == 2
 
@@ -137,3 +138,13 @@ def test_an_uncertified_row_says_why_in_the_row(tmp_path, capsys, monkeypatch):
     assert "| reason |" in rows["label"]
     assert "| 3.5† | not certified | the LMI check failed at the margin |" in rows["lipschitz upper"]
     assert "| certified |  |" in rows["lipschitz lower"]
+
+
+def test_the_coherence_reason_is_in_the_row_of_an_untrained_checkpoint(tmp_path, capsys):
+    p = _problem()
+    path = save(UnfoldedISTA(p.A, 3, p.lam), tmp_path / "ista.pt")  # θ = λ/L: below the no-false-positive threshold
+    assert main(["analyze", str(path), "--analyses", "coherence"]) == 1
+    rows = {line.split(" | ")[0].removeprefix("| "): line for line in capsys.readouterr().out.splitlines()
+            if line.startswith("| ")}
+    row = rows["coherence error after layer 3"]
+    assert "| inf† | not certified | UnfoldedISTA layer 1: threshold θ = " in row and "is below the required" in row

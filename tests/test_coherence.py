@@ -122,8 +122,11 @@ def test_bad_input_is_named():
         alista_rate_bound(A, [1.0], S, 0.0, W=W)
     with pytest.raises(ValueError, match="diag"):
         alista_rate_bound(A, [1.0], S, B, W=2 * W)
-    with pytest.raises(ValueError, match="LISTA"):
-        lista_cp_certificate(LISTA(A, 2, 0.1), S, B)
+    trained = LISTA(A, 2, 0.1)  # untrained it is ISTA (accepted); W2 ≠ I − W1ᵀA breaks the form the chain needs
+    with torch.no_grad():
+        trained.W2[0].add_(0.01)
+    with pytest.raises(ValueError, match=r"layer 2: W_2 is not I − B_2A"):
+        lista_cp_certificate(trained, S, B)
 
 
 def test_layer_operator_bounds_the_exact_entries():

@@ -126,3 +126,47 @@ def test_envelope_figure_with_certified_alista_bound(tmp_path):
     paths = envelope_figure(traces, {"ALISTA Thm 1": cert, "ISTA": refused}, tmp_path / "envelope", "errors")
     assert [p.suffix for p in paths] == [".png", ".pdf"]
     assert all(p.exists() and p.stat().st_size > 1000 for p in paths)
+
+
+def test_sampled_data_with_an_all_zero_signal_gets_a_rate():
+    # noiseless Bernoulli–Gaussian samples with few nonzeros: some signals are x = 0, so y = 0 and ISTA's
+    # error to the truth is exactly 0 at every layer; those instances carry no rate and are dropped
+    problem = SparseRecovery(12, 16, 0.05, seed=1)
+    Y, X = problem.sample(30, seed=3)
+    zero = np.flatnonzero(~X.any(axis=1))
+    assert zero.size > 0
+    trace = error_trace("ista", Y, X, A=problem.A, lam=problem.lam, layers=25, reference="none")
+    assert np.all(trace.to_truth[:, zero] == 0)
+    fit = fit_linear_rate(trace.to_truth)
+    assert fit.details["dropped_instances"] == zero.size and fit.details["instances"] == 30 - zero.size
+    kept = np.delete(trace.to_truth, zero, axis=1)  # the same fit without those instances, by hand
+    assert fit.value == fit_linear_rate(kept).value
+    boot = fit_linear_rate(trace.to_truth, method="bootstrap", resamples=200)
+    assert boot.value == fit.value and boot.details["dropped_instances"] == zero.size
+
+
+def test_exact_convergence_fits_the_layers_before_it_and_names_a_valid_stop():
+    E = np.array([[1.0, 2.0], [0.5, 1.0], [0.25, 0.5], [0.125, 0.25], [0.0, 0.125], [0.0, 0.0]])
+    fit = fit_linear_rate(E)
+    assert fit.details["layers"] == (1, 4) and fit.details["truncated_at"] == 5
+    assert math.isclose(fit.value, 0.5, rel_tol=1e-12)
+    with pytest.raises(ValueError, match=r"stop=4") as info:
+        fit_linear_rate(E, stop=6)
+    advised = int(str(info.value).split("stop=")[1].split(")")[0])
+    assert math.isclose(fit_linear_rate(E, stop=advised).value, 0.5, rel_tol=1e-12)  # the advice is accepted
+    with pytest.raises(ValueError, match="every instance has zero error"):
+        fit_linear_rate(np.zeros((5, 3)))
+    with pytest.raises(ValueError, match=">= 0"):
+        fit_linear_rate([1.0, -0.5, 0.25])
+
+
+def test_error_trace_repr_is_compact():
+    problem = SparseRecovery(10, 20, 0.2, seed=0)
+    Y, X = problem.sample(8, seed=0)
+    trace = error_trace("ista", Y, X, A=problem.A, lam=problem.lam, layers=5)
+    text = repr(trace)
+    assert len(text) < 250 and "LassoSolution" not in text and "array" not in text
+    assert "layers=5" in text and "instances=8" in text and "8/8 optimal" in text
+    median = float(np.median(trace.to_truth[-1]))
+    assert f"{median:.4g}" in text
+    assert "reference=None" in repr(error_trace("ista", Y, X, A=problem.A, lam=problem.lam, layers=5, reference="none"))

@@ -120,7 +120,7 @@ def test_bad_input_is_rejected(trained):
         covering_bound(model, 0, 0.05, 1.0, 1.0)
     with pytest.raises(ValueError, match="output_radius"):
         covering_bound(model, 100, 0.05, 1.0, -1.0)
-    with pytest.raises(ValueError, match="model UnfoldedFISTA is not supported"):
+    with pytest.raises(ValueError, match="is derived from the learned parameters"):
         covering_bound(UnfoldedFISTA(PROBLEM.A, 2, PROBLEM.lam), 100, 0.05, 1.0, 1.0)
 
 

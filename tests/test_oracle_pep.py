@@ -55,8 +55,9 @@ def test_every_certified_pep_value_passes_the_exact_oracle(instance):
     assert pep_certificate_holds(bound), (instance, bound.details)
     # the oracle can fail: a value below what the multipliers prove is refused
     proved = Fraction(bound.certificate["tau"]) * Fraction(bound.certificate["objective_unit"])
-    smaller = float(proved)
-    while Fraction(smaller) >= proved:
+    squared = bound.details["metric"] == "distance"
+    smaller = bound.value
+    while (Fraction(smaller) ** 2 if squared else Fraction(smaller)) >= proved:
         smaller = float(np.nextafter(smaller, -np.inf))
     assert not pep_certificate_holds(dataclasses.replace(bound, value=smaller))
 

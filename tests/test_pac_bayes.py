@@ -218,7 +218,7 @@ def test_pac_bayes_bad_input(trained):
     with pytest.raises(ValueError, match="posterior_std has shape"):
         pac_bayes_bound(model, train, clip=clip, posterior_std=std[:3])
     with pytest.raises(ValueError, match="prior_mean"):
-        pac_bayes_bound(model, train, clip=clip, posterior_std=std, prior_mean="zero")
+        pac_bayes_bound(model, train, clip=clip, posterior_std=std, prior_mean="origin")
     with pytest.raises(ValueError, match="data Y has shape"):
         pac_bayes_bound(model, (train[0][:, :3], train[1]), clip=clip, posterior_std=std)
     with pytest.raises(ValueError, match="prior_scales"):

@@ -176,7 +176,7 @@ def test_uncertified_reason_and_summary():
     silent = Bound(0.0, "lower", "q", "witness", details={"status": "optimal"})
     estimate = Bound(0.5, "estimate", "q", "power iteration", details={"reason": "not a bound"})
     assert [uncertified_reason(b) for b in (ok, told, status, silent, estimate)] == [
-        "", "margin too small", "solver status infeasible", "no reason recorded", ""]
+        "", "margin too small", "solver status 'infeasible', not optimal", "no certificate was checked", ""]
     assert uncertified_summary({"upper": ok, "lower": silent, "other": told}) == (
-        "lower: no reason recorded; other: margin too small")
+        "lower: no certificate was checked; other: margin too small")
     assert uncertified_summary({"upper": ok}) == ""

@@ -56,11 +56,20 @@ def test_valid_bounds():
 # ----------------------------------------------------------------------------- str
 
 
-@pytest.mark.parametrize(("kind", "certified", "relation", "mark"), [
-    ("upper", True, "<=", "certified"), ("lower", False, ">=", "not certified"), ("estimate", False, "~", "not certified")])
-def test_str(kind, certified, relation, mark):
+@pytest.mark.parametrize(("kind", "certified", "relation", "mark", "why"), [
+    ("upper", True, "<=", "certified", ""), ("lower", False, ">=", "not certified", ": no certificate was checked"),
+    ("estimate", False, "~", "not certified", "")])
+def test_str(kind, certified, relation, mark, why):
     b = make(kind=kind, certified=certified, value=1234.56789, seconds=0.0123456)
-    assert str(b) == f"Lipschitz constant {relation} 1234.57  [lipsdp, {mark}, 0.0123 s]"
+    assert str(b) == f"Lipschitz constant {relation} 1234.57  [lipsdp, {mark}, 0.0123 s]{why}"
+
+
+def test_str_gives_the_reason_of_an_uncertified_bound_on_one_line():
+    b = make(value=math.inf, reason="the solver stopped:\n" + "slow " * 100)
+    text = str(b)
+    assert "\n" not in text
+    assert text.startswith("Lipschitz constant <= inf  [lipsdp, not certified, 0 s]: the solver stopped: slow")
+    assert text.endswith("…") and len(text) < 200
 
 
 def test_str_infinite():

@@ -503,7 +503,7 @@ def float32_deviation(spec: NetworkSpec, lower: Any, upper: Any) -> Bound:
                                             "dot products sums the same terms"}
     if why or res is None:
         return Bound(math.inf, "upper", QUANTITY_FLOAT32, METHOD_FLOAT32, certified=False,
-                     seconds=time.perf_counter() - t0, details={**details, "reason": why[0]})
+                     seconds=time.perf_counter() - t0, details={**details, "reason": why[0]}, reason=why[0])
     _, value = norm_bounds(res[2])
     return Bound(value, "upper", QUANTITY_FLOAT32, METHOD_FLOAT32, certified=True,
                  certificate={"output_error": res[2]}, seconds=time.perf_counter() - t0, details=details)

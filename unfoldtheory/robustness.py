@@ -236,7 +236,9 @@ def support_factor(state_map: NetworkSpec, supports: Sequence[Any]) -> Bound:
         raise ValueError("supports is empty")
     return Bound(max(values), "estimate", "contraction factor on the given supports (l2)", "support-restricted norm",
                  seconds=time.perf_counter() - start,
-                 details={"supports": len(values), "mean": float(np.mean(values)), "median": float(np.median(values))})
+                 details={"supports": len(values), "mean": float(np.mean(values)), "median": float(np.median(values))},
+                 reason=f"an estimate over the {len(values)} given supports only: errors on another support, or leaving "
+                        "the support, may contract less")
 
 
 # ---------------------------------------------------------------------------- classical ranges
@@ -345,14 +347,15 @@ def pair_witness(fn: Callable[[torch.Tensor], torch.Tensor], inputs: Any, iterat
     gap = float(norms(y2 - y1)[0])
     value = float(norms(f2 - f1)[0]) / gap
     rounding = 64 * np.finfo(np.float64).eps * max(float(norms(f1)[0]), float(norms(f2)[0])) / gap
+    why = ("a black-box map: no rigorous bound on the rounding of its evaluation, so the float ratio is an estimate (use "
+           "lipschitz.lower_bound on a NetworkSpec for a certified one)")
     return Bound(value if math.isfinite(value) else 0.0, "lower", "Lipschitz constant of the input-output map (l2)",
                  "pair witness (power iteration on J^T J)", certified=False,
                  certificate={"y1": y1[0].numpy(), "y2": y2[0].numpy(), "ratio": value},
                  seconds=time.perf_counter() - start,
                  details={"inputs": B, "iterations": iterations, "relative_step": relative_step, "input_index": i,
-                          "ratio_per_input": ratios.tolist(), "rounding_estimate": rounding,
-                          "reason": "a black-box map: no rigorous bound on the rounding of its evaluation, so the float "
-                                    "ratio is an estimate (use lipschitz.lower_bound on a NetworkSpec for a certified one)"})
+                          "ratio_per_input": ratios.tolist(), "rounding_estimate": rounding, "reason": why},
+                 reason=why)
 
 
 def witness_perturbation(bound: Bound) -> dict[str, float]:

@@ -83,7 +83,8 @@ def _rate_bound(mu: Any, L: Any, steps: Any, method: str, proof: str) -> Bound:
     what = "gradient" if method == "gradient" else "proximal gradient (f + h, h convex)"
     return Bound(
         value=_round_up(exact, "the product of the per-step rates"), kind="upper",
-        quantity=f"‖x_K − x*‖ / ‖x_0 − x*‖ after K={K} {what} step(s), f ∈ F(μ={mu:g}, L={L:g})",
+        quantity=f"‖x_K − x*‖ / ‖x_0 − x*‖ (the rate of the distance, not squared) after K={K} {what} step(s), "
+                 f"f ∈ F(μ={mu:g}, L={L:g})",
         method=f"closed form: product of max(|1 − γμ|, |1 − γL|) ({proof})", certified=True,
         certificate={"exact": str(exact), "proof": proof}, seconds=time.perf_counter() - start,
         details={"mu": mu, "L": L, "steps": steps.copy(), "tight": K == 1 or bool(np.all(steps <= 2 / (L + mu)))

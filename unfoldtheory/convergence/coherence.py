@@ -49,9 +49,12 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
-from unfoldtheory.convergence.inputs import parameter_matrix, parameter_values, real_vector
+from unfoldtheory.activations import SoftThreshold
+from unfoldtheory.convergence.detect import TOLERANCE, residual_form
+from unfoldtheory.convergence.inputs import check_finite_parameters, real_vector
 from unfoldtheory.convergence.psd_bound import down, gram_extremes
 from unfoldtheory.results import Bound
+from unfoldtheory.spec import NetworkSpec
 from unfoldtheory.validation import as_finite_array, finite_float, positive_int
 
 UNIT = float(np.finfo(float).eps) / 2  # unit roundoff u of float64
@@ -444,33 +447,62 @@ def alista_rate_bound(A: Any, steps: Any, sparsity: int, B: float, *, W: Any = N
                                 THEOREM_METHOD, not violations, reason, tuple(violations))
 
 
-def model_operators(model: Any) -> tuple[list[LayerOperator], np.ndarray]:
-    """The layer operators ``M_k`` and thresholds ``max(θ_k, 0)`` of an ALISTA, LISTA-CP or unfolded ISTA model."""
-    from unfoldtheory.unfold import ALISTA, LISTACP, UnfoldedISTA
+def spec_operators(spec: NetworkSpec, A: Any, *, tol: float = TOLERANCE) -> tuple[list[LayerOperator], np.ndarray, float]:
+    """The layer operators ``M_k = B_kA`` and thresholds of a spec whose layers are ``x⁺ = ST_{θ_k}(x − B_k(Ax − y))``.
 
-    if not isinstance(model, (ALISTA, LISTACP, UnfoldedISTA)):
-        raise ValueError(f"the coherence certificate needs a layer x⁺ = ST_θ(x − M(x − x*)) coupled to A (ALISTA, "
-                         f"LISTACP or UnfoldedISTA); got {type(model).__name__}")
-    A = parameter_matrix(model, "A", model.A_numpy())
-    thresholds = np.maximum(parameter_values(model, "threshold"), 0.0)  # max(θ, 0), as the forward pass uses it
-    if isinstance(model, LISTACP):
-        return [_operator(_products(parameter_matrix(model, "W", W, k), A), 1.0) for k, W in enumerate(model.W)], thresholds
-    prod = _products(parameter_matrix(model, "W", model.W) if isinstance(model, ALISTA) else A, A)
-    return [_operator(prod, float(g)) for g in parameter_values(model, "step")], thresholds
-
-
-def lista_cp_certificate(model: Any, sparsity: int, B: float) -> LayerwiseCertificate:
-    """Certified per-layer worst-case errors of a trained LISTA-CP or ALISTA (or unfolded ISTA).
-
-    Evaluates the chain of the module docstring with the trained ``M_k`` (LISTA-CP: ``W_kᵀA``, its
-    actual off-diagonal coherence and diagonal deviation ``|1 − (W_kᵀA)_jj|``; ALISTA: ``γ_k WᵀA``) and
-    thresholds ``max(θ_k, 0)``, over every s-sparse x* with ``‖x*‖_∞ ≤ B`` and noiseless ``y = Ax*``.
-    Layers up to the first whose threshold is below the no-false-positive requirement are certified;
-    ``reason`` names that layer, its threshold and the required value.
+    The form is what the chain needs: ``W_k = I − B_kA`` (checked by
+    :func:`~unfoldtheory.convergence.detect.residual_form` to relative residual ``tol``; returned as the third
+    value), a scalar soft threshold θ_k ≥ 0 and no bias. Any LISTA-CP / ALISTA / ISTA layer is of this form,
+    whatever class produced it; a spec that is not raises a ValueError naming the layer. The certificate is
+    for ``x⁺ = ST_{θ_k}(x − B_k(Ax − y))`` with the stored ``B_k`` (the spec's ``W_k`` agrees up to the residual).
     """
-    operators, thresholds = model_operators(model)
+    A = as_finite_array(A, "A", ndim=2)
+    layers, residual = residual_form(spec, A, tol=tol)
+    thresholds = []
+    for layer in layers:
+        act = layer.activation
+        if not isinstance(act, SoftThreshold) or act.theta.ndim != 0:
+            raise ValueError(f"layer {layer.k}: the coherence chain needs a scalar soft threshold, got {act!r}")
+        if np.any(layer.bias):
+            raise ValueError(f"layer {layer.k} has a bias: the chain needs x⁺ = ST_θ(x − B(Ax − y)) without one")
+        thresholds.append(float(act.theta))
+    operators = [_operator(_products(layer.B.T, A), 1.0) for layer in layers]
+    return operators, np.array(thresholds), residual
+
+
+def model_operators(model: Any, A: Any = None, *, tol: float = TOLERANCE) -> tuple[list[LayerOperator], np.ndarray, float]:
+    """:func:`spec_operators` of ``model`` (a NetworkSpec, or anything with ``.spec()``) and ``A`` (default:
+    ``model.A_numpy()`` when the model has it)."""
+    spec = model if isinstance(model, NetworkSpec) else getattr(model, "spec", None)
+    if spec is None or not (isinstance(spec, NetworkSpec) or callable(spec)):
+        raise ValueError(f"the coherence certificate needs a NetworkSpec or a model with .spec(); got {type(model).__name__}")
+    if not isinstance(spec, NetworkSpec):
+        check_finite_parameters(model)
+        spec = spec()
+    if A is None:
+        if not callable(getattr(model, "A_numpy", None)):
+            raise ValueError("the coherence certificate needs the measurement matrix A (pass A=...)")
+        A = model.A_numpy()
+    return spec_operators(spec, A, tol=tol)
+
+
+def lista_cp_certificate(model: Any, sparsity: int, B: float, *, A: Any = None,
+                         tol: float = TOLERANCE) -> LayerwiseCertificate:
+    """Certified per-layer worst-case errors of any network whose layers are ``x⁺ = ST_θ(x − B_k(Ax − y))``.
+
+    ``model`` is a :class:`~unfoldtheory.spec.NetworkSpec` or has ``.spec()`` (LISTA-CP, ALISTA, unfolded
+    ISTA, untrained LISTA, or a user's module traced to a spec); ``A`` defaults to ``model.A_numpy()``.
+    Evaluates the chain of the module docstring with the trained ``M_k = B_kA`` (LISTA-CP: ``W_kᵀA``, its
+    actual off-diagonal coherence and diagonal deviation ``|1 − (W_kᵀA)_jj|``; ALISTA: ``γ_k WᵀA``) and
+    the spec's thresholds ``max(θ_k, 0)``, over every s-sparse x* with ``‖x*‖_∞ ≤ B`` and noiseless ``y = Ax*``.
+    Layers up to the first whose threshold is below the no-false-positive requirement are certified;
+    ``reason`` names that layer, its threshold and the required value. A network not of this form raises
+    a ValueError naming the layer (:func:`spec_operators`).
+    """
+    operators, thresholds, residual = model_operators(model, A, tol=tol)
     cert = chain_certificate(operators, thresholds, sparsity, B)
-    name = type(model).__name__
-    return LayerwiseCertificate([e.replace(details={**e.details, "model": name}) for e in cert.errors], cert.l1, cert.linf,
+    name = model.name if isinstance(model, NetworkSpec) else type(model).__name__
+    extra = {"model": name, "form_residual": residual}
+    return LayerwiseCertificate([e.replace(details={**e.details, **extra}) for e in cert.errors], cert.l1, cert.linf,
                                 cert.thresholds, cert.required, cert.rates, cert.sparsity, cert.B, cert.method, cert.valid,
                                 None if cert.reason is None else f"{name} {cert.reason}")

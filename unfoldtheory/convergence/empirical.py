@@ -77,11 +77,30 @@ class ErrorTrace:
         return {"median": np.median(E, axis=1), "max": E.max(axis=1), "q25": np.quantile(E, 0.25, axis=1),
                 "q75": np.quantile(E, 0.75, axis=1)}
 
+    def __repr__(self) -> str:
+        K, batch = self.to_truth.shape
+        parts = [f"ErrorTrace({self.name!r}, layers={K}, instances={batch}",
+                 f"final median to truth={_median(self.to_truth[-1]):.4g}"]
+        if not np.all(np.isnan(self.to_reference)):
+            parts.append(f"final median to reference={_median(self.to_reference[-1]):.4g}")
+        if self.reference is not None:
+            optimal = sum(1 for s in self.reference.status if s == "optimal")
+            parts.append(f"reference={self.reference.method!r} ({optimal}/{len(self.reference.status)} optimal)")
+        else:
+            parts.append("reference=None")
+        return ", ".join(parts) + ")"
+
     def errors(self, target: Literal["truth", "reference"] = "truth") -> np.ndarray:
         """The (K, batch) errors to the ground truth or to the reference solutions."""
         if target not in ("truth", "reference"):
             raise ValueError(f"target {target!r} is not known; choose 'truth' or 'reference'")
         return self.to_truth if target == "truth" else self.to_reference
+
+
+def _median(values: np.ndarray) -> float:
+    """The median of the finite entries (NaN when there are none)."""
+    finite = values[np.isfinite(values)]
+    return float(np.median(finite)) if finite.size else float("nan")
 
 
 def error_trace(solver: Any, Y: Any, X: Any, *, A: Any = None, lam: float | None = None, layers: int | None = None,
@@ -128,8 +147,12 @@ def fit_linear_rate(errors: Any, *, start: int = 1, stop: int | None = None, lev
     ``errors`` is (K,) for one instance or (K, batch). The fit is ordinary least squares of
     ``ȳ_k = mean_i log err_{k,i}`` on k; ``value = exp(slope)``. The interval (``details["ci"]``) is
     ``exp(slope ± t_{level, K'−2}·se)`` for ``method="t"``, or the percentile interval of the slope
-    refitted on instances drawn with replacement for ``"bootstrap"``. Errors must be positive on the
-    fitted layers (a zero error has no logarithm; choose ``stop`` before it).
+    refitted on instances drawn with replacement for ``"bootstrap"``.
+
+    **Zero errors** (a zero has no logarithm): instances that are zero on every fitted layer are dropped
+    (``details["dropped_instances"]``; sampled data contain them, e.g. a signal ``x = 0``); if a remaining
+    instance reaches zero at layer j, the default ``stop`` ends the fit at j − 1 (``details["truncation"]``)
+    and an explicit ``stop ≥ j`` is refused, naming ``stop = j − 1``.
     """
     from scipy import stats
 
@@ -138,21 +161,19 @@ def fit_linear_rate(errors: Any, *, start: int = 1, stop: int | None = None, lev
     E = E[:, None] if E.ndim == 1 else E
     K = E.shape[0]
     start = positive_int(start, "start")
+    explicit_stop = stop is not None
     stop = K if stop is None else positive_int(stop, "stop")
     if not start <= stop <= K:
         raise ValueError(f"need 1 <= start <= stop <= K = {K}; got start={start}, stop={stop}")
     level = finite_float(level, "level", low=0.0, high=1.0, low_open=True, high_open=True)
+    if stop - start + 1 < 3:
+        raise ValueError(f"a rate with an interval needs at least 3 layers; got {stop - start + 1} (start={start}, stop={stop})")
+    window, details = _positive_window(E, start, stop, explicit_stop)
+    stop = details["layers"][1]
     k = np.arange(start, stop + 1, dtype=float)
-    if k.size < 3:
-        raise ValueError(f"a rate with an interval needs at least 3 layers; got {k.size} (start={start}, stop={stop})")
-    window = E[start - 1:stop]
-    if np.any(window <= 0):
-        layer = start + int(np.argwhere(window <= 0)[0, 0])
-        raise ValueError(f"errors must be positive on the fitted layers; layer {layer} has a zero error (set stop < {layer})")
     logs = np.log(window)
     slope, intercept, resid = _ols(k, logs.mean(axis=1))
-    details: dict[str, Any] = {"slope": slope, "intercept": intercept, "layers": (start, stop), "instances": E.shape[1],
-                               "level": level, "method": method}
+    details.update(slope=slope, intercept=intercept, level=level, method=method)
     if method == "t":
         dof = k.size - 2
         se = math.sqrt(resid / dof / float(((k - k.mean()) ** 2).sum()))
@@ -160,10 +181,11 @@ def fit_linear_rate(errors: Any, *, start: int = 1, stop: int | None = None, lev
         details.update(stderr=se, dof=dof, ci=(math.exp(slope - half), math.exp(slope + half)))
         label = "least squares of log error on layer, t-interval"
     elif method == "bootstrap":
-        if E.shape[1] < 2:
-            raise ValueError("a bootstrap over instances needs at least 2 instances")
+        count = window.shape[1]
+        if count < 2:
+            raise ValueError(f"a bootstrap over instances needs at least 2 instances; {count} remain on the window")
         rng = np.random.default_rng(seed)
-        idx = rng.integers(0, E.shape[1], (positive_int(resamples, "resamples"), E.shape[1]))
+        idx = rng.integers(0, count, (positive_int(resamples, "resamples"), count))
         means = logs[:, idx].mean(axis=2)  # (layers, resamples)
         kc = k - k.mean()
         slopes = kc @ (means - means.mean(axis=0)) / (kc @ kc)
@@ -174,6 +196,42 @@ def fit_linear_rate(errors: Any, *, start: int = 1, stop: int | None = None, lev
         raise ValueError(f"method {method!r} is not known; choose 't' or 'bootstrap'")
     return Bound(math.exp(slope), "estimate", "per-layer linear rate ρ of the error (err_k ≈ C·ρ^k)", label,
                  seconds=time.perf_counter() - t0, details=details)
+
+
+def _positive_window(E: np.ndarray, start: int, stop: int, explicit_stop: bool) -> tuple[np.ndarray, dict[str, Any]]:
+    """The errors of layers ``start..stop`` that have a logarithm, and what was left out.
+
+    Instances whose error is zero on every fitted layer (e.g. a sampled signal ``x = 0`` that the
+    network recovers exactly) carry no rate and are dropped (``details["dropped_instances"]``). If a
+    remaining instance reaches zero error at layer j, the rate there is not linear (the error is exactly
+    0): with the default ``stop`` the fit ends at layer j − 1; an explicit ``stop`` ≥ j is refused with
+    a valid one named."""
+    window = E[start - 1:stop]
+    if np.any(window < 0):
+        layer, inst = (int(i) for i in np.argwhere(window < 0)[0])
+        raise ValueError(f"errors must be >= 0 (they are norms); layer {start + layer}, instance {inst} has "
+                         f"{window[layer, inst]:.3g}")
+    zero = np.all(window == 0, axis=0)
+    dropped = int(zero.sum())
+    if dropped == window.shape[1]:
+        raise ValueError(f"every instance has zero error on layers {start}..{stop}: exact recovery has no linear rate")
+    window = window[:, ~zero]
+    details: dict[str, Any] = {"layers": (start, stop), "instances": int(window.shape[1]), "dropped_instances": dropped}
+    hits = np.flatnonzero(np.any(window == 0, axis=1))
+    if hits.size:
+        first = start + int(hits[0])  # the first layer where a remaining instance has error exactly 0
+        valid = first - 1
+        if valid - start + 1 < 3:
+            raise ValueError(f"layer {first} has a zero error (exact convergence) in an instance that is not zero on every "
+                             f"layer, and fewer than 3 layers {start}..{first - 1} precede it: no rate can be fitted from "
+                             f"start={start} (choose an earlier start or leave that instance out)")
+        if explicit_stop:
+            raise ValueError(f"layer {first} has a zero error (exact convergence) in an instance that is not zero on every "
+                             f"layer; fit layers before it (stop={valid}), or leave stop unset to do so automatically")
+        window = window[: valid - start + 1]
+        details.update(layers=(start, valid), truncated_at=first,
+                       truncation=f"layer {first} has a zero error (exact convergence); fitted layers {start}..{valid}")
+    return window, details
 
 
 def _ols(k: np.ndarray, y: np.ndarray) -> tuple[float, float, float]:

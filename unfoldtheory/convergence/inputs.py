@@ -2,7 +2,7 @@
 
 A boolean is not a step size (``True`` would silently read as 1), so booleans are refused here
 before the float64 conversion (:func:`~unfoldtheory.validation.as_finite_array`, which names a non-finite entry by its index),
-and a model's parameters by the model and the parameter (``ALISTA step[2] is nan``).
+and a model's parameters by the model and the parameter (``ALISTA step[2] has the non-finite entry nan``).
 """
 
 from __future__ import annotations
@@ -42,28 +42,18 @@ def real_scalar(x: Any, what: str, **limits: Any) -> float:
     return finite_float(x, what, **limits)
 
 
-def parameter_values(model: Any, name: str) -> np.ndarray:
-    """The float64 values of a model's per-layer scalar parameters ``model.<name>`` (a list of tensors),
-    or a ValueError naming the model, the parameter and the layer (``ALISTA step[0] is nan``)."""
-    from unfoldtheory.unfold.base import to_numpy
-
-    values = np.array([float(to_numpy(p)) for p in getattr(model, name)])
-    bad = np.flatnonzero(~np.isfinite(values))
-    if bad.size:
-        raise ValueError(f"{type(model).__name__} {name}[{int(bad[0])}] is {values[bad[0]]} (non-finite); a "
-                         "certificate needs finite parameters")
-    return values
-
-
-def parameter_matrix(model: Any, name: str, value: Any, layer: int | None = None) -> np.ndarray:
-    """A model's matrix parameter as float64, or a ValueError naming the model, the parameter, its layer and entry."""
-    from unfoldtheory.unfold.base import to_numpy
-
-    arr = to_numpy(value) if hasattr(value, "detach") else np.asarray(value, dtype=np.float64)
-    bad = np.argwhere(~np.isfinite(arr))
-    if bad.size:
-        where = f"{name}[{layer}]" if layer is not None else name
-        index = tuple(int(i) for i in bad[0])
-        raise ValueError(f"{type(model).__name__} {where} has the non-finite entry {arr[index]} at {index}; a certificate "
-                         "needs finite parameters")
-    return arr
+def check_finite_parameters(model: Any) -> None:
+    """ValueError naming the model, the parameter and its layer (``ALISTA step[0]``) if a torch module's
+    parameter or buffer has a non-finite entry; nothing for objects without them."""
+    named = []
+    for attr in ("named_parameters", "named_buffers"):
+        if callable(getattr(model, attr, None)):
+            named.extend(getattr(model, attr)())
+    for name, tensor in named:
+        values = tensor.detach().cpu().double().numpy() if hasattr(tensor, "detach") else np.asarray(tensor, dtype=float)
+        if not np.all(np.isfinite(values)):
+            parts = name.split(".")
+            label = f"{'.'.join(parts[:-1])}[{parts[-1]}]" if len(parts) > 1 and parts[-1].isdigit() else name
+            index = tuple(int(i) for i in np.argwhere(~np.isfinite(values))[0]) if values.ndim else ()
+            raise ValueError(f"{type(model).__name__} {label} has the non-finite entry {values[index]} at {index}; a "
+                             "certificate needs finite parameters")

@@ -4,10 +4,13 @@
 Glineur 2017) of the method directly from the interpolation conditions
 (:mod:`~unfoldtheory.convergence.interpolation`, :mod:`~unfoldtheory.convergence.pep_problem`),
 solves it with cvxpy + Clarabel, and certifies the answer from the dual multipliers
-(:mod:`~unfoldtheory.convergence.pep_certificate`). The convention is PEPit's: the value is the
-worst case of the metric divided by ``‖x_0 − x*‖²``.
+(:mod:`~unfoldtheory.convergence.pep_certificate`). **Convention** (the package's, shared with the closed
+forms of :mod:`~unfoldtheory.convergence.closed_form` and the contraction certificates): the ``"distance"``
+metric is the rate of the distance ``‖x_K − x*‖ / ‖x_0 − x*‖``, *not* squared (the certified square root of
+PEPit's ``‖x_K − x*‖²/‖x_0 − x*‖²``, which is kept in ``details["squared"]``); the function-value and
+gradient-norm metrics are divided by ``‖x_0 − x*‖²`` as in PEPit. Every ``Bound.quantity`` says which.
 
-:func:`pep_rate_of` applies it to the learned step schedule of an unfolded model.
+:func:`pep_rate_of` applies it to the classical method that a network's layers are, detected from the weights.
 """
 
 from __future__ import annotations
@@ -20,7 +23,8 @@ from typing import Any
 
 import numpy as np
 
-from unfoldtheory.convergence.inputs import parameter_values, real_scalar, real_vector
+from unfoldtheory.convergence.detect import ROUNDING, TOLERANCE, DetectedMethod, detect_method
+from unfoldtheory.convergence.inputs import check_finite_parameters, real_scalar, real_vector
 from unfoldtheory.convergence.pep_certificate import MultiplierCheck, check_multipliers
 from unfoldtheory.convergence.pep_problem import (
     DATA_RANGE,
@@ -31,8 +35,8 @@ from unfoldtheory.convergence.pep_problem import (
     objective_matrix,
     row_matrix,
 )
-from unfoldtheory.convergence.psd_bound import gram_extremes
 from unfoldtheory.results import Bound
+from unfoldtheory.spec import NetworkSpec
 
 #: Clarabel gap tolerances tried in turn until the status is optimal; the first is Clarabel's default.
 #: The feasibility tolerance is FEASIBILITY_FACTOR times looser: the certificate repairs the
@@ -55,9 +59,9 @@ TRACE_BONUSES: tuple[float, ...] = (1e-7, 1e-6, 1e-5)
 MIXTURES: tuple[float, ...] = (1e-3, 3e-3, 1e-2, 3e-2, 0.1, 0.3, 1.0)
 
 _METRIC_WORDS = {
-    "distance": "‖x_K − x*‖²",
-    "function_value": "f(x_K) − f(x*)",
-    "gradient_norm": "‖∇f(x_K)‖²",
+    "distance": "‖x_K − x*‖ / ‖x_0 − x*‖ (the rate of the distance, not squared)",
+    "function_value": "(f(x_K) − f(x*)) / ‖x_0 − x*‖²",
+    "gradient_norm": "‖∇f(x_K)‖² / ‖x_0 − x*‖²",
 }
 _METHOD_WORDS = {
     "gradient": "gradient method",
@@ -225,7 +229,8 @@ def pep_rate(steps: Any, mu: float, L: float, method: str = "gradient", momentum
         ``"accelerated"`` only: ``β_1..β_{K−1}`` (``y_k = x_k + β_k(x_k − x_{k−1})``); default
         FISTA's sequence (:func:`~unfoldtheory.unfold.learned_hyperparameters.fista_momentum`).
     metric:
-        ``"distance"`` (worst ``‖x_K − x*‖²/‖x_0 − x*‖²``), ``"function_value"``
+        ``"distance"`` (worst ``‖x_K − x*‖/‖x_0 − x*‖``, unsquared; the squared ratio, PEPit's value, is
+        ``details["squared"]``), ``"function_value"``
         (``(f(x_K) − f*)/‖x_0 − x*‖²``; ``F = f + h`` for the proximal method) or ``"gradient_norm"``
         (``‖∇f(x_K)‖²/‖x_0 − x*‖²``; not applicable to the proximal method: ValueError).
     exact_max_dim:
@@ -248,7 +253,8 @@ def pep_rate(steps: Any, mu: float, L: float, method: str = "gradient", momentum
     Bound
         ``kind="upper"``. ``certified=True`` only if the solver status is optimal and the
         multipliers pass :func:`~unfoldtheory.convergence.pep_certificate.check_multipliers`; the
-        value is then what they prove. ``details["lower"]`` is the solver's primal value (a worst
+        value is then what they prove (for the distance: the square root of what they prove, rounded up).
+        ``details["lower"]`` is the solver's primal value in the same units (a worst
         case attained by a Gram matrix feasible to the solver's tolerance: a lower bound up to that
         tolerance, not certified). Otherwise the value is the solver's (or ``inf``) with the reason.
     """
@@ -260,14 +266,13 @@ def pep_rate(steps: Any, mu: float, L: float, method: str = "gradient", momentum
     scale = problem.objective_scale
     K = steps.size
     composite = (method, metric) == ("proximal_gradient", "function_value")
-    measure = "F(x_K) − F(x*), F = f + h" if composite else _METRIC_WORDS[metric]
-    quantity = f"worst-case {measure} / ‖x_0 − x*‖² after K={K} steps of the {_METHOD_WORDS[method]}, " \
-               f"f ∈ F(μ={mu:g}, L={L:g})"
+    measure = "(F(x_K) − F(x*)) / ‖x_0 − x*‖², F = f + h" if composite else _METRIC_WORDS[metric]
+    quantity = f"worst-case {measure} after K={K} steps of the {_METHOD_WORDS[method]}, f ∈ F(μ={mu:g}, L={L:g})"
     details: dict[str, Any] = {
         "method": method, "metric": metric, "K": K, "mu": mu, "L": L, "steps": steps.copy(),
         "momentum": momentum.copy() if method == "accelerated" else None,
         "solver": "clarabel", "status": solution.status, "tolerance": solution.tolerance,
-        "lower": solution.primal * scale, "solver_value": solution.dual * scale,
+        "lower": _in_units(solution.primal * scale, metric), "solver_value": _in_units(solution.dual * scale, metric),
         "gram_dimension": problem.dim, "constraints": problem.n_rows,
         "objective_unit": scale,
     }
@@ -282,12 +287,15 @@ def pep_rate(steps: Any, mu: float, L: float, method: str = "gradient", momentum
     certified = solution.status == "optimal" and check is not None and check.ok
     if certified:
         value = _scaled_up(check.tau, scale)
+        if metric == "distance":
+            details["squared"] = value  # PEPit's normalisation: the worst ‖x_K − x*‖² / ‖x_0 − x*‖², certified
+            value = _sqrt_up(value)
         certificate = {"tau": check.tau, "objective_unit": scale,
                        "multipliers": [str(q) for q in check.multipliers], "route": check.route,
                        "row_scale": [float(r) for r in problem.row_scale],
                        "iterate_leaf": [bool(v) for v in problem.units.iterate_leaf]}
     else:
-        value = solution.dual * scale if np.isfinite(solution.dual) else np.inf  # the solver's own claim
+        value = _in_units(solution.dual * scale, metric) if np.isfinite(solution.dual) else np.inf  # the solver's claim
         certificate = None
         reason = [] if solution.status == "optimal" else [f"solver status {solution.status!r}"]
         if check is not None and not check.ok:
@@ -295,6 +303,21 @@ def pep_rate(steps: Any, mu: float, L: float, method: str = "gradient", momentum
         details["reason"] = "; ".join(reason) or "no multipliers returned"
     return Bound(value=value, kind="upper", quantity=quantity, method="pep (cvxpy + Clarabel; dual multipliers checked)",
                  certified=certified, certificate=certificate, seconds=time.perf_counter() - start, details=details)
+
+
+def _in_units(squared: float, metric: str) -> float:
+    """A PEP value in the Bound's units: the square root (of its positive part) for the distance metric."""
+    if metric != "distance" or not np.isfinite(squared):
+        return squared
+    return float(np.sqrt(max(squared, 0.0)))
+
+
+def _sqrt_up(value: float) -> float:
+    """The smallest float64 ``≥ √value`` (decided exactly in rationals)."""
+    if value == np.inf:
+        return value
+    root = float(np.sqrt(value))
+    return root if Fraction(root) ** 2 >= Fraction(value) else float(np.nextafter(root, np.inf))
 
 
 def _scaled_up(tau: float, unit: float) -> float:
@@ -307,7 +330,8 @@ def _scaled_up(tau: float, unit: float) -> float:
 
 @dataclass(frozen=True)
 class ScheduleRates:
-    """The learned step schedule of a model, certified by PEP next to the classical fixed step."""
+    """The learned step schedule of a model, certified by PEP next to the classical fixed step, and the
+    detected method (:class:`~unfoldtheory.convergence.detect.DetectedMethod`) it was read from."""
 
     learned: Bound
     classical: Bound
@@ -318,6 +342,7 @@ class ScheduleRates:
     metric: str
     model: str
     certifies: str
+    detected: DetectedMethod | None = None
 
     @property
     def ratio(self) -> float:
@@ -325,63 +350,76 @@ class ScheduleRates:
         return self.learned.value / self.classical.value if self.classical.value > 0 else float("inf")
 
 
-def _class_constants(A: np.ndarray) -> tuple[float, float]:
-    """``(μ, L)`` of ``f(x) = ½‖Ax − y‖²`` as safe bounds: ``μ ≤ λ_min(AᵀA)``, ``L ≥ ‖A‖₂²``, proved by
-    :func:`~unfoldtheory.convergence.psd_bound.gram_extremes` (float64 Cholesky factors with rigorously
-    bounded residuals; ``proofs/cholesky_residual.py``); a larger class only makes the bound larger.
-    ``μ = 0`` whenever ``AᵀA`` is not provably nonsingular (e.g. ``n > m``)."""
-    return gram_extremes(A)
+def _spec_of(model: Any) -> tuple[NetworkSpec, str]:
+    if isinstance(model, NetworkSpec):
+        return model, model.name
+    if not callable(getattr(model, "spec", None)):
+        raise ValueError(f"pep_rate_of takes a NetworkSpec or a model with .spec(); got {type(model).__name__}")
+    check_finite_parameters(model)
+    return model.spec(), type(model).__name__
 
 
-def pep_rate_of(model: Any, metric: str | None = None, **options: Any) -> ScheduleRates:
-    """Certified worst case of the learned step schedule of an ``UnfoldedISTA`` or ``ALISTA`` model,
-    next to the classical fixed step ``1/L`` with the same K.
+def _certifies(name: str, detected: DetectedMethod) -> str:
+    if detected.surrogate is not None:
+        text = f"{name}: {detected.surrogate}"
+    else:
+        text = (f"{name}'s layers detected as {detected.method} with steps γ_k on f = ½‖Ax − y‖² (A implied by the "
+                "weights)")
+        if detected.pep_method == "proximal_gradient":
+            text += (" plus a convex h; exact for the network" if detected.same_prox else
+                     " plus any convex h; the per-layer proxes (learned thresholds θ_k ≠ γ_k·λ) are not covered")
+    if detected.covers_network:
+        return text + f" (detection residual {detected.residual:.2g}: float64 rounding)"
+    return text + (f"; detection residual {detected.residual:.2g} > {ROUNDING:g}: certified for the classical method with "
+                   "these constants, not for the given network")
+
+
+def pep_rate_of(model: Any, metric: str | None = None, *, A: Any = None, tol: float = TOLERANCE,
+                **options: Any) -> ScheduleRates:
+    """Certified worst case of the classical method that ``model``'s layers are, detected from its weights
+    (:func:`~unfoldtheory.convergence.detect.detect_method`), next to the same method with the fixed step ``1/L``.
+
+    ``model`` is a :class:`~unfoldtheory.spec.NetworkSpec` or anything with ``.spec()`` (every built-in
+    model). ``A`` defaults to ``model.A_numpy()`` when the model has it; otherwise the A implied by the
+    weights is used. ``tol`` is the detection's relative residual.
 
     **Function class.** ``f(x) = ½‖Ax − y‖²`` is L-smooth with ``L = ‖A‖₂²`` and μ-strongly convex
-    with ``μ = λ_min(AᵀA)``, which is 0 when ``n > m`` (safe bounds: :func:`_class_constants`);
-    ``h = λ‖x‖₁`` is convex, so the method is ``"proximal_gradient"`` over ``F_{μ,L}`` plus any closed
-    convex h. **Metric.** Default ``"distance"`` when ``μ > 0``; when ``μ = 0`` the distance worst case
-    is 1 for every schedule with steps ≤ 2/L (f may be flat around x*), so the default is
-    ``"function_value"`` (worst ``(F(x_K) − F*)/‖x_0 − x*‖²``). ``"gradient_norm"`` is not defined for
-    ``F = f + h`` (ValueError).
+    with ``μ = λ_min(AᵀA)``, which is 0 when ``n > m`` (safe bounds: :func:`~.psd_bound.gram_extremes`, in the detection);
+    proximal layers (soft threshold, ReLU, box, ...) add a convex h, so the method is
+    ``"proximal_gradient"``; identity layers are ``"gradient"`` and identity layers with momentum
+    ``"accelerated"``. **Metric.** Default ``"distance"`` (the unsquared rate ``‖x_K − x*‖/‖x_0 − x*‖``) when
+    ``μ > 0``; when ``μ = 0`` the distance worst case is 1 for every schedule with steps ≤ 2/L (f may be
+    flat around x*), so the default is ``"function_value"`` (worst ``(F(x_K) − F*)/‖x_0 − x*‖²``).
 
-    **What is certified.**
+    **What is certified** (``certifies``, also in each Bound's ``details``): the detected classical method
+    with the detected constants. Within float64 rounding of the weights it is the network; with a larger
+    detection residual only the classical method. Learned thresholds ``θ_k ≠ γ_kλ`` mean a different h
+    per layer: then the step schedule is certified on a fixed ``F = f + h``, not the thresholds. ALISTA's
+    update ``x − γ_k W̃ᵀ(Ax − y)`` is not a gradient step on f: its steps are certified *used as
+    proximal gradient steps* (what ISTA with ALISTA's steps guarantees), not ALISTA's own iterates.
 
-    * ``UnfoldedISTA``: the iteration is ``x⁺ = ST_{θ_k}(x − γ_k Aᵀ(Ax − y))``. With ``θ_k = γ_kλ`` it
-      is proximal gradient with the learned steps, and the bound holds for it. Learned thresholds
-      ``θ_k ≠ γ_kλ`` mean a different ``h_k = (θ_k/γ_k)‖·‖₁`` per layer; the bound certifies the step
-      schedule on a fixed ``F = f + h``, not the thresholds.
-    * ``ALISTA``: the update ``x − γ_k W̃ᵀ(Ax − y)`` is not a gradient step on f (``W̃ᵀA`` is not
-      symmetric in general). The bound certifies the learned schedule ``γ_k`` *used as proximal
-      gradient steps* on ``F_{μ,L} + h`` with ``L = ‖A‖₂²``: what ISTA with ALISTA's learned steps
-      guarantees, not a bound on ALISTA's own iterates.
-
-    ``options`` go to :func:`pep_rate`. Steps ``≤ 0`` (possible after training) raise a ValueError
-    naming the layer.
+    ``options`` go to :func:`pep_rate`. A network whose layers are no detected method raises a ValueError
+    with the detection's reason (e.g. a step ``≤ 0``, naming the layer).
     """
-    from unfoldtheory.unfold import ALISTA, UnfoldedISTA
-
-    if not isinstance(model, (UnfoldedISTA, ALISTA)):
-        raise ValueError(f"pep_rate_of supports UnfoldedISTA and ALISTA (a learned step per layer); got "
-                         f"{type(model).__name__}")
-    name = type(model).__name__
-    steps = parameter_values(model, "step")
-    if np.any(steps <= 0):
-        k = int(np.argmax(steps <= 0))
-        raise ValueError(f"{name} layer {k} has step {steps[k]:.3g} <= 0; a PEP needs positive steps")
-    mu, L = _class_constants(model.A_numpy())
+    spec, name = _spec_of(model)
+    if A is None and callable(getattr(model, "A_numpy", None)):
+        A = model.A_numpy()
+    detected = detect_method(spec, A=A, tol=tol)
+    if not detected.detected:
+        raise ValueError(f"{name}: no classical method with a PEP was detected in its layers: {detected.reason}")
+    steps, mu, L = detected.steps, detected.mu, detected.L
     if metric is None:
         metric = "distance" if mu > 0 else "function_value"
-    if name == "ALISTA":
-        certifies = ("ALISTA's learned steps γ_k applied as proximal gradient steps on f = ½‖Ax − y‖² (L = ‖A‖²) plus "
-                     "a convex h; ALISTA's own update x − γ_k W̃ᵀ(Ax − y) is not a gradient step on f and is not covered")
-    else:
-        certifies = ("UnfoldedISTA's learned steps γ_k as proximal gradient on f = ½‖Ax − y‖² plus any convex h; exact "
-                     "for the network when θ_k = γ_k·λ, otherwise the thresholds are not covered")
-    classical_step = 1.0 / model.L
-    learned = pep_rate(steps, mu, L, "proximal_gradient", None, metric, **options)
-    classical = pep_rate(np.full(steps.size, classical_step), mu, L, "proximal_gradient", None, metric, **options)
-    learned = learned.replace(details={**learned.details, "certifies": certifies, "model": name})
-    classical = classical.replace(details={**classical.details, "certifies": "ISTA with the fixed step 1/L on the same class",
-                                           "model": "ISTA"})
-    return ScheduleRates(learned, classical, steps, classical_step, mu, L, metric, name, certifies)
+    certifies = _certifies(name, detected)
+    classical_step = 1.0 / float(np.linalg.norm(detected.A, 2) ** 2)
+    method, momentum = detected.pep_method, detected.momentum
+    learned = pep_rate(steps, mu, L, method, momentum, metric, **options)
+    classical = pep_rate(np.full(steps.size, classical_step), mu, L, method, None, metric, **options)
+    learned = learned.replace(details={**learned.details, "certifies": certifies, "model": name,
+                                       "detected": detected.method, "detection_residual": detected.residual,
+                                       "covers_network": detected.covers_network and detected.surrogate is None})
+    reference = "FISTA's momentum" if method == "accelerated" else "no momentum"
+    classical = classical.replace(details={**classical.details, "model": "classical",
+                                           "certifies": f"the same method with the fixed step 1/L ({reference}) on the same "
+                                                        "class"})
+    return ScheduleRates(learned, classical, steps, classical_step, mu, L, metric, name, certifies, detected)

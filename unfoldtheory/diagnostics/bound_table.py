@@ -41,19 +41,11 @@ def status_flags(bound: Bound) -> list[str]:
 
 
 def uncertified_reason(bound: Bound) -> str:
-    """Why an upper or lower ``bound`` is not certified, from its details (``""`` for a certified bound or an estimate).
-
-    ``details["reason"]`` when the producer gave one, else a solver status other than optimal, else
-    ``"no reason recorded"``.
-    """
+    """Why an upper or lower ``bound`` is not certified (``""`` for a certified bound or an estimate): its
+    :attr:`~unfoldtheory.results.Bound.reason`."""
     if bound.certified or bound.kind == "estimate":
         return ""
-    if bound.details.get("reason"):
-        return str(bound.details["reason"])
-    status = bound.details.get("status")
-    if status and status != "optimal":
-        return f"solver status {status}"
-    return "no reason recorded"
+    return bound.reason
 
 
 def uncertified_summary(bounds: Mapping[str, Bound]) -> str:

@@ -14,7 +14,7 @@ Lemma 26.2/26.4 and Mohri, Rostamizadeh & Talwalkar, *Foundations of ML*, Thm 3.
 
 **Setting.** Samples ``z = (y, x)`` are i.i.d. with ``‖y‖ ≤ R`` and ``‖x‖ ≤ B`` almost surely
 (``input_radius``, ``output_radius``). The class is ``{h_θ : θ ∈ Θ}``, ``Θ`` the ℓ2 ball of radius
-``r`` around a centre ``c`` in ``ℝ^D`` (D = distinct learned scalars, ``model.num_parameters()``).
+``r`` around a centre ``c`` in ``ℝ^D`` (D = distinct learned scalars: a parameter tied across layers counts once).
 Let ``X_K`` be the certified bound on ``‖h_θ(y)‖`` from the parameter recursion. If ``X_K ≤ B`` the
 predictor is the model itself and ``B_h = X_K``; otherwise the bound is for the *clipped* model
 ``P_B ∘ h_θ`` (projection onto the ball of radius B, 1-Lipschitz, so ``K_L`` carries over, and, as
@@ -45,6 +45,7 @@ predictor is the model itself and ``B_h = X_K``; otherwise the bound is for the 
   ``r_j = r₀2^j ≥ ‖θ − c‖`` (``r₀ = 10⁻³·max(1, ‖c‖)``, fixed by the centre) and ``δ`` is split
   as ``δ_j = δ/((j+1)(j+2))`` (``Σ_j δ_j = δ``): a union bound over the grid, so the radius may be
   read off the trained model. An explicit ``parameter_radius`` must have been fixed beforehand.
+* ``center="zero"``: the origin, data-free for every module (the radius then covers the whole trained model).
 * a given vector or model: the same, if it was chosen without the training data.
 * ``center="model"``: the ball is centred at the trained model, which depends on the data; the
   number is then *not* a valid bound for the trained model (``certified=False``, said in details).
@@ -68,7 +69,13 @@ from typing import Any
 import numpy as np
 from torch import nn
 
-from unfoldtheory.generalization.parameter_lipschitz import check_supported, flat_parameters, parameter_lipschitz, resolve_center
+from unfoldtheory.generalization.parameter_lipschitz import (
+    check_parameters,
+    flat_parameters,
+    model_size,
+    parameter_lipschitz,
+    resolve_center,
+)
 from unfoldtheory.results import Bound
 from unfoldtheory.rounding import PREC, diff_norm_upper, down, interval, iv_min, mp_upper, precision
 from unfoldtheory.validation import finite_float, positive_int
@@ -130,7 +137,8 @@ def radius_on_grid(distance: float, center_norm: float) -> tuple[float, int]:
 
 
 def covering_bound(model: nn.Module, num_samples: int, delta: float, input_radius: float, output_radius: float,
-                   loss: str = "mse", parameter_radius: float | None = None, center: Any = "init") -> Bound:
+                   loss: str = "mse", parameter_radius: float | None = None, center: Any = "init", *,
+                   example_input: Any = None) -> Bound:
     """Upper bound on the gap ``E ℓ − (1/m)Σℓ`` of ``model`` trained on ``num_samples`` samples, w.p. ≥ 1 − δ.
 
     ``input_radius`` R and ``output_radius`` B bound ``‖y‖`` and ``‖x‖`` (the data's support);
@@ -138,9 +146,13 @@ def covering_bound(model: nn.Module, num_samples: int, delta: float, input_radiu
     is rigorous). ``details`` holds every term, ``applies_to`` (the model or the clipped model),
     ``trivial_bound = b`` (the loss range, which any gap respects) and ``vacuous = value ≥ b``.
     Adding the training loss gives the bound on the expected loss.
+
+    Any torch module with parameters (:func:`~unfoldtheory.generalization.parameter_lipschitz.parameter_lipschitz`
+    traces it on ``example_input``); ``center="init"`` needs a package model, ``center="zero"`` (the origin) is
+    data-free for every module.
     """
     start = time.perf_counter()
-    check_supported(model)
+    check_parameters(model)
     if loss != "mse":
         raise ValueError(f"loss {loss!r} is not supported; the bounds are stated for 'mse' (‖h(y) − x‖² summed over coordinates)")
     m = positive_int(num_samples, "num_samples")
@@ -158,11 +170,11 @@ def covering_bound(model: nn.Module, num_samples: int, delta: float, input_radiu
             raise ValueError(f"parameter_radius {r:.6g} is smaller than the model's distance {distance:.6g} to the centre: "
                              "the bound would not cover the model")
         j, delta_used = None, delta
-    lip = parameter_lipschitz(model, R, r, center=theta_c)
+    lip = parameter_lipschitz(model, R, r, center=theta_c, example_input=example_input)
     X_K = float(lip.details["output_bound"])
     clipped = X_K > B
     B_h = B if clipped else X_K
-    D = int(model.num_parameters())
+    D = model_size(model)  # distinct scalars: a tied parameter counts once
     terms = gap_terms(m, delta_used, D, lip.value, r, B_h, B)
     value = interval_gap(m, delta_used, D, lip.value, r, B_h, B) if math.isfinite(lip.value) else math.inf
     checked = math.isfinite(value)

@@ -41,6 +41,9 @@ def squared_losses(model: torch.nn.Module, data: Any, what: str = "data", batch_
         for start in range(0, Y.shape[0], batch_size):
             stop = start + batch_size
             out = model(torch.as_tensor(Y[start:stop], dtype=dtype, device=device))
+            if not isinstance(out, torch.Tensor) or tuple(out.shape) != X[start:stop].shape:
+                got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+                raise ValueError(f"the model's output on {what} has shape {got}; expected {X[start:stop].shape} (the signals X)")
             diff = out.detach().cpu().to(torch.float64).numpy() - X[start:stop]
             losses[start:stop] = np.sum(diff * diff, axis=1)
     return losses

@@ -13,7 +13,9 @@ above ``b``. ``E(ℓ − b)₊``, the part of the expected loss the statement le
 **Prior.** ``P = N(μ_P, diag s²)`` with ``s = σ_P·r``: ``r`` a per-coordinate shape and ``σ_P`` from
 the grid ``prior_scales`` (a union bound over the grid). Default (``prior_mean="init"``,
 ``prior_shape="init"``): ``μ_P`` = the model's data-free classical initialisation and ``r`` = the RMS
-of each initial parameter tensor (``|θ_init|`` for scalars), both fixed before the data. A prior
+of each initial parameter tensor (``|θ_init|`` for scalars), both fixed before the data. A module that is not a
+package model has no such initialisation: ``prior_mean="zero"`` (the origin) with the unit shape ``r = 1`` is
+data-free for every module. A prior
 supplied by the caller (e.g. trained on a disjoint part of the sample, Ambroladze et al. 2007;
 Pérez-Ortiz et al. 2021) is valid only if it was chosen without ``data``; the Bound is then not
 marked certified.
@@ -64,7 +66,7 @@ from tqdm.auto import tqdm
 
 from unfoldtheory.generalization.data import as_dataset, squared_losses
 from unfoldtheory.generalization.kl import kl_inverse_upper, maurer_log_xi
-from unfoldtheory.generalization.parameter_lipschitz import flat_parameters, initial_model, model_size
+from unfoldtheory.generalization.parameter_lipschitz import flat_parameters, has_initialisation, initial_model, model_size
 from unfoldtheory.results import Bound
 from unfoldtheory.validation import as_finite_array, finite_float, positive_int
 
@@ -99,7 +101,10 @@ def split_pieces(losses: np.ndarray, levels: np.ndarray) -> np.ndarray:
 # ---------------------------------------------------------------------------- priors and posteriors
 def reference_scale(model: nn.Module) -> np.ndarray:
     """The data-free shape ``r``: per parameter tensor, the RMS of its value at the classical
-    initialisation (``ZERO_SCALE`` for a tensor that starts at zero), repeated over its entries."""
+    initialisation (``ZERO_SCALE`` for a tensor that starts at zero), repeated over its entries; all ones for
+    a module without a data-free initialisation (not a package model)."""
+    if not has_initialisation(model):
+        return np.ones(model_size(model))
     parts = []
     for p in initial_model(model).parameters():
         rms = float(p.detach().double().pow(2).mean().sqrt())
@@ -117,9 +122,9 @@ def _resolve_prior(model: nn.Module, prior_mean: Any, prior_shape: Any) -> tuple
     D = model_size(model)
     builtin = True
     if isinstance(prior_mean, str):
-        if prior_mean != "init":
-            raise ValueError(f"prior_mean must be 'init', a parameter vector or a model, got {prior_mean!r}")
-        mean = flat_parameters(initial_model(model))
+        if prior_mean not in ("init", "zero"):
+            raise ValueError(f"prior_mean must be 'init', 'zero', a parameter vector or a model, got {prior_mean!r}")
+        mean = flat_parameters(initial_model(model)) if prior_mean == "init" else np.zeros(D)
     else:
         builtin = False
         if isinstance(prior_mean, nn.Module):
@@ -139,6 +144,13 @@ def _resolve_prior(model: nn.Module, prior_mean: Any, prior_shape: Any) -> tuple
     return mean, shape, builtin
 
 
+def _prior_name(model: nn.Module, prior_mean: Any) -> str:
+    if isinstance(prior_mean, str) and prior_mean == "zero":
+        shape = "initialisation's shape" if has_initialisation(model) else "unit shape"
+        return f"the origin with the {shape} (data-free)"
+    return "classical initialisation (data-free)"
+
+
 def _scales(values: Any, what: str) -> tuple[float, ...]:
     out = tuple(finite_float(v, f"{what}[{i}]", low=0.0, low_open=True) for i, v in enumerate(values))
     if not out:
@@ -148,7 +160,9 @@ def _scales(values: Any, what: str) -> tuple[float, ...]:
 
 # ---------------------------------------------------------------------------- Gibbs losses
 def _all_scalar(model: nn.Module) -> bool:
-    return all(p.numel() == 1 for p in model.parameters())
+    """Whether one forward pass may take a different parameter draw per sample: a package model whose
+    parameters are all scalars (its forward broadcasts a (batch, 1) parameter; a user's module need not)."""
+    return has_initialisation(model) and all(p.numel() == 1 for p in model.parameters())
 
 
 def _evaluate(model: nn.Module, thetas: torch.Tensor, Y: torch.Tensor, X: torch.Tensor) -> torch.Tensor:
@@ -334,7 +348,7 @@ def pac_bayes_bound(model: nn.Module, data: Any, *, clip: float, posterior_std: 
         "gibbs_train_loss_unclipped_mc": float(losses.mean()), "kl": kl, "prior_scale": sp, "complexity": C,
         "log_maurer_xi": maurer_log_xi(m), "pieces": J, "levels": levels, "prior_scales": scales, "union": union,
         "delta": delta, "delta_mc": delta_mc, "confidence": 1.0 - delta - delta_mc, "mc_groups": N, "draws": draws,
-        "posterior_std": std, "num_parameters": int(mean.size), "prior": "classical initialisation (data-free)"
+        "posterior_std": std, "num_parameters": int(mean.size), "prior": _prior_name(model, prior_mean)
         if builtin else "supplied by the caller", "trivial_bound": b, "vacuous": value >= b,
         "statement": "Gibbs predictor (a fresh θ ∼ Q per prediction), loss clipped at b",
     }

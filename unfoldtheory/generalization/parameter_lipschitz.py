@@ -50,7 +50,9 @@ end points are rounded outward and the recursion is evaluated with upward roundi
 computation the recursion is re-checked in exact rational arithmetic from the per-layer norms in
 the certificate; only then is the Bound certified.
 
-Other models raise ``ValueError("model X is not supported: ...")``.
+**Any other module** is traced (:func:`unfoldtheory.tracing.trace`) and takes the DAG form of this recursion
+(:mod:`~unfoldtheory.generalization.traced_lipschitz`), or a clear refusal: a ValueError for a module without
+parameters or an entry derived from the parameters (naming it), the tracer's ``NotRepresentable`` naming the op.
 """
 
 from __future__ import annotations
@@ -66,11 +68,13 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from unfoldtheory.generalization.running_error import enclose_output
+from unfoldtheory.generalization.running_error import enclose_output, enclose_spec_output
+from unfoldtheory.generalization.traced_lipschitz import assemble_traced, traced_layers, verify_traced_recursion
 from unfoldtheory.lipschitz.norms import EPS, abs_norm_upper, gamma_bound, spectral_norm_upper, up_add, up_mul
 from unfoldtheory.results import Bound
 from unfoldtheory.rounding import diff_norm_upper, down, down_div, inflate, norm_lower, norm_upper
-from unfoldtheory.unfold import ALISTA, LISTA, LISTACP, UnfoldedISTA
+from unfoldtheory.spec import NotRepresentable
+from unfoldtheory.unfold import ALISTA, LISTA, LISTACP, UnfoldedISTA, UnfoldedModel
 from unfoldtheory.unfold.base import to_numpy
 from unfoldtheory.validation import as_finite_array, finite_float, positive_int
 
@@ -80,16 +84,26 @@ SUPPORTED = (ALISTA, UnfoldedISTA, LISTA, LISTACP)
 
 # ---------------------------------------------------------------------------- parameter vectors
 def check_supported(model: Any) -> None:
-    """Raise ``ValueError("model X is not supported: ...")`` unless the recursion covers ``model``."""
+    """Raise ``ValueError("model X is not supported: ...")`` unless the hand-written recursion covers ``model``."""
     if type(model) not in SUPPORTED:
         names = ", ".join(cls.__name__ for cls in SUPPORTED)
         raise ValueError(f"model {type(model).__name__} is not supported: the parameter recursion covers {names} "
                          "(layers x⁺ = ST_θ(M x + N y) with learned step sizes or weights)")
 
 
+def check_parameters(model: Any) -> None:
+    """Raise a ValueError unless ``model`` is a torch module with at least one learned parameter."""
+    if not isinstance(model, nn.Module):
+        raise ValueError(f"model must be a torch nn.Module, got {type(model).__name__}")
+    if model_size(model) == 0:
+        raise ValueError(f"module {type(model).__name__} has no learned parameters: there is no parameter Lipschitz "
+                         "constant to bound and no parameter class to generalise over")
+
+
 def flat_parameters(model: nn.Module) -> np.ndarray:
     """The float64 vector of the distinct learned parameters, in ``model.parameters()`` order."""
-    return np.concatenate([to_numpy(p).ravel() for p in model.parameters()])
+    parts = [to_numpy(p).ravel() for p in model.parameters()]
+    return np.concatenate(parts) if parts else np.zeros(0)
 
 
 def with_parameters(model: nn.Module, theta: Any) -> nn.Module:
@@ -101,31 +115,85 @@ def with_parameters(model: nn.Module, theta: Any) -> nn.Module:
 
 
 def model_size(model: nn.Module) -> int:
-    """Number of distinct learned scalars (the dimension D of the parameter ball)."""
+    """Number of distinct learned scalars (the dimension D of the parameter ball; a tied parameter counts once)."""
     return int(sum(p.numel() for p in model.parameters()))
+
+
+def has_initialisation(model: Any) -> bool:
+    """Whether ``model`` is a package model with a data-free classical initialisation (``config``/``from_checkpoint``)."""
+    return isinstance(model, UnfoldedModel)
 
 
 def initial_model(model: nn.Module) -> nn.Module:
     """The model's class at its data-free initialisation with the same ``A``, depth and ``λ``
-    (ALISTA keeps its analytic weight, a buffer)."""
+    (ALISTA keeps its analytic weight, a buffer). A ValueError for a module that has none (not a package model)."""
+    if not has_initialisation(model):
+        raise ValueError(f"module {type(model).__name__} is not a package model: it has no known data-free "
+                         "initialisation (config()/from_checkpoint); use center='zero' or pass a parameter vector "
+                         "chosen without the training data")
     config = {k: v for k, v in model.config().items() if k != "class"}
     return type(model).from_checkpoint(config, {k: v.detach().cpu() for k, v in model.state_dict().items()})
 
 
 def resolve_center(model: nn.Module, center: Any) -> tuple[np.ndarray, str]:
     """The ball's centre as a flat vector and its kind: ``None``/``"model"`` (the model itself),
-    ``"init"`` (:func:`initial_model`) or a given vector (``"given"``)."""
+    ``"init"`` (:func:`initial_model`), ``"zero"`` (the origin, data-free for every module) or a given
+    vector (``"given"``)."""
     if center is None or (isinstance(center, str) and center == "model"):
         return flat_parameters(model), "model"
     if isinstance(center, str):
+        if center == "zero":
+            return np.zeros(model_size(model)), "zero"
         if center != "init":
-            raise ValueError(f"center must be None, 'model', 'init' or a parameter vector, got {center!r}")
+            raise ValueError(f"center must be None, 'model', 'init', 'zero' or a parameter vector, got {center!r}")
         return flat_parameters(initial_model(model)), "init"
     if isinstance(center, nn.Module):
         if type(center) is not type(model):
             raise ValueError(f"center is a {type(center).__name__}; expected a {type(model).__name__} or a vector")
         center = flat_parameters(center)
     return as_finite_array(center, "center", shape=(model_size(model),)), "given"
+
+
+def parameter_index(model: nn.Module) -> tuple[dict[str, int], list[str]]:
+    """Every qualified name of a learned parameter (tied aliases included) mapped to the index of its distinct
+    tensor in ``model.parameters()`` order, and the distinct tensors' names."""
+    order = {id(p): i for i, p in enumerate(model.parameters())}
+    names = [name for name, _ in model.named_parameters()]
+    index = {name: order[id(p)] for name, p in model.named_parameters(remove_duplicate=False)}
+    return index, names
+
+
+def example_for(model: nn.Module, example_input: Any) -> torch.Tensor:
+    """A float64 example input of shape (1, m): ``example_input`` (one sample or a batch, first row), or zeros of
+    the model's ``m`` for a package model; a ValueError when the input dimension is unknown."""
+    if example_input is None:
+        m = getattr(model, "m", None)
+        if isinstance(m, bool) or not isinstance(m, (int, np.integer)) or m < 1:
+            raise ValueError(f"module {type(model).__name__} has no attribute m (its input dimension): "
+                             "pass example_input, one input of the module")
+        return torch.zeros(1, int(m), dtype=torch.float64)
+    arr = as_finite_array(example_input.detach().cpu().numpy() if isinstance(example_input, torch.Tensor) else example_input,
+                          "example_input", ndim=(1, 2))
+    if arr.size == 0:
+        raise ValueError(f"example_input has shape {arr.shape}; expected one input (m,) or a batch (N, m)")
+    return torch.as_tensor(arr.reshape(1, -1) if arr.ndim == 1 else arr[:1])
+
+
+def trace_module(model: nn.Module, example_input: Any) -> Any:
+    """The traced float64 model of ``model`` (:func:`unfoldtheory.tracing.trace` with ``exact=True``: no formed
+    matrix products, so the spec's arithmetic is the module's own graph); the tracer's ``NotRepresentable``
+    (naming the op) propagates."""
+    from unfoldtheory.tracing import trace
+
+    return trace(model, example_for(model, example_input), exact=True)
+
+
+def spec_of(model: nn.Module, example_input: Any = None) -> Any:
+    """The :class:`~unfoldtheory.spec.NetworkSpec` of ``model``: ``model.spec()`` for a package model, the trace of
+    a float64 copy otherwise (the tracer's ``NotRepresentable`` propagates)."""
+    if isinstance(model, UnfoldedModel):
+        return model.spec()
+    return trace_module(with_parameters(model, flat_parameters(model)), example_input).spec
 
 
 # ---------------------------------------------------------------------------- rigorous norms
@@ -277,40 +345,68 @@ def _radii(input_radius: Any, parameter_radius: Any) -> tuple[float, float]:
     return R, r
 
 
-def parameter_lipschitz(model: nn.Module, input_radius: float, parameter_radius: float = 0.0, center: Any = None) -> Bound:
+def parameter_lipschitz(model: nn.Module, input_radius: float, parameter_radius: float = 0.0, center: Any = None, *,
+                        example_input: Any = None) -> Bound:
     """A certified upper bound on ``K_L`` over ``‖y‖ ≤ input_radius`` and the ball of radius
-    ``parameter_radius`` around ``center`` (see the module docstring for the derivation).
+    ``parameter_radius`` around ``center``, for any torch module with parameters.
 
-    ``center``: ``None`` or ``"model"`` (the model's own parameters), ``"init"`` (its data-free
-    initialisation) or a flat vector / model of the same class. ``details["output_bound"]`` is a
-    certified bound on ``‖h_θ(y)‖`` over the same set; ``certificate`` holds the per-layer norms,
-    re-checked exactly by :func:`verify_recursion`.
+    UnfoldedISTA, ALISTA, LISTA and LISTA-CP take the hand-written layer recursion (module docstring); any
+    other module is traced (:func:`unfoldtheory.tracing.trace` on ``example_input``, one input of the module) and
+    takes the DAG recursion of :mod:`~unfoldtheory.generalization.traced_lipschitz`. Refusals are ValueErrors
+    (no parameters, an entry derived from the parameters, an activation without a proved constant) or the
+    tracer's ``NotRepresentable`` (naming the op).
+
+    ``center``: ``None`` or ``"model"`` (the model's own parameters), ``"init"`` (a package model's data-free
+    initialisation), ``"zero"`` (the origin) or a flat vector / model of the same class.
+    ``details["output_bound"]`` is a certified bound on ``‖h_θ(y)‖`` over the same set; ``certificate`` holds
+    the per-layer norms, re-checked exactly (:func:`verify_recursion`, :func:`verify_traced_recursion`).
     """
     start = time.perf_counter()
-    check_supported(model)
+    check_parameters(model)
     R, r = _radii(input_radius, parameter_radius)
     theta_c, kind = resolve_center(model, center)
     c = with_parameters(model, theta_c)
+    distance = diff_norm_upper(flat_parameters(model), theta_c)
+    details: dict[str, Any] = {"center": kind, "parameter_radius": r, "input_radius": R, "num_parameters": model_size(model),
+                               "model_distance_to_center": distance, "model_in_ball": distance <= r}
+    if type(model) not in SUPPORTED:
+        return _traced_bound(c, R, r, example_input, details, start)
     try:
         layers = _layers(c, R, r)
     except _Overflow as exc:
         return Bound(math.inf, "upper", QUANTITY, "layer recursion", certified=False, seconds=time.perf_counter() - start,
-                     details={"reason": f"{exc}; no finite certified bound", "exact_recheck": False})
+                     details={**details, "reason": f"{exc}; no finite certified bound", "exact_recheck": False})
     K_L, X, C = _assemble(layers, R, len(list(c.parameters())))
     K_L = K_L if math.isfinite(K_L) else math.inf  # an overflow (inf, or 0·inf = nan) bounds nothing
     certificate = {"input_radius": R, "parameter_radius": r, "layers": layers, "iterate_bounds": X,
                    "tensor_coefficients": C, "K_L": K_L}
     verified = verify_recursion(certificate)
-    distance = diff_norm_upper(flat_parameters(model), theta_c)
     output_bound = X[-1] if math.isfinite(X[-1]) else math.inf
-    details = {"output_bound": output_bound, "center": kind, "parameter_radius": r, "input_radius": R,
-               "num_parameters": model_size(model), "model_distance_to_center": distance,
-               "model_in_ball": distance <= r, "exact_recheck": verified,
-               "growth": [L["a"] for L in layers]}
+    details.update({"output_bound": output_bound, "exact_recheck": verified, "growth": [L["a"] for L in layers],
+                    "route": "hand-written layer recursion"})
     if not verified:
         details["reason"] = ("the recursion overflowed float64" if not math.isfinite(K_L)
                              else "the exact re-check of the recursion failed")
     return Bound(K_L, "upper", QUANTITY, "layer recursion", certified=verified, certificate=certificate,
+                 seconds=time.perf_counter() - start, details=details)
+
+
+def _traced_bound(c: nn.Module, R: float, r: float, example_input: Any, details: dict[str, Any], start: float) -> Bound:
+    """The traced route of :func:`parameter_lipschitz` for the float64 copy ``c`` at the centre."""
+    traced = trace_module(c, example_input)
+    index, names = parameter_index(c)
+    states, readout = traced_layers(traced, index, R, r)
+    K_L, X, C, out = assemble_traced(states, readout, R, len(names))
+    finite = math.isfinite(K_L) and math.isfinite(out)
+    certificate = {"input_radius": R, "parameter_radius": r, "states": states, "readout": readout, "state_bounds": X,
+                   "parameter_coefficients": C, "parameters": names, "num_tensors": len(names),
+                   "K_L": K_L if finite else math.inf, "output_bound": out if finite else math.inf}
+    verified = finite and verify_traced_recursion(certificate)
+    details.update({"output_bound": certificate["output_bound"], "exact_recheck": verified, "route": "traced DAG recursion",
+                    "parameter_coefficients": dict(zip(names, C, strict=True))})
+    if not verified:
+        details["reason"] = "the recursion overflowed float64" if not finite else "the exact re-check of the recursion failed"
+    return Bound(certificate["K_L"], "upper", QUANTITY, "traced DAG recursion", certified=verified, certificate=certificate,
                  seconds=time.perf_counter() - start, details=details)
 
 
@@ -349,44 +445,51 @@ def _jacobian_norm(h: Any, theta: torch.Tensor, y: torch.Tensor, u: torch.Tensor
 
 
 def parameter_lipschitz_estimate(model: nn.Module, input_radius: float, parameter_radius: float = 0.0, center: Any = None, *,
-                                 restarts: int = 6, steps: int = 40, seed: int = 0, progress: bool | None = None) -> Bound:
-    """A lower bound on ``K_L`` (same set as :func:`parameter_lipschitz`) with a witness pair.
+                                 restarts: int = 6, steps: int = 40, seed: int = 0, progress: bool | None = None,
+                                 example_input: Any = None) -> Bound:
+    """A lower bound on ``K_L`` (same set as :func:`parameter_lipschitz`) with a witness pair, for any torch
+    module with parameters (the search needs only the forward pass; ``example_input``, one input of the module,
+    gives the input dimension of a module that is not a package model).
 
-    Search: from random inputs on the sphere ``‖y‖ = R`` (half of them measurement-like, ``y ∝ Ax``
-    for a sparse ``x``) and random points of the ball, alternate power iteration for the top singular
+    Search: from random inputs on the sphere ``‖y‖ = R`` (for package models half of them measurement-like,
+    ``y ∝ Ax`` for a sparse ``x``) and random points of the ball, alternate power iteration for the top singular
     vector ``u`` of the parameter Jacobian ``∂h_θ(y)/∂θ`` with normalised gradient ascent of
     ``‖(∂h/∂θ) u‖²`` in ``θ`` (projected on the ball) and ``y`` (projected on ``‖y‖ ≤ R``).
 
     Witness and certification: the pair ``θ₁,₂ = θ* ∓ (s/2)u`` (inside the ball) and ``y*`` is
-    re-evaluated with a rigorous running-error bound (:func:`~unfoldtheory.generalization.running_error.enclose_output`:
-    ``|h_θ(y) − x̃| ≤ e`` entrywise for the exact-arithmetic layer map), and ``value`` is
-    ``‖max(|x̃₂ − x̃₁| − e₁ − e₂, 0)‖ / ‖θ₂ − θ₁‖`` rounded down (numerator bounded below, denominator above),
-    a lower bound on the exact ratio and so on ``K_L``. It is certified when the witness provably lies in
-    the set (``‖θ_i − c‖ ≤ r`` and ``‖y‖ ≤ R`` checked with upward-rounded norms). With ``r = 0`` the set
-    holds one parameter and a pair at distance ``s/2`` from the centre (``witness_radius``) bounds only the
-    constant of the larger ball: the result is then not certified, and says so.
+    re-evaluated with a rigorous running-error bound (``|h_θ(y) − x̃| ≤ e`` entrywise for the exact-arithmetic
+    network: :func:`~unfoldtheory.generalization.running_error.enclose_output` for the layer map of a package
+    model, :func:`~unfoldtheory.generalization.running_error.enclose_spec_output` for a traced module whose learned
+    entries are exact in float64), and ``value`` is ``‖max(|x̃₂ − x̃₁| − e₁ − e₂, 0)‖ / ‖θ₂ − θ₁‖`` rounded down
+    (numerator bounded below, denominator above), a lower bound on the exact ratio and so on ``K_L``. It is
+    certified when the witness provably lies in the set (``‖θ_i − c‖ ≤ r`` and ``‖y‖ ≤ R`` checked with
+    upward-rounded norms). With ``r = 0`` the set holds one parameter and a pair at distance ``s/2`` from the
+    centre (``witness_radius``) bounds only the constant of the larger ball: the result is then not certified,
+    and says so. A module whose witness cannot be evaluated rigorously (not traceable, a derived entry) gets the
+    float ratio of its forward pass, uncertified, with the reason.
     """
     start = time.perf_counter()
-    check_supported(model)
+    check_parameters(model)
     R, r = _radii(input_radius, parameter_radius)
     restarts = positive_int(restarts, "restarts")
     if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 0:
         raise ValueError(f"steps must be an int >= 0, got {steps!r}")
     theta_c, kind = resolve_center(model, center)
     net = with_parameters(model, theta_c)
+    builtin = type(model) in SUPPORTED
+    m = net.m if builtin else int(example_for(model, example_input).shape[1])
     h, _ = _functional(net)
     centre = torch.as_tensor(theta_c)
-    D, n = centre.numel(), net.n
-    A = torch.as_tensor(net.A_numpy())
+    D = centre.numel()
+    A = torch.as_tensor(net.A_numpy()) if builtin else None
     gen = torch.Generator().manual_seed(int(seed))
-    best = (-1.0, centre.clone(), torch.zeros(net.m, dtype=torch.float64), torch.zeros(D, dtype=torch.float64))
+    best = (-1.0, centre.clone(), torch.zeros(m, dtype=torch.float64), torch.zeros(D, dtype=torch.float64))
     bar = tqdm(total=restarts * max(steps, 1), desc="K_L estimate", disable=None if progress is None else not progress)
     for i in range(restarts):
-        if i % 2:
-            x = torch.randn(n, generator=gen, dtype=torch.float64) * (torch.rand(n, generator=gen) < 0.1)
-            y = A @ x if float((A @ x).norm()) > 0 else torch.randn(net.m, generator=gen, dtype=torch.float64)
-        else:
-            y = torch.randn(net.m, generator=gen, dtype=torch.float64)
+        y = torch.randn(m, generator=gen, dtype=torch.float64)
+        if i % 2 and A is not None:
+            x = torch.randn(net.n, generator=gen, dtype=torch.float64) * (torch.rand(net.n, generator=gen) < 0.1)
+            y = A @ x if float((A @ x).norm()) > 0 else y
         y = y * (R / float(y.norm()))
         d = torch.randn(D, generator=gen, dtype=torch.float64)
         theta = centre + d * (r * float(torch.rand(1, generator=gen)) / float(d.norm())) if i and r > 0 else centre.clone()
@@ -413,12 +516,13 @@ def parameter_lipschitz_estimate(model: nn.Module, input_radius: float, paramete
         if value > best[0]:
             best = (value, theta.clone(), y.clone(), u.clone())
     bar.close()
-    certificate = _witness(model, best, centre, r, R)
+    enclose = enclose_output if builtin else _traced_enclosure(example_input)
+    certificate = _witness(model, best, centre, r, R, enclose)
     details = {"center": kind, "parameter_radius": r, "input_radius": R, "restarts": restarts, "steps": steps,
                "jacobian_norm_at_search_point": best[0], "num_parameters": D}
     certified = bool(certificate["inside"] and r > 0 and certificate["evaluated"])
     if not certificate["evaluated"]:
-        details["reason"] = "the running-error evaluation of the witness overflowed float64"
+        details["reason"] = certificate["unevaluated_reason"]
     elif r == 0:
         details["reason"] = (f"parameter_radius is 0: the witness pair lies at distance {certificate['witness_radius']:.3g} "
                              "from the centre, so it bounds K_L only for balls of at least that radius")
@@ -428,10 +532,26 @@ def parameter_lipschitz_estimate(model: nn.Module, input_radius: float, paramete
                  certificate=certificate, seconds=time.perf_counter() - start, details=details)
 
 
+def _traced_enclosure(example_input: Any) -> Any:
+    """``(module, y) ↦ (x̃, e)`` by the running-error evaluation of the module's trace; a ValueError when the
+    trace's learned entries are not exact in float64 (a scale that is not a power of two, or derived)."""
+
+    def enclose(module: nn.Module, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        traced = trace_module(module, example_input)
+        for key, prov in traced.provenance.items():
+            scale = abs(float(getattr(prov, "scale", 1.0)))
+            if prov.kind == "derived" or (prov.kind == "direct" and not (scale > 0 and math.frexp(scale)[0] == 0.5)):
+                raise ValueError(f"the traced entry {key} is not exact in float64 ({prov.kind}, scale {scale:g}: "
+                                 f"{getattr(prov, 'detail', '')})")
+        return enclose_spec_output(traced.spec, y)
+
+    return enclose
+
+
 def _witness(model: nn.Module, best: tuple[float, torch.Tensor, torch.Tensor, torch.Tensor], centre: torch.Tensor,
-             r: float, R: float) -> dict[str, Any]:
-    """The pair witness around the search point: its rigorous ratio bound (running-error evaluation), the float
-    ratio of the same evaluation and, for comparison only, the torch forward pass's ratio."""
+             r: float, R: float, enclose: Any) -> dict[str, Any]:
+    """The pair witness around the search point: its rigorous ratio bound (running-error evaluation by
+    ``enclose``), the float ratio of the same evaluation and, for comparison, the torch forward pass's ratio."""
     _, theta, y, u = best
     theta, y, u = theta.numpy(), y.numpy(), u.numpy()
     c = centre.numpy()
@@ -447,21 +567,25 @@ def _witness(model: nn.Module, best: tuple[float, torch.Tensor, torch.Tensor, to
         y = y * (R / norm_y) * (1 - 1e-12)
     m1, m2 = with_parameters(model, t1), with_parameters(model, t2)
     gap = float(np.linalg.norm(t2 - t1))
-    try:
-        (x1, e1), (x2, e2) = enclose_output(m1, y), enclose_output(m2, y)
-        low = np.maximum(0.0, down(np.abs(x2 - x1) * (1.0 - EPS) - inflate(e1 + e2, 1)))  # ≤ |h₂ − h₁| entrywise
-        gap_up = diff_norm_upper(t2, t1)
-        lower = max(0.0, down_div(norm_lower(low), gap_up)) if gap_up > 0 else 0.0
-        evaluated, error = True, float(max(e1.max(initial=0.0), e2.max(initial=0.0)))
-    except OverflowError:
-        x1 = x2 = np.zeros(model.n)
-        lower, evaluated, error = 0.0, False, math.inf
-    ratio = float(np.linalg.norm(x2 - x1) / gap) if gap > 0 else 0.0
     with torch.no_grad():
         g1 = m1(torch.as_tensor(y[None, :])).numpy()[0]
         g2 = m2(torch.as_tensor(y[None, :])).numpy()[0]
     torch_ratio = float(np.linalg.norm(g2 - g1) / gap) if gap > 0 else 0.0
+    why = ""
+    try:
+        (x1, e1), (x2, e2) = enclose(m1, y), enclose(m2, y)
+        low = np.maximum(0.0, down(np.abs(x2 - x1) * (1.0 - EPS) - inflate(e1 + e2, 1)))  # ≤ |h₂ − h₁| entrywise
+        gap_up = diff_norm_upper(t2, t1)
+        lower = max(0.0, down_div(norm_lower(low), gap_up)) if gap_up > 0 else 0.0
+        evaluated, error = True, float(max(e1.max(initial=0.0), e2.max(initial=0.0)))
+        ratio = float(np.linalg.norm(x2 - x1) / gap) if gap > 0 else 0.0
+    except OverflowError:
+        lower, evaluated, error, ratio = 0.0, False, math.inf, torch_ratio
+        why = "the running-error evaluation of the witness overflowed float64"
+    except (ValueError, NotRepresentable) as exc:
+        lower, evaluated, error, ratio = torch_ratio, False, math.inf, torch_ratio
+        why = f"no rigorous evaluation of the witness ({exc}): the value is the float ratio of the forward pass"
     radius = max(diff_norm_upper(t1, c), diff_norm_upper(t2, c))
     return {"theta1": t1, "theta2": t2, "y": y, "ratio": ratio, "lower_bound": lower, "torch_ratio": torch_ratio,
-            "output_error_bound": error, "witness_radius": radius, "evaluated": evaluated,
+            "output_error_bound": error, "witness_radius": radius, "evaluated": evaluated, "unevaluated_reason": why,
             "inside": bool(radius <= r and norm_upper(y) <= R)}

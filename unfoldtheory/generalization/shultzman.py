@@ -54,7 +54,7 @@ from torch import nn
 
 from unfoldtheory.activations import Identity, SoftThreshold
 from unfoldtheory.generalization.data import as_dataset, squared_losses
-from unfoldtheory.generalization.parameter_lipschitz import initial_model
+from unfoldtheory.generalization.parameter_lipschitz import has_initialisation, initial_model, spec_of
 from unfoldtheory.generalization.rademacher import clip_value, gap_from_rademacher, round_up_radii
 from unfoldtheory.results import Bound
 from unfoldtheory.spec import NetworkSpec
@@ -125,10 +125,13 @@ def _class_radii(norms: PeelingNorms, model: nn.Module, radii: Any) -> tuple[dic
     keys = _keys(norms)
     values = np.array([_value(norms, key) for key in keys])
     if radii is None:
-        ref = peeling_norms(initial_model(model).spec())
-        if _keys(ref) != keys:
-            raise ValueError("the initial model's spec has a different graph than the model's")
-        ref_values = np.array([_value(ref, key) for key in keys])
+        if has_initialisation(model):  # grid bases from the data-free initialisation ...
+            ref = peeling_norms(initial_model(model).spec())
+            if _keys(ref) != keys:
+                raise ValueError("the initial model's spec has a different graph than the model's")
+            ref_values = np.array([_value(ref, key) for key in keys])
+        else:  # ... or, for a module without one, data-free constants
+            ref_values = np.array([1e-3 if kind == "threshold" else 1.0 for kind, _ in keys])
         bases = np.where(ref_values > 0, ref_values, 1e-3)
         rounded, weight = round_up_radii(values, bases)
         return dict(zip(keys, rounded, strict=True)), weight, "dyadic grid (union bound)"
@@ -175,14 +178,15 @@ def peeling_rademacher(spec: NetworkSpec, radii: dict[tuple[str, Any], float], Y
             "offgrid_cost": b / m if gamma > 0 else 0.0}
 
 
-def shultzman_bound(model: nn.Module, data: Any, *, clip: float, delta: float = 0.05, radii: Any = None) -> Bound:
-    """The ℓ∞-peeling bound on the gap of the loss clipped at ``b`` for ``model`` trained on ``data``."""
+def shultzman_bound(model: nn.Module, data: Any, *, clip: float, delta: float = 0.05, radii: Any = None,
+                    example_input: Any = None) -> Bound:
+    """The ℓ∞-peeling bound on the gap of the loss clipped at ``b`` for ``model`` trained on ``data`` (a package
+    model's spec, or the trace of any other module on ``example_input``; the grid bases of a module without a
+    data-free initialisation are constants)."""
     start = time.perf_counter()
     b = clip_value(clip)
     delta = finite_float(delta, "delta", low=0.0, high=1.0, low_open=True, high_open=True)
-    if not hasattr(model, "spec"):
-        raise ValueError(f"model {type(model).__name__} has no spec()")
-    spec = model.spec()
+    spec = spec_of(model, example_input)
     Y, X = as_dataset(data, "data", m=spec.input_dim, n=spec.output_dim)
     m = Y.shape[0]
     norms = peeling_norms(spec)
@@ -214,15 +218,21 @@ class DesignRule:
         return f"design rule ‖W_l‖_∞ ≤ {self.limit:.6g}: {verdict}; Π‖W_l‖_∞ = {self.product:.4g}"
 
 
-def design_rule(model: nn.Module, num_samples: int, lam: float | None = None) -> DesignRule:
+def design_rule(model: nn.Module, num_samples: int, lam: float | None = None, *, layers: int | None = None,
+                example_input: Any = None) -> DesignRule:
     """Check ``‖W_kj‖_∞ ≤ 1 + λ/(2K√m)`` for every weight between states (not from the input y).
 
-    ``λ`` defaults to ``model.lam``, ``K`` is ``model.layers``, ``m = num_samples``.
+    ``λ`` defaults to ``model.lam``, ``K`` to ``model.layers``, ``m = num_samples``; a module without them
+    (not a package model) needs ``lam`` and ``layers`` (a ValueError says so) and is traced on ``example_input``.
     """
     m = positive_int(num_samples, "num_samples")
+    for value, attr in ((lam, "lam"), (layers, "layers")):
+        if value is None and not hasattr(model, attr):
+            raise ValueError(f"module {type(model).__name__} has no attribute {attr!r}: the design rule needs λ and the "
+                             f"depth K; pass {attr}=...")
     lam = finite_float(model.lam if lam is None else lam, "lam", low=0.0, low_open=True)
-    K = positive_int(getattr(model, "layers", None), "model.layers")
-    norms = peeling_norms(model.spec())
+    K = positive_int(model.layers if layers is None else layers, "layers")
+    norms = peeling_norms(spec_of(model, example_input))
     recurrent = [(v, k) for (k, j), v in sorted(norms.edges.items()) if j >= 1]
     limit = 1.0 + lam / (2.0 * K * math.sqrt(m))
     values = tuple(v for v, _ in recurrent)

@@ -85,7 +85,7 @@ from unfoldtheory.activations import Identity, SoftThreshold
 from unfoldtheory.generalization.data import as_dataset, squared_losses
 from unfoldtheory.generalization.kl import kl_inverse_upper, maurer_log_xi
 from unfoldtheory.generalization.pac_bayes import reference_scale
-from unfoldtheory.generalization.parameter_lipschitz import flat_parameters, initial_model
+from unfoldtheory.generalization.parameter_lipschitz import flat_parameters, has_initialisation, initial_model, spec_of
 from unfoldtheory.generalization.rademacher import (
     chaining_bound,
     clip_value,
@@ -175,10 +175,17 @@ def unrolled_chain(spec: NetworkSpec) -> UnrolledChain:
     return UnrolledChain(tuple(W), tuple(V), tuple(thresholds))
 
 
-def _chain_of(model: Any) -> tuple[UnrolledChain, UnrolledChain]:
-    if not hasattr(model, "spec"):
-        raise ValueError(f"model {type(model).__name__} has no spec()")
-    return unrolled_chain(model.spec()), unrolled_chain(initial_model(model).spec())
+def _chain_of(model: Any, reference: str, example_input: Any = None) -> tuple[UnrolledChain, UnrolledChain | None]:
+    """The model's chain (its spec, or its trace for a module that is not a package model) and that of its
+    data-free initialisation (None for such a module, which has none: only ``reference="zero"`` applies)."""
+    if reference not in ("init", "zero"):
+        raise ValueError(f"reference must be 'init' or 'zero', got {reference!r}")
+    chain = unrolled_chain(spec_of(model, example_input))
+    if not has_initialisation(model):
+        if reference == "init":
+            raise ValueError(f"module {type(model).__name__} has no data-free initialisation: use reference='zero'")
+        return chain, None
+    return chain, unrolled_chain(initial_model(model).spec())
 
 
 def _two_one(M: np.ndarray) -> float:
@@ -246,10 +253,15 @@ def _log_covering(terms: dict[str, Any]) -> Any:
     return log_n
 
 
-def _radii(norms: LayerNorms, ref_norms: LayerNorms, radii: Any) -> tuple[dict[str, np.ndarray], float, str]:
+def _radii(norms: LayerNorms, ref_norms: LayerNorms | None, radii: Any) -> tuple[dict[str, np.ndarray], float, str]:
+    """The class radii: explicit, or the model's values on dyadic grids whose bases come from the data-free
+    initialisation's norms (constants, 1 for the operator norms and 1e-3 otherwise, without one)."""
     K = len(norms.spectral)
     values = {"spectral": norms.spectral, "injection": norms.injection, "distance": norms.distance,
               "threshold": norms.threshold}
+    if radii is None and ref_norms is None:
+        ones = np.ones(K)
+        ref_norms = LayerNorms(ones, ones, ones, ones, 1e-3 * ones)
     if radii is None:
         bases = {"spectral": np.where(ref_norms.spectral > 0, ref_norms.spectral, 1.0),
                  "injection": np.where(ref_norms.injection > 0, ref_norms.injection, 1.0),
@@ -276,29 +288,29 @@ def _radii(norms: LayerNorms, ref_norms: LayerNorms, radii: Any) -> tuple[dict[s
 def spectral_radii(model: nn.Module, scale: float = 1.0, reference: str = "init") -> dict[str, np.ndarray]:
     """The model's own class radii (``spectral``, ``injection``, ``distance``, ``threshold``) times ``scale ≥ 1``."""
     scale = finite_float(scale, "scale", low=1.0)
-    chain, init_chain = _chain_of(model)
+    chain, init_chain = _chain_of(model, reference)
     norms = layer_norms(chain, init_chain if reference == "init" else None)
     return {key: scale * getattr(norms, key) for key in RADIUS_KEYS}
 
 
 def spectral_bound(model: nn.Module, data: Any, *, clip: float, delta: float = 0.05, radii: Any = None,
-                   reference: str = "init") -> Bound:
+                   reference: str = "init", example_input: Any = None) -> Bound:
     """The adapted Bartlett–Foster–Telgarsky bound on the gap of ``ℓ_b`` (module docstring).
 
     ``data = (Y, X)`` is the training sample. ``reference`` is ``"init"`` (the data-free initialisation)
     or ``"zero"``. ``radii`` (dict of per-layer arrays ``spectral``, ``injection``, ``distance``,
-    ``threshold``) fixes the class explicitly; by default the model's own values on dyadic grids.
+    ``threshold``) fixes the class explicitly; by default the model's own values on dyadic grids. A module that
+    is not a package model is traced on ``example_input`` and takes ``reference="zero"`` (it has no data-free
+    initialisation); its grid bases are then constants.
     """
     start = time.perf_counter()
     b = clip_value(clip)
     delta = finite_float(delta, "delta", low=0.0, high=1.0, low_open=True, high_open=True)
-    if reference not in ("init", "zero"):
-        raise ValueError(f"reference must be 'init' or 'zero', got {reference!r}")
-    chain, init_chain = _chain_of(model)
+    chain, init_chain = _chain_of(model, reference, example_input)
     Y, X = as_dataset(data, "data", m=chain.m, n=chain.n)
     m = Y.shape[0]
     norms = layer_norms(chain, init_chain if reference == "init" else None)
-    ref_norms = layer_norms(init_chain, init_chain if reference == "init" else None)
+    ref_norms = None if init_chain is None else layer_norms(init_chain, init_chain if reference == "init" else None)
     r, weight, how = _radii(norms, ref_norms, radii)
     D_y = float(np.linalg.norm(Y)) / math.sqrt(m)
     terms = _covering_terms(norms, r, D_y, chain.n, chain.m)
@@ -417,6 +429,10 @@ def spectral_pac_bayes_bound(model: nn.Module, data: Any, *, clip: float, delta:
     ts = tuple(finite_float(t, "slacks[i]", low=0.0, low_open=True) for t in slacks)
     if not sig or not ts:
         raise ValueError("sigmas and slacks must be non-empty")
+    if not has_initialisation(model):
+        raise ValueError(f"module {type(model).__name__} is not a package model: the spectral PAC-Bayes prior is centred "
+                         "at the data-free initialisation with its per-tensor reference scale, and the perturbation lemma "
+                         "uses the per-layer parameter maps of UnfoldedISTA, ALISTA, LISTA and LISTA-CP")
     chain = unrolled_chain(model.spec())
     Y, X = as_dataset(data, "data", m=chain.m, n=chain.n)
     m = Y.shape[0]

@@ -16,6 +16,12 @@ rows measured against the right predictor.
   a scalar, the split-prior PAC-Bayes bound: a model trained by ``retrain`` on the first part of the
   sample is the prior mean and the posterior mean, and the bound uses the rest (Ambroladze et al. 2007;
   Pérez-Ortiz et al. 2021). A bound that does not apply to the model says why in ``errors``.
+* **Any module.** A torch module that is not a package model is traced (on the first training input) where a
+  bound needs its network. Its data-free choices are the origin: the covering ball is centred at 0, the spectral
+  reference is 0 and the PAC-Bayes prior is ``N(0, σ_P² I)`` (none of them depends on the data; a package
+  model uses its classical initialisation instead). The spectral PAC-Bayes bound and the design rule need the
+  package's model structure and are listed in ``errors`` with the reason. ``parameters`` counts distinct
+  scalars: a parameter tied across layers counts once, in every complexity term.
 * **Design rule** of Shultzman et al. (:func:`design_rule`), as a checkable condition.
 """
 
@@ -32,10 +38,11 @@ from unfoldtheory.generalization.covering import covering_bound
 from unfoldtheory.generalization.data import as_dataset, data_radii, squared_losses
 from unfoldtheory.generalization.empirical import empirical_gap
 from unfoldtheory.generalization.pac_bayes import curvature_shape, gibbs_losses, pac_bayes_bound
-from unfoldtheory.generalization.parameter_lipschitz import model_size
+from unfoldtheory.generalization.parameter_lipschitz import has_initialisation, model_size
 from unfoldtheory.generalization.shultzman import design_rule, shultzman_bound
 from unfoldtheory.generalization.spectral import spectral_bound, spectral_pac_bayes_bound
 from unfoldtheory.results import Bound
+from unfoldtheory.spec import NotRepresentable
 from unfoldtheory.validation import finite_float
 
 #: The clip grid b = 2^j, |j| <= 30: every clipped bound pays a union bound over its 61 points.
@@ -97,24 +104,28 @@ def generalization_bounds(model: nn.Module, train: Any, test: Any, *, delta: flo
     }
     out["tail"] = out["test_loss"] - out["test_loss_clipped"]
     R, B = data_radii(train)
+    example = train[0][:1]
+    origin = "init" if has_initialisation(model) else "zero"  # the data-free centre, reference and prior mean
     candidates: dict[str, Callable[[], Bound]] = {
-        "covering": lambda: covering_bound(model, samples, delta, R, B),
-        "spectral": lambda: spectral_bound(model, train, clip=clip, delta=d_clip),
+        "covering": lambda: covering_bound(model, samples, delta, R, B, center=origin, example_input=example),
+        "spectral": lambda: spectral_bound(model, train, clip=clip, delta=d_clip, reference=origin, example_input=example),
         "spectral PAC-Bayes": lambda: spectral_pac_bayes_bound(model, train, clip=clip, delta=d_clip),
-        "l-inf peeling": lambda: shultzman_bound(model, train, clip=clip, delta=d_clip),
-        "PAC-Bayes (data-free prior)": lambda: pac_bayes_bound(model, train, clip=clip, union=CLIP_GRID, progress=False),
+        "l-inf peeling": lambda: shultzman_bound(model, train, clip=clip, delta=d_clip, example_input=example),
+        "PAC-Bayes (data-free prior)": lambda: pac_bayes_bound(model, train, clip=clip, prior_mean=origin, union=CLIP_GRID,
+                                                               progress=False),
     }
     for name, compute in candidates.items():
         try:
             bound = compute()
-        except ValueError as exc:  # a bound that does not apply to this model says why
-            out["errors"][name] = str(exc)
+        except (ValueError, NotRepresentable) as exc:  # a bound that does not apply to this model says why
+            out["errors"][name] = f"{type(exc).__name__}: {exc}" if isinstance(exc, NotRepresentable) else str(exc)
             continue
         out["bounds"][name] = record(bound, train_loss, test_loss)
         if name.startswith("PAC-Bayes"):
             out["bounds"][name].update(_gibbs(model, bound, test, clip, seed + 11))
         if name == "covering":
-            out["bounds"][name]["statement"] = "data inside the training radii ‖y‖ ≤ R, ‖x‖ ≤ B"
+            ball = "" if origin == "init" else "; parameter ball centred at the origin"
+            out["bounds"][name]["statement"] = f"data inside the training radii ‖y‖ ≤ R, ‖x‖ ≤ B{ball}"
     if retrain is None:
         out["errors"]["PAC-Bayes (split prior)"] = "no retraining function was given"
     elif not all(p.numel() == 1 for p in model.parameters()):
@@ -123,9 +134,14 @@ def generalization_bounds(model: nn.Module, train: Any, test: Any, *, delta: flo
         out["errors"]["PAC-Bayes (split prior)"] = f"needs at least 4 training samples, got {samples}"
     else:
         out["bounds"]["PAC-Bayes (split prior)"] = split_prior_bound(retrain, train, test, delta, split_fraction, seed)
-    rule = design_rule(model, samples)
-    out["design_rule"] = {"limit": rule.limit, "max_norm": max(rule.norms) if rule.norms else 0.0,
-                          "satisfied": rule.satisfied, "product": rule.product}
+    try:
+        rule = design_rule(model, samples, example_input=example)
+    except (ValueError, NotRepresentable) as exc:
+        out["design_rule"] = None
+        out["errors"]["design rule"] = str(exc)
+    else:
+        out["design_rule"] = {"limit": rule.limit, "max_norm": max(rule.norms) if rule.norms else 0.0,
+                              "satisfied": rule.satisfied, "product": rule.product}
     return out
 
 

@@ -207,13 +207,14 @@ def activation_agnostic(spec: NetworkSpec, max_neurons: int = 20) -> Bound:
     relative, margin = _rounding_margin(spec, layers)
     value = float(np.nextafter(max(norm, best_val) * (1 + relative) + margin, np.inf))
     certified = math.isfinite(value)
+    why = "" if certified else "the Jacobians or their rounding bound overflow float64"
     return Bound(
         value=value if certified else math.inf, kind="upper", quantity=QUANTITY, method=METHOD, certified=certified,
         certificate={"pattern": pattern, "norm": norm},
         seconds=time.perf_counter() - t0,
         details={"patterns": n_patterns, "free_neurons": n_free, "rounding_margin": margin, "relative_margin": relative,
-                 **({} if certified else {"reason": "the Jacobians or their rounding bound overflow float64"}),
-                 "slope_intervals": [(lo, hi) for lo, hi, _ in layers]},
+                 **({"reason": why} if why else {}), "slope_intervals": [(lo, hi) for lo, hi, _ in layers]},
+        reason=why,
     )
 
 

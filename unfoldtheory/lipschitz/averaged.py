@@ -174,11 +174,10 @@ def averaged_bound(spec: NetworkSpec, time_budget: float = math.inf) -> Bound:
     try:
         norms = partial_product_norms(mats, deadline=start + time_budget)
     except OutOfTime:
+        why = f"time budget of {time_budget} s reached before the {m * (m - 1) // 2} partial products were bounded"
         return Bound(math.inf, "upper", QUANTITY, METHOD, certified=False, certificate=None,
                      seconds=time.perf_counter() - start,
-                     details={"input_injection_embedded": injected, "layers_in_chain": m,
-                              "reason": f"time budget of {time_budget} s reached before the {m * (m - 1) // 2} partial "
-                                        "products were bounded"})
+                     details={"input_injection_embedded": injected, "layers_in_chain": m, "reason": why}, reason=why)
     theta = [1.0]
     for k in range(1, m + 1):
         total = 0.0
@@ -191,7 +190,8 @@ def averaged_bound(spec: NetworkSpec, time_budget: float = math.inf) -> Bound:
                "bound_by_depth": [math.ldexp(t, -(k - 1)) for k, t in enumerate(theta[1:], start=1)]}
     certificate = {"theta": theta[m], "m": m}
     if not math.isfinite(value):
+        why = "theta overflowed float64"
         return Bound(math.inf, "upper", QUANTITY, METHOD, certified=False, certificate=certificate, seconds=seconds,
-                     details={**details, "reason": "theta overflowed float64"})
+                     details={**details, "reason": why}, reason=why)
     return Bound(value, "upper", QUANTITY, METHOD, certified=True, certificate=certificate, seconds=seconds,
                  details=details)

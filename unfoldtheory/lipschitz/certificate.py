@@ -223,6 +223,8 @@ def bound_from_multipliers(form: QuadraticForm, multipliers: np.ndarray, method:
     check = certify_multipliers(form, multipliers)
     value = check.bound if check.ok else np.inf
     certificate = {"multipliers": multipliers, "rho": check.rho} if check.ok else {"multipliers": multipliers}
+    status = (details or {}).get("status")
+    reason = "" if check.ok else (f"solver status {status!r}; " if status not in (None, "optimal") else "") + check.reason
     return Bound(value, "upper", QUANTITY, method, check.ok, certificate, time.perf_counter() - start,
                  {**(details or {}), "check": check.reason, "rounding_margin": check.margin,
-                  "matrix_size": form.size, "num_multipliers": form.num_multipliers})
+                  "matrix_size": form.size, "num_multipliers": form.num_multipliers}, reason=reason)

@@ -72,9 +72,9 @@ def first_order_bound(spec: NetworkSpec, *, max_iterations: int = 200, max_round
         lams0, search = np.split(start_multipliers, splits), {}
         rho0 = schur_rho_gradient(layers, C, lams0)[1]
     if lams0 is None or not np.isfinite(rho0):
+        why = search.get("stopped", "no starting multipliers kept every Schur complement negative definite")
         return Bound(np.inf, "upper", QUANTITY, "first-order", False, None, time.perf_counter() - start,
-                     {**search, "check": search.get("stopped", "no starting multipliers kept every Schur complement "
-                                                             "negative definite")})
+                     {**search, "check": why}, reason=why)
     best = {"rho": rho0, "log": np.log(np.concatenate(lams0))}
     evaluations = [0]
 

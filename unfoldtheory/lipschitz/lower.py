@@ -34,9 +34,10 @@ three run on all restarts at once (numpy, batched over restarts):
    rays from the point reach, at a point just beyond it; otherwise at the Chebyshev centre of R'
    (an LP for HiGHS: maximise the margin of every pre-activation inside its piece, in a box of
    100 × the start's scale) or, when R' is empty, of its layers up to the moved neuron only. A
-   point is taken when the exact ``‖J‖`` of its own region beats the current one. Passes of
-   effort 1, 4, 16 (exact norms and LPs per step) climb from the best ⌈restarts / effort⌉
-   restarts while time allows.
+   point is taken when the exact ``‖J‖`` of its own region beats the current one. By default
+   (``patience``) it climbs from the restarts' best points, best first, until ``patience`` climbs
+   in a row find no new best; with ``patience=None``, passes of effort 1, 4, 16 (exact norms and
+   LPs per step) climb from the best ⌈restarts / effort⌉ restarts while time allows.
 
 **Certification, separate from the search.** ``‖J(y)‖`` built from per-layer Clarke elements is
 only guaranteed to be a Jacobian where the network is differentiable, so the returned value is
@@ -81,6 +82,7 @@ QUANTITY = "Lipschitz constant of the input-output map (l2)"
 METHOD = "witness-search"
 _FULL_JACOBIAN_FLOATS = 4_000_000  # batch·width·m above which norms come from power iteration
 _POWER_ITERS = 60
+PATIENCE = 1  # region climbs in a row without a new best after which lower_bound's region ascent stops
 _LENGTHEN = 12  # segments up to 4^12 times longer are tried when rounding swamps the in-region one
 
 
@@ -703,10 +705,12 @@ def _region_ascent(regions: _Regions, y: np.ndarray, deadline: float, scale: flo
 
 
 def _region_stage(net: _Net, best_Y: np.ndarray, best_vals: np.ndarray, deadline: float, radius: float,
-                  r0: float, rng: np.random.Generator, domain: _Domain | None = None, scale: float | None = None
-                  ) -> dict[str, Any]:
+                  r0: float, rng: np.random.Generator, domain: _Domain | None = None, scale: float | None = None,
+                  patience: int | None = None) -> dict[str, Any]:
     """Stage 4: region ascent from the restarts' best points, best first, in passes of effort 1, 4,
-    16 (the pass of effort e climbs from the best ⌈restarts / e⌉ points) while time allows.
+    16 (the pass of effort e climbs from the best ⌈restarts / e⌉ points) while time allows. With ``patience``, one
+    pass of effort 1 only, which stops after ``patience`` climbs in a row that did not raise the best value (the
+    later passes and climbs gained under 0.1 % at several times the cost, ``benchmarks/lower_bound_budget.py``).
     Given a ``domain`` (a search inside an input region), its points stay there and every start has the ``scale``.
 
     Updates ``best_Y`` and ``best_vals`` in place; returns what it did, or why it was skipped.
@@ -730,15 +734,17 @@ def _region_stage(net: _Net, best_Y: np.ndarray, best_vals: np.ndarray, deadline
         if scale is None else np.full(len(best_Y), scale)
     effort = 1
     while True:
+        stale, top = 0, float(best_vals.max())
         for i in np.argsort(-best_vals)[:-(-len(best_vals) // effort)]:
-            if time.perf_counter() >= stop:
+            if time.perf_counter() >= stop or (patience is not None and stale >= patience):
                 break
             y, val = _region_ascent(regions, best_Y[i], stop, float(scales[i]), rng, stats, effort, domain)
             stats["climbs"] += 1
             if val > best_vals[i]:
                 best_vals[i], best_Y[i] = val, y
+            stale, top = (0, val) if val > top * (1 + 1e-9) else (stale + 1, top)
         passes.append({"effort": effort, "value": float(best_vals.max()), "seconds": time.perf_counter() - t0})
-        if time.perf_counter() >= stop or effort >= _REGION_MAX_EFFORT:
+        if time.perf_counter() >= stop or effort >= _REGION_MAX_EFFORT or patience is not None:
             break
         effort *= 4
     return {**stats, "passes": passes, "value_before": before, "value_after": float(best_vals.max()),
@@ -839,7 +845,7 @@ def check_witness(spec: NetworkSpec, certificate: dict[str, Any]) -> float:
 
 
 def lower_bound(spec: NetworkSpec, restarts: int = 16, seed: int = 0, steps: int = 200,
-                time_budget: float | None = None) -> Bound:
+                time_budget: float | None = None, patience: int | None = PATIENCE) -> Bound:
     """A certified lower bound on the ℓ2 Lipschitz constant of ``spec``, with a pair witness.
 
     See the module docstring for the search (screening, smoothed annealed ascent, pattern polish,
@@ -860,13 +866,19 @@ def lower_bound(spec: NetworkSpec, restarts: int = 16, seed: int = 0, steps: int
     time_budget:
         Seconds after which the search stops early and certifies its best point (None: no limit;
         the region ascent stops after 10 s in any case).
+    patience:
+        The region ascent (stage 4) stops after this many climbs in a row that found no new best (≥ 1;
+        default :data:`PATIENCE`). ``None`` climbs from every restart, then again from the best ones
+        with 4 and 16 times the effort, up to the 10 s cap: the default before issue 14, several times
+        the cost of the exact SDP at (20, 40, 6) for values within 1 % (``benchmarks/lower_bound_budget.py``).
 
     Returns
     -------
     Bound
         ``kind="lower"``, ``certified=True`` unless ``details["reason"]`` says why not (then the value is the rigorous
         bound, possibly 0, or without a rounding bound the float64 ratio as an estimate); ``certificate`` =
-        ``{"y1", "y2", "ratio", "jacobian_norm_at_y1"}``; ``details`` = restarts, best exact ‖J‖ per restart, steps,
+        ``{"y1", "y2", "ratio", "jacobian_norm_at_y1"}``; ``reason`` (and ``details["reason"]``) says why when not
+        certified; ``details`` = restarts, patience, best exact ‖J‖ per restart, steps,
         ``same_region``, ``segment``, ``witness_check`` (float ratio, bounds on the difference, its rounding and the
         gap), ``rounding_bound`` (on the ratio), ``region_ascent`` (moves made, of them ``lp_moves`` to LP points and
         ``relaxed_moves`` from the relaxed LP, LPs solved, climbs, passes, ‖J‖ before and after,
@@ -882,6 +894,9 @@ def lower_bound(spec: NetworkSpec, restarts: int = 16, seed: int = 0, steps: int
         raise ValueError(f"seed must be an int, got {seed!r}")
     if time_budget is not None and not (isinstance(time_budget, (int, float)) and time_budget > 0):
         raise ValueError(f"time_budget must be a positive number of seconds or None, got {time_budget!r}")
+    if patience is not None and (isinstance(patience, bool) or not isinstance(patience, (int, np.integer))
+                                 or patience < 1):
+        raise ValueError(f"patience must be an int >= 1 or None, got {patience!r}")
     deadline = math.inf if time_budget is None else t0 + float(time_budget)
     net = _Net(spec)
     rng = np.random.default_rng(seed)
@@ -922,7 +937,7 @@ def lower_bound(spec: NetworkSpec, restarts: int = 16, seed: int = 0, steps: int
                     best_vals[i], best_Y[i] = val, y
 
         # 4. region ascent from the restarts' best points (separable piecewise-linear nets of moderate size)
-        region = _region_stage(net, best_Y, best_vals, deadline, radius, r0, rng)
+        region = _region_stage(net, best_Y, best_vals, deadline, radius, r0, rng, patience=patience)
     i_best = int(np.argmax(np.nan_to_num(best_vals, nan=-1.0)))
 
     # certification: from the spec alone, with a rigorous forward error bound
@@ -932,17 +947,20 @@ def lower_bound(spec: NetworkSpec, restarts: int = 16, seed: int = 0, steps: int
     # without a rounding bound (user activation, overflow) the float ratio is reported, uncertified
     value = witness.value if math.isfinite(witness.error) or not math.isfinite(witness.float_ratio) else witness.float_ratio
     certificate = {k: cert[k] for k in ("y1", "y2", "ratio", "jacobian_norm_at_y1")}
-    reason = {} if certified else {"reason": witness.reason}
+    why = "" if certified else (witness.reason or "re-evaluating the witness pair did not reproduce its certified ratio")
+    reason = {"reason": why} if why else {}
     seconds = time.perf_counter() - t0
     return Bound(
         value=value, kind="lower", quantity=QUANTITY, method=METHOD, certified=bool(certified),
         certificate=certificate, seconds=seconds,
-        details={"restarts": int(restarts), "best_per_restart": best_vals.tolist(), "steps": int(steps),
+        details={"restarts": int(restarts), "patience": None if patience is None else int(patience),
+                 "best_per_restart": best_vals.tolist(), "steps": int(steps),
                  "seed": int(seed), "input_scale": r0, "h": cert["h"], "same_region": cert["same_region"],
                  "segment": cert["segment"], "witness_check": witness.summary(), **reason,
                  "rounding_bound": witness.error / witness.gap if witness.gap > 0 else math.inf,
                  "search_best_jacobian_norm": float(best_vals[i_best]), "region_ascent": region,
                  "seconds": seconds},
+        reason=why,
     )
 
 

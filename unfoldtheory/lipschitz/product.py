@@ -78,6 +78,7 @@ def product_bound(spec: NetworkSpec) -> Bound:
     seconds = time.perf_counter() - start
     details = {"activation_lipschitz": lips, "weight_norms": weight_norms, "readout_norms": readout_norms}
     if not math.isfinite(value):
+        why = "the recursion overflowed float64"
         return Bound(math.inf, "upper", QUANTITY, "product", certified=False, certificate=L, seconds=seconds,
-                     details={**details, "reason": "the recursion overflowed float64"})
+                     details={**details, "reason": why}, reason=why)
     return Bound(value, "upper", QUANTITY, "product", certified=True, certificate=L, seconds=seconds, details=details)

@@ -180,4 +180,4 @@ def _input_scale(spec: NetworkSpec, scale: float, estimate: float | None = None)
 
 def _failed(reason: str, start: float, solver: str) -> Bound:
     return Bound(np.inf, "upper", QUANTITY, "lipsdp-neuron", False, None, time.perf_counter() - start,
-                 {"solver": solver, "check": reason})
+                 {"solver": solver, "check": reason}, reason=reason)

@@ -128,6 +128,7 @@ def sequential_bound(spec: NetworkSpec, sweeps: int = 3, time_budget: float = np
     with np.errstate(all="ignore"):  # the search only proposes: multipliers whose recursion overflows fail the check
         best, lams, details = sequential_search(layers, C, sweeps, time_budget, feasibility_budget)
     if lams is None or not np.isfinite(best):
+        why = details.get("stopped", "no multipliers kept every Schur complement negative definite")
         return Bound(np.inf, "upper", QUANTITY, "sequential", False, None, time.perf_counter() - start,
-                     {**details, "check": details.get("stopped", "no multipliers kept every Schur complement negative definite")})
+                     {**details, "check": why}, reason=why)
     return bound_from_multipliers(quadratic_form(spec), np.concatenate(lams), "sequential", start, details)

@@ -6,6 +6,10 @@
   certificate dominates the exact norm it stands for (suprema over the ball at the exact end points of each
   step interval, or the centre plus ``r`` times an exactly checked factor), and the recursion assembled from
   those numbers gives ``K_L`` (:func:`~unfoldtheory.generalization.parameter_lipschitz.verify_recursion`, exact).
+* :func:`traced_recursion_holds` decides the same for a certificate of the traced route
+  (:mod:`~unfoldtheory.generalization.traced_lipschitz`): every stored norm dominates the exact norm of the traced
+  spec's entry plus its move over the ball, and the recursion holds
+  (:func:`~unfoldtheory.generalization.traced_lipschitz.verify_traced_recursion`, exact).
 * :func:`witness_holds` decides that a certified lower bound's pair lies in the set and that its exact ratio
   ``‖h_θ₂(y) − h_θ₁(y)‖/‖θ₂ − θ₁‖`` (the layer map evaluated in rationals) is ``≥`` the certified value.
 """
@@ -19,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from unfoldtheory.generalization.parameter_lipschitz import verify_recursion, with_parameters
+from unfoldtheory.generalization.traced_lipschitz import verify_traced_recursion
 from unfoldtheory.oracle.rational import (
     RationalMatrix,
     RationalVector,
@@ -119,6 +124,46 @@ def recursion_holds(model: Any, bound: Bound) -> bool:
     return True
 
 
+def traced_recursion_holds(spec: Any, bound: Bound) -> bool:
+    """Whether a traced certificate of ``parameter_lipschitz`` holds exactly on the rationals of ``spec`` (the
+    trace at the centre): each ``a_kj ≥ ‖W_kj‖ + |s|r``, ``J_k ≥ ‖[W_kj]_j‖ + r·spread``, ``β_k ≥ ‖b_k‖ + |s|r``,
+    ``sup‖C_k‖ ≥ ‖C_k‖ + |s|r``, ``τ_k² ≥ s²·copies`` and ``‖φ_k(0)‖`` (module docstring)."""
+    cert = bound.certificate
+    if not verify_traced_recursion(cert):
+        return False
+    r = exact(cert["parameter_radius"])
+    for k, S in enumerate(cert["states"], start=1):
+        weights, spread = spec.weights[k - 1], {}
+        for j, a, p, s in S["edges"]:
+            if not norm_at_most(matrix(weights[j]), exact(a) - exact(s) * r):
+                return False
+            if p is not None:
+                spread[p] = spread.get(p, Fraction(0)) + exact(s) ** 2
+        blocks = [matrix(weights[j]) for j in sorted(weights)]
+        joint = blocks[0] if blocks else []
+        for block in blocks[1:]:
+            joint = _hstack(joint, block)
+        widest = _sqrt_upper(max(spread.values())) if spread else Fraction(0)
+        if blocks and not norm_at_most(joint, exact(S["joint"]) - widest * r):
+            return False
+        sb = exact(S["bias_term"][1]) if S["bias_term"] is not None else Fraction(0)
+        b = vector(spec.biases[k - 1])
+        if exact(S["bias"]) - sb * r < 0 or squared_norm(b) > (exact(S["bias"]) - sb * r) ** 2:
+            return False
+        act = spec.activations[k - 1]
+        if S["threshold_term"] is not None:
+            theta = getattr(act, "theta", None)
+            copies = len(act.groups) if hasattr(act, "groups") else (spec.dims[k] if np.ndim(theta) == 0 else 1)
+            if exact(S["threshold_term"][1]) ** 2 < exact(S["threshold_term"][2]) ** 2 * copies:
+                return False
+        if squared_norm(vector(act(np.zeros(spec.dims[k])))) > exact(S["offset"]) ** 2:
+            return False
+    for k, norm, _, s in cert["readout"]:
+        if not norm_at_most(matrix(spec.readout[k]), exact(norm) - exact(s) * r):
+            return False
+    return True
+
+
 def _soft(v: RationalVector, t: Fraction) -> RationalVector:
     return [(x - t if x > t else x + t if x < -t else Fraction(0)) for x in v]
 
@@ -166,4 +211,4 @@ def witness_holds(model: Any, bound: Bound, center: Any, parameter_radius: float
     return num >= exact(bound.value) ** 2 * squared_norm([a - b for a, b in zip(t2, t1, strict=True)])
 
 
-__all__ = ["exact_output", "norm_at_most", "recursion_holds", "witness_holds"]
+__all__ = ["exact_output", "norm_at_most", "recursion_holds", "traced_recursion_holds", "witness_holds"]

@@ -161,7 +161,8 @@ def pep_certificate_holds(bound: Any) -> bool:
             target[("h", len(h_pts) - 1)] = Fraction(1)
     if any(balance.get(key, Fraction(0)) != value for key, value in target.items()):
         return False
-    return is_positive_semidefinite(S) and exact(bound.value) >= tau
+    claim = exact(bound.value) ** 2 if metric == "distance" else exact(bound.value)  # distances are unsquared
+    return is_positive_semidefinite(S) and claim >= tau
 
 
 __all__ = ["pep_certificate_holds"]

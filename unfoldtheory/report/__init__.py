@@ -15,22 +15,35 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from unfoldtheory import __version__
-from unfoldtheory.diagnostics import atomic_write_json, atomic_write_text
-from unfoldtheory.report import baselines, convergence, generalization, lipschitz, models, stability
 from unfoldtheory.report.config import ReportConfig
 from unfoldtheory.report.section import Section
 
 SectionRunner = Callable[[ReportConfig, Path, "bool | None"], Section]
 
-#: The sections in report order; each later analysis adds its runner here.
-SECTIONS: list[tuple[str, SectionRunner]] = [("baselines", baselines.run), ("models", models.run), ("lipschitz", lipschitz.run),
-                                             ("stability", stability.run), ("convergence", convergence.run),
-                                             ("generalization", generalization.run)]
+
+
+def section_runners() -> list[tuple[str, SectionRunner]]:
+    """The sections in report order; each later analysis adds its runner here.
+
+    Imported on first use, so that ``unfoldtheory report --help`` (which imports this package for
+    :class:`ReportConfig`) loads no torch, cvxpy or matplotlib.
+    """
+    from unfoldtheory.report import baselines, convergence, generalization, lipschitz, models, stability
+
+    return [("baselines", baselines.run), ("models", models.run), ("lipschitz", lipschitz.run), ("stability", stability.run),
+            ("convergence", convergence.run), ("generalization", generalization.run)]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "SECTIONS":
+        return section_runners()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 #: Sections that reuse earlier ones' results get them as ``earlier={key: Section}`` (the stability section
 #: shows the lipschitz section's global interval beside its local ones instead of computing it again).
 READS_EARLIER = frozenset({"stability"})
 
-__all__ = ["READS_EARLIER", "SECTIONS", "ReportConfig", "Section", "run_report"]
+__all__ = ["READS_EARLIER", "SECTIONS", "ReportConfig", "Section", "run_report", "section_runners"]
 
 
 def run_report(config: ReportConfig | None = None, out: str | Path = "report", progress: bool | None = None) -> dict[str, Any]:
@@ -39,13 +52,15 @@ def run_report(config: ReportConfig | None = None, out: str | Path = "report", p
     The dictionary (also written as ``results.json``) has the config, each section's results and
     a ``checks`` map of named pass/fail cross-checks.
     """
+    from unfoldtheory.diagnostics import atomic_write_json, atomic_write_text
+
     config = config or ReportConfig()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     sections: list[Section] = []
     timings: dict[str, float] = {}
-    bar = tqdm(SECTIONS, desc="unfoldtheory report", unit="section", disable=None if progress is None else not progress)
+    bar = tqdm(section_runners(), desc="unfoldtheory report", unit="section", disable=None if progress is None else not progress)
     for key, runner in bar:
         bar.set_postfix_str(key)
         t0 = time.perf_counter()

@@ -1,11 +1,14 @@
-"""The embedded default of ``unfoldtheory report``: problem size, depth and sample counts."""
+"""The embedded default of ``unfoldtheory report`` (problem size, depth and sample counts) and its ``--quick`` preset.
+
+Importing this module loads nothing heavy (numpy only, through :mod:`unfoldtheory.validation`), so that the command
+line can show the defaults in ``--help`` without importing torch.
+"""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from typing import Any
 
-from unfoldtheory.stability import stability_radii
 from unfoldtheory.validation import finite_float, positive_int
 
 
@@ -63,6 +66,8 @@ class ReportConfig:
         finite_float(self.stability_budget, "stability_budget", low=0.0, low_open=True)
         for name in ("stability_radii", "stability_noise_radii"):
             object.__setattr__(self, name, tuple(getattr(self, name)))
+        from unfoldtheory.stability import stability_radii
+
         stability_radii(self.stability_radii, self.stability_noise_radii, self.noise_std)  # ValueError for bad factors
         if isinstance(self.stability_exact_neurons, bool) or not isinstance(self.stability_exact_neurons, int) \
                 or self.stability_exact_neurons < 0:
@@ -81,5 +86,21 @@ class ReportConfig:
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
             raise ValueError(f"seed must be a non-negative integer, got {self.seed!r}")
 
+    @classmethod
+    def quick(cls, **overrides: Any) -> ReportConfig:
+        """The :data:`QUICK` preset (a small problem, shallow models, short training: a smoke run of every section in
+        well under a minute), with ``overrides`` (any field) taking precedence."""
+        unknown = sorted(set(overrides) - {f.name for f in fields(cls)})
+        if unknown:
+            raise ValueError(f"unknown ReportConfig fields {unknown}")
+        return cls(**{**QUICK, **overrides})
+
     def to_dict(self) -> dict[str, Any]:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+
+
+#: ``unfoldtheory report --quick``: the small configuration of the end-to-end tests (m = 16, n = 32, 3 layers, 60
+#: training steps, ...); explicit options override it.
+QUICK: dict[str, Any] = {"m": 16, "n": 32, "instances": 6, "crosscheck": 2, "iterations": 80, "layers": 3, "train_steps": 60,
+                         "test_samples": 100, "generalization_samples": 80, "generalization_steps": 20, "stability_inputs": 2,
+                         "stability_radii": (0.05,), "stability_budget": 1.0, "stability_exact_neurons": 0}

@@ -42,7 +42,7 @@ from unfoldtheory.stability import (
 def _bound(d: Mapping) -> Bound:
     """A Bound back from :meth:`Bound.to_dict` (the certificate stays behind: the section only shows the number)."""
     return Bound(float(d["value"]), d["kind"], d["quantity"], d["method"], certified=bool(d["certified"]),
-                 seconds=float(d["seconds"]), details=dict(d.get("details") or {}))
+                 seconds=float(d["seconds"]), details=dict(d.get("details") or {}), reason=str(d.get("reason") or ""))
 
 
 def _best_interval(name: str, spec: NetworkSpec, config: ReportConfig, earlier: Mapping[str, Section] | None

@@ -6,6 +6,9 @@
 | learned objective parameters | :class:`LISTA`, :class:`LISTACP` |
 | learned correction terms | :class:`HybridISTA` |
 | DNN inductive bias | :class:`LearnedUpdate` |
+
+:func:`soft_threshold` is the torch soft-threshold with a learnable threshold that
+:func:`unfoldtheory.tracing.from_torch` recognises (one exportable op).
 """
 
 from unfoldtheory.unfold.base import UnfoldedModel
@@ -15,9 +18,10 @@ from unfoldtheory.unfold.learned_correction import HybridISTA
 from unfoldtheory.unfold.learned_hyperparameters import ALISTA, UnfoldedADMM, UnfoldedFISTA, UnfoldedISTA
 from unfoldtheory.unfold.learned_objective import LISTA, LISTACP
 from unfoldtheory.unfold.learned_rpca import LearnedRPCA
+from unfoldtheory.unfold.soft_threshold import soft_threshold
 
 MODEL_CLASSES = ("UnfoldedISTA", "UnfoldedFISTA", "ALISTA", "UnfoldedADMM", "LISTA", "LISTACP", "HybridISTA",
                  "LearnedUpdate", "LearnedRPCA")
 
 __all__ = ["ALISTA", "LISTA", "LISTACP", "MODEL_CLASSES", "CheckpointError", "HybridISTA", "LearnedRPCA", "LearnedUpdate",
-           "UnfoldedADMM", "UnfoldedFISTA", "UnfoldedISTA", "UnfoldedModel", "load", "save"]
+           "UnfoldedADMM", "UnfoldedFISTA", "UnfoldedISTA", "UnfoldedModel", "load", "save", "soft_threshold"]

@@ -24,13 +24,17 @@ import torch
 from torch import nn
 
 from unfoldtheory.spec import NetworkSpec
+from unfoldtheory.unfold.soft_threshold import soft_threshold
 from unfoldtheory.validation import as_finite_array, finite_float, positive_int
 
 
 def soft_threshold_t(v: torch.Tensor, theta: torch.Tensor | float) -> torch.Tensor:
-    """Torch ``ST_θ(v) = sign(v)·max(|v| − θ, 0)``; a negative learned θ acts as 0 (``θ ↦ max(θ, 0)``)."""
-    theta = torch.clamp(torch.as_tensor(theta, dtype=v.dtype, device=v.device), min=0.0)
-    return torch.sign(v) * torch.relu(v.abs() - theta)
+    """Torch ``ST_θ(v) = sign(v)·max(|v| − θ, 0)``; a negative learned θ acts as 0 (``θ ↦ max(θ, 0)``).
+
+    :func:`unfoldtheory.unfold.soft_threshold.soft_threshold`: the plain formula in eager mode, one
+    ``unfoldtheory::soft_threshold`` node under ``torch.export``, so every built-in model traces through that op.
+    """
+    return soft_threshold(v, theta)
 
 
 def to_numpy(t: torch.Tensor) -> np.ndarray:
@@ -106,7 +110,7 @@ class UnfoldedModel(nn.Module, ABC):
             y = torch.as_tensor(as_finite_array(y, "y", ndim=2))
         if y.ndim != 2 or y.shape[1] != self.m:
             raise ValueError(f"y has shape {tuple(y.shape)}; expected (batch, {self.m})")
-        if not torch.isfinite(y).all():
+        if not torch.compiler.is_exporting() and not torch.isfinite(y).all():  # a value test torch.export cannot trace
             raise ValueError("y has non-finite entries")
         return y.to(dtype=self.A.dtype, device=self.A.device)
 

@@ -63,15 +63,13 @@ _SHOWN = 40  # characters or bytes of a foreign file quoted in the error
 _PICKLE_SAMPLE = 1 << 16  # a text-protocol pickle must reach its STOP within this many bytes to be tried as one
 
 
-def _is_pickle(head: bytes, path: Path) -> bool:
+def _is_pickle(sample: bytes) -> bool:
     """A binary pickle (protocol 2 to 5: torch's legacy format too), or a stream whose start parses as
     one up to its STOP opcode (protocols 0 and 1); :mod:`pickletools` only reads opcodes and runs nothing."""
-    if head[:1] == b"\x80" and head[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05"):
+    if sample[:1] == b"\x80" and sample[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05"):
         return True
-    with path.open("rb") as fh:
-        sample = fh.read(_PICKLE_SAMPLE)
     try:
-        for _ in pickletools.genops(sample):
+        for _ in pickletools.genops(sample[:_PICKLE_SAMPLE]):
             pass
     except Exception:  # any parse failure (or no STOP within the sample) means "not a pickle"
         return False
@@ -91,14 +89,28 @@ def _as_text(head: bytes) -> str | None:
     return None
 
 
+def describe_non_zip(sample: bytes) -> str | None:
+    """What a file is, in words, from its first bytes ``sample`` (at least 512 of them, or the whole file), when it
+    is not a zip archive ("the file is empty", "it is a pickle ...", "it is a text file (starts with ...)", ...);
+    None for a zip archive. Reads opcodes only, never unpickles."""
+    if not sample:
+        return "the file is empty"
+    if sample.startswith(_ZIP_MAGIC):
+        return None
+    if _is_pickle(sample):
+        return "it is a pickle (torch's legacy format or any Python object), not a zip archive"
+    text = _as_text(sample[:512])
+    if text is not None:
+        return f"it is a text file (starts with {text[:_SHOWN]!r})"
+    return f"it is neither a zip archive (torch's format) nor a pickle (first bytes: {sample[:16].hex(' ')})"
+
+
 def _foreign(path: Path) -> str | None:
     """Why the file cannot be a torch checkpoint, saying what it is (None: it may be one: a zip with
     torch's ``data.pkl``, or a pickle); read without unpickling anything."""
     with path.open("rb") as fh:
-        head = fh.read(512)
-    if not head:
-        return "not a torch checkpoint: the file is empty"
-    if head.startswith(_ZIP_MAGIC):
+        sample = fh.read(_PICKLE_SAMPLE)
+    if sample.startswith(_ZIP_MAGIC):
         try:
             with zipfile.ZipFile(path) as archive:
                 names = archive.namelist()
@@ -106,16 +118,15 @@ def _foreign(path: Path) -> str | None:
             return f"a corrupt or truncated zip archive, not loadable ({exc})"
         if any(name == "data.pkl" or name.endswith("/data.pkl") for name in names):
             return None
+        if any(name.count("/") == 1 and name.endswith("/archive_format") for name in names):
+            return ("not a torch checkpoint: it is a torch.export program (.pt2); load it with "
+                    "unfoldtheory.program_io.load_program (unfoldtheory analyze reads both)")
         shown = ", ".join(repr(n) for n in names[:3]) + (", ..." if len(names) > 3 else "")
         return (f"not a torch checkpoint: it is a zip archive without torch's data.pkl "
                 f"(it holds {len(names)} entries: {shown or 'none'})")
-    if _is_pickle(head, path):
+    if sample and _is_pickle(sample):
         return None
-    text = _as_text(head)
-    if text is not None:
-        return f"not a torch checkpoint: it is a text file (starts with {text[:_SHOWN]!r})"
-    return ("not a torch checkpoint: it is neither a zip archive (torch's format) nor a pickle "
-            f"(first bytes: {head[:16].hex(' ')})")
+    return f"not a torch checkpoint: {describe_non_zip(sample)}"
 
 
 def _torch_reason(exc: Exception) -> str:
