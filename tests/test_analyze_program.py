@@ -269,3 +269,17 @@ def test_the_module_and_its_program_get_the_same_bounds_from_python(tmp_path):
     assert direct.model == saved.model == "TiedLISTA"
     for label in ("lipschitz upper", "contraction factor"):
         assert direct.bounds[label].certified and direct.bounds[label].value == saved.bounds[label].value
+
+
+def test_unfold_save_writes_a_users_module_as_a_checked_program(tmp_path):
+    from unfoldtheory import unfold
+
+    p = _problem()
+    module = TiedLISTA(p.A, 3, p.lam)
+    with pytest.raises(TypeError, match="example_input"):
+        unfold.save(module, tmp_path / "mine.pt2")
+    path = unfold.save(module, tmp_path / "mine.pt2", example_input=torch.zeros(2, 6, dtype=torch.float64))
+    program = load_program(path)
+    y = torch.tensor(p.sample(2, seed=3)[0])
+    assert torch.equal(program.module()(y), module(y))
+    assert main(["analyze", str(path), "--analyses", "lipschitz", *FAST]) == 0

@@ -40,7 +40,7 @@ def assert_rendered(paths):
 
 
 def lines_by_label(fig):
-    return {line.get_label(): line for line in fig.axes[0].lines if not line.get_label().startswith("_")}
+    return {line.get_label(): line for ax in fig.axes for line in ax.lines if not line.get_label().startswith("_")}
 
 
 def same(y, expected):
@@ -71,7 +71,9 @@ def test_convergence_plot_draws_medians_and_certified_envelopes(tmp_path, proble
     assert same(lines["FISTA (median)"].get_ydata(), fista)
     assert same(lines["ISTA: certified bound, refused from layer 5"].get_ydata(), [*(2 * top[:4]), np.nan, np.nan])
     assert same(lines["ISTA (median)"].get_xdata(), np.arange(1, K + 1))
-    assert fig.axes[0].get_yscale() == "log" and fig.axes[0].get_title() == "errors"
+    assert lines["ISTA: certified bound, refused from layer 5"] in fig.axes[0].lines  # in the panel of its trace
+    assert fig.axes[0].get_yscale() == "log" and fig.get_suptitle() == "errors"
+    assert [ax.get_title(loc="left") for ax in fig.axes] == ["ISTA", "FISTA"]
     assert_rendered(envelope_figure({"ISTA": trace}, {"ISTA": bounds}, tmp_path / "alias", "same figure"))
 
 
@@ -251,13 +253,13 @@ def test_bound_ratio_plot_marks_vacuous_and_uncertified(tmp_path):
                {"group": "LISTA", "method": "spectral", "ratio": math.inf, "vacuous": True, "certified": True}]
     paths, fig = bound_ratio_plot(entries, tmp_path / "ratios", target=2.0, return_figure=True)
     assert_rendered(paths)
-    ax = fig.axes[0]
-    points = [line for line in ax.lines if len(line.get_xdata()) == 1 and line.get_marker() in ("o", "x")]
+    points = [line for ax in fig.axes for line in ax.lines if len(line.get_xdata()) == 1 and line.get_marker() in ("o", "x")]
     assert [float(p.get_xdata()[0]) for p in points[:3]] == [1.8, 900.0, 3.0]
     assert math.isfinite(float(points[3].get_xdata()[0])) and float(points[3].get_xdata()[0]) > 900.0  # inf at the edge
     assert [p.get_marker() for p in points] == ["o", "o", "x", "o"]
     assert points[1].get_markerfacecolor() == "white" and points[0].get_markerfacecolor() != "white"
-    assert [t.get_text() for t in ax.get_yticklabels()] == [f"{e['group']}: {e['method']}" for e in entries]
+    ticks = [(a.get_title(loc="left"), t.get_text().replace("\n", " ")) for a in fig.axes for t in a.get_yticklabels()]
+    assert ticks == [(e["group"], e["method"]) for e in entries]  # a panel per group, a row per method
     labels = lines_by_label(fig)
     assert "held-out loss (ratio 1)" in labels and "ratio 2" in labels
 

@@ -7,6 +7,7 @@ import re
 import matplotlib.text
 import numpy as np
 import pytest
+from figure_checks import assert_paper_quality
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -15,7 +16,7 @@ from unfoldtheory import unfold
 from unfoldtheory.analysis import analyze_model, sample_inputs
 from unfoldtheory.cli import main
 from unfoldtheory.consistency import InconsistentBounds
-from unfoldtheory.diagnostics.stability_plot import FONT, stability_plot
+from unfoldtheory.diagnostics.stability_plot import stability_plot
 from unfoldtheory.lipschitz import upper_bound
 from unfoldtheory.lipschitz.exact import METHOD as EXACT_METHOD
 from unfoldtheory.lipschitz.regions import Ball
@@ -203,9 +204,7 @@ def test_the_figure_fits_one_column_with_readable_text(tmp_path):
     paths, fig = stability_plot({"A": [0.05, 0.01], "B": [0.01]}, uppers, lowers, tmp_path / "s", global_intervals=glob,
                                 return_figure=True)
     assert [p.suffix for p in paths] == [".png", ".pdf"] and all(p.stat().st_size > 0 for p in paths)
-    assert fig.get_size_inches()[0] <= 3.5
-    sizes = [t.get_fontsize() for t in fig.findobj(matplotlib.text.Text) if t.get_text()]
-    assert sizes and min(sizes) >= FONT
+    assert_paper_quality(fig, series=4)
     texts = {t.get_text() for t in fig.findobj(matplotlib.text.Text)}
     assert {"global upper (limit r → ∞)", "global lower (limit r → ∞)", "global upper: not certified", "1 %", "5 %"} <= texts
     a = fig.axes[0]

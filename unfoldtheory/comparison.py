@@ -17,7 +17,9 @@ import numpy as np
 import torch
 
 from unfoldtheory.classical import fista, ista
-from unfoldtheory.diagnostics import new_figure, save_figure
+from unfoldtheory.diagnostics import new_figure
+from unfoldtheory.diagnostics.figures import styled
+from unfoldtheory.diagnostics.plot_support import finish, integer_ticks, legend_below
 from unfoldtheory.metrics import nmse_db
 from unfoldtheory.problems import SparseRecovery
 from unfoldtheory.train import History, evaluate_nmse, fit
@@ -94,17 +96,18 @@ def table_rows(results: Sequence[MethodResult]) -> list[list[Any]]:
              1e6 * r.seconds_per_sample] for r in results]
 
 
+@styled
 def nmse_figure(results: Sequence[MethodResult], stem: str | Path, title: str) -> list[Path]:
-    """NMSE (dB) against layer for every method, classical ones dashed; saved as PNG and PDF."""
-    fig, ax = new_figure(width=6.0, height=4.0)
+    """NMSE (dB) against layer for every method, classical ones dashed; saved as PNG and PDF at one-column width."""
+    fig, ax = new_figure()
     for i, r in enumerate(results):
         style = "--" if r.paradigm == "classical" else "-"
         ax.plot(np.arange(1, len(r.nmse_db) + 1), r.nmse_db, style, marker="o", ms=3, color=f"C{i % 10}", label=r.name)
     ax.set_xlabel("layer / iteration k")
     ax.set_ylabel("NMSE (dB)")
-    ax.set_title(title)
-    ax.legend(ncol=2)
-    return save_figure(fig, stem)
+    integer_ticks(ax.xaxis)
+    legend_below(ax)
+    return finish(fig, stem, title, ax, return_figure=False)
 
 
 ModelFactory = Callable[[np.ndarray, int, float], UnfoldedModel]

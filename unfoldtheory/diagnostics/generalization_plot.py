@@ -19,8 +19,8 @@ from typing import Any
 import numpy as np
 from matplotlib.figure import Figure
 
-from unfoldtheory.diagnostics.figures import new_figure
-from unfoldtheory.diagnostics.plot_support import HEIGHT, WIDTH, Palette, bound_values, finish, legend_below
+from unfoldtheory.diagnostics.figures import new_figure, styled
+from unfoldtheory.diagnostics.plot_support import Palette, bound_values, finish, legend_below
 from unfoldtheory.validation import as_finite_array
 
 
@@ -53,6 +53,7 @@ def _trivial(trivial: Any, bounds: Mapping[str, Sequence[Any]], n: int) -> np.nd
     return level
 
 
+@styled
 def generalization_plot(sample_sizes: Any, gaps: Sequence[Any], bounds: Mapping[str, Sequence[Any]],
                         path: str | os.PathLike[str], *, title: str = "Generalization gap against sample size",
                         trivial: Any = None, ylabel: str = "gap (expected − training loss)",
@@ -82,7 +83,7 @@ def generalization_plot(sample_sizes: Any, gaps: Sequence[Any], bounds: Mapping[
         raise ValueError("nothing positive to draw on a log axis: every gap and bound is missing or ≤ 0")
     bottom, top = float(np.nanmin(drawn)) / 3.0, float(np.nanmax(drawn)) * 3.0
 
-    fig, ax = new_figure(width=WIDTH, height=HEIGHT)
+    fig, ax = new_figure()
     ax.set_xscale("log")
     ax.set_yscale("log")
     color = Palette()

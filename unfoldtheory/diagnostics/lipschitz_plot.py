@@ -18,10 +18,8 @@ from typing import Any
 import numpy as np
 from matplotlib.figure import Figure
 
-from unfoldtheory.diagnostics.figures import new_figure
+from unfoldtheory.diagnostics.figures import new_figure, styled
 from unfoldtheory.diagnostics.plot_support import (
-    HEIGHT,
-    WIDTH,
     BoundSeries,
     Palette,
     bound_values,
@@ -49,6 +47,7 @@ def _uncertified(ax: Any, x: np.ndarray, series: BoundSeries, color: str, label:
         ax.plot(x, series.shown(mask), linestyle="none", marker="x", color=color, label=f"{label}, not certified")
 
 
+@styled
 def lipschitz_depth_plot(depths: Any, uppers: Mapping[str, Any], lowers: Mapping[str, Sequence[Any]] | None,
                          path: str | os.PathLike[str], *, title: str = "Lipschitz constant against depth",
                          ylabel: str = "ℓ2 Lipschitz constant", return_figure: bool = False
@@ -67,7 +66,7 @@ def lipschitz_depth_plot(depths: Any, uppers: Mapping[str, Any], lowers: Mapping
     lowers = dict(lowers or {})
     if not uppers and not lowers:
         raise ValueError("no bounds to plot: uppers and lowers are both empty")
-    fig, ax = new_figure(width=WIDTH, height=HEIGHT)
+    fig, ax = new_figure()
     color = Palette()
     tightest: dict[str, np.ndarray] = {}
     for model, entry in uppers.items():

@@ -1,4 +1,5 @@
-"""What every diagnostic figure shares: Bound sequences as arrays, stable colours per label, saving.
+"""What every diagnostic figure shares: Bound sequences as arrays, stable colours per label, a legend
+below the axes that fits the width, titles wrapped to it, saving.
 
 A figure draws only what a Bound certifies: :func:`bound_values` splits a per-point sequence of
 Bounds into its values and the masks *certified* and *vacuous* (``details["vacuous"]``), so that
@@ -17,9 +18,10 @@ from typing import Any
 
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.legend import Legend
 from matplotlib.ticker import MaxNLocator
 
-from unfoldtheory.diagnostics.figures import save_figure
+from unfoldtheory.diagnostics.figures import BELOW, FONT, PANEL, save_figure, text_width, wrap
 from unfoldtheory.results import Bound
 
 
@@ -55,9 +57,8 @@ def bound_values(items: Any, what: str, *, length: int | None = None, kinds: Ite
     return BoundSeries(values, certified, vacuous)
 
 
-#: One size for every diagnostic figure (inches) before its legend, which sits below the axes and
-#: adds ``LEGEND_ROW`` inches per row; labels up to ``SHORT_LABEL`` characters share a row in pairs.
-WIDTH, HEIGHT, LEGEND_ROW, SHORT_LABEL = 6.4, 4.0, 0.2, 40
+#: Height of one legend row (inches) at :data:`FONT` points, and the margin left and right of a legend or title.
+LEGEND_ROW, MARGIN = 0.16, 0.15
 
 
 class Palette:
@@ -70,16 +71,37 @@ class Palette:
         return self._colors.setdefault(label, f"C{len(self._colors) % 10}")
 
 
-def legend_below(ax: Any) -> None:
-    """The legend under the axes, so that it never hides data (the same place in every figure).
+def _available(fig: Figure) -> float:
+    """Points of the figure's width that a legend or title may use."""
+    return (fig.get_size_inches()[0] - 2 * MARGIN) * 72.0
 
-    Two columns when the labels are short, one otherwise; the figure grows by one text line per
-    legend row, so that the axes keep their size and the legend is never cut off.
+
+def legend_below(ax: Any, handles: Sequence[Any] | None = None, labels: Sequence[str] | None = None, *,
+                 height: float = PANEL) -> Legend:
+    """The legend under the axes, so that it never hides data (the same place in every figure); returns it.
+
+    Entries default to the axes' own, one per label. Two columns when they fit the figure's width, one
+    otherwise, with a label too long for a line wrapped; the figure keeps its width and gets ``height``
+    inches for its axes plus one :data:`LEGEND_ROW` per legend line, so that the legend is never cut off.
     """
-    labels = ax.get_legend_handles_labels()[1]
-    ncol = 2 if max(map(len, labels), default=0) <= SHORT_LABEL else 1
-    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=ncol, frameon=False)
-    ax.figure.set_size_inches(WIDTH, HEIGHT + LEGEND_ROW * math.ceil(len(labels) / ncol))
+    if handles is None or labels is None:
+        handles, labels = ax.get_legend_handles_labels()
+    unique = dict(zip(labels, handles, strict=True))  # one entry per label: the first handle keeps it
+    handles, labels = list(unique.values()), list(unique)
+    fig = ax.figure
+    handle = (2.0 + 0.8) * FONT  # handle length and the pad after it
+    column = handle + max(map(text_width, labels), default=0.0)
+    ncol = 2 if len(labels) > 1 and 2 * column + 2.0 * FONT <= _available(fig) else 1
+    if ncol == 1:
+        labels = [wrap(label, _available(fig) - handle) for label in labels]
+        rows = sum(label.count("\n") + 1 for label in labels)
+    else:
+        rows = math.ceil(len(labels) / 2)
+    legend = ax.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=ncol, frameon=False,
+                       fontsize=FONT)
+    legend.set_gid(BELOW)  # save_figure puts it under the tick labels and axis label once they are laid out
+    fig.set_size_inches(fig.get_size_inches()[0], height + LEGEND_ROW * rows + 0.1)
+    return legend
 
 
 def integer_ticks(axis: Any) -> None:
@@ -87,9 +109,18 @@ def integer_ticks(axis: Any) -> None:
     axis.set_major_locator(MaxNLocator(integer=True))
 
 
+def set_title(fig: Figure, title: str, ax: Any = None) -> None:
+    """``title`` on ``ax`` (on the figure when ``ax`` is None), wrapped to the figure's width."""
+    text = wrap(title, _available(fig), FONT + 1)
+    if ax is None:
+        fig.suptitle(text, fontsize=FONT + 1)
+    else:
+        ax.set_title(text, fontsize=FONT + 1)
+
+
 def finish(fig: Figure, path: str | os.PathLike[str], title: str, ax: Any,
            return_figure: bool) -> list[Path] | tuple[list[Path], Figure]:
-    """Set the title, save ``path``.png/.pdf, and return the paths (with the figure if asked)."""
-    ax.set_title(title)
+    """Set the title (wrapped to the width), save ``path``.png/.pdf, and return the paths (with the figure if asked)."""
+    set_title(fig, title, ax)
     paths = save_figure(fig, Path(path))
     return (paths, fig) if return_figure else paths

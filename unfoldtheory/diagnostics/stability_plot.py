@@ -20,13 +20,13 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.ticker import NullFormatter
 
-from unfoldtheory.diagnostics.figures import new_figure, save_figure
-from unfoldtheory.diagnostics.plot_support import Palette, bound_values
+from unfoldtheory.diagnostics.figures import COLUMN, FONT, new_figure, save_figure, styled
+from unfoldtheory.diagnostics.plot_support import Palette, bound_values, legend_below, set_title
 from unfoldtheory.results import Bound
 from unfoldtheory.validation import as_finite_array
 
-#: One column of a two-column paper (inches), the panel height, the smallest font size (points), a legend row (inches).
-COLUMN, PANEL, FONT, LEGEND_ROW = 3.4, 2.1, 8.0, 0.17
+#: The height of one model's panel (inches).
+PANEL = 2.1
 GLOBAL = "0.35"
 
 
@@ -72,6 +72,7 @@ def _global(ax: Any, interval: tuple[Bound | None, Bound | None], labels: dict[s
         ax.axhspan(certified["lower"], certified["upper"], color=GLOBAL, alpha=0.12, linewidth=0)
 
 
+@styled
 def stability_plot(radii: Mapping[str, Any], uppers: Mapping[str, Sequence[Sequence[Any]]],
                    lowers: Mapping[str, Sequence[Sequence[Any]]], path: str | os.PathLike[str], *,
                    global_intervals: Mapping[str, tuple[Bound | None, Bound | None]] | None = None,
@@ -112,14 +113,8 @@ def stability_plot(radii: Mapping[str, Any], uppers: Mapping[str, Sequence[Seque
         ax.set_title(model, fontsize=FONT + 1)
         ax.tick_params(which="both", labelsize=FONT)
     axes[-1].set_xlabel(xlabel, fontsize=FONT)
-    axes[-1].legend(labels.values(), labels.keys(), loc="upper center", bbox_to_anchor=(0.5, -0.3), ncol=1, frameon=False,
-                    fontsize=FONT)
-    fig.set_size_inches(COLUMN, PANEL * len(models) + LEGEND_ROW * len(labels) + 0.3)
+    legend_below(axes[-1], list(labels.values()), list(labels), height=PANEL * len(models) + (0.3 if title else 0.0))
     if title:
-        fig.suptitle(title, fontsize=FONT + 1)
-    return _finish(fig, path, return_figure)
-
-
-def _finish(fig: Figure, path: str | os.PathLike[str], return_figure: bool) -> list[Path] | tuple[list[Path], Figure]:
+        set_title(fig, title)
     paths = save_figure(fig, Path(path))
     return (paths, fig) if return_figure else paths

@@ -19,8 +19,8 @@ from typing import Any
 import numpy as np
 from matplotlib.figure import Figure
 
-from unfoldtheory.diagnostics.figures import new_figure
-from unfoldtheory.diagnostics.plot_support import HEIGHT, WIDTH, Palette, finish, integer_ticks, legend_below
+from unfoldtheory.diagnostics.figures import new_figure, styled
+from unfoldtheory.diagnostics.plot_support import Palette, finish, integer_ticks, legend_below
 from unfoldtheory.validation import as_finite_array, finite_float
 
 
@@ -70,6 +70,7 @@ def _series(models_or_steps: Mapping[str, Any], classical: Any) -> dict[str, tup
     return out
 
 
+@styled
 def step_size_plot(models_or_steps: Mapping[str, Any], classical: float | Mapping[str, float] | None,
                    path: str | os.PathLike[str], *, title: str = "Learned step sizes against the classical 1/L",
                    normalized: bool = False, return_figure: bool = False) -> list[Path] | tuple[list[Path], Figure]:
@@ -82,7 +83,7 @@ def step_size_plot(models_or_steps: Mapping[str, Any], classical: float | Mappin
     ``"classical step 1/L…"`` and ``"stability limit 2/L…"`` (per name when the classical steps differ).
     """
     data = _series(models_or_steps, classical)
-    fig, ax = new_figure(width=WIDTH, height=HEIGHT)
+    fig, ax = new_figure()
     color = Palette()
     for name, (steps, ref) in data.items():
         y = steps / ref if normalized else steps

@@ -18,6 +18,7 @@ import numpy as np
 
 from unfoldtheory.classical import fista, ista, ista_support_rate
 from unfoldtheory.diagnostics import markdown_table, new_figure, save_figure
+from unfoldtheory.diagnostics.figures import styled
 from unfoldtheory.problems import SparseRecovery
 from unfoldtheory.reference import lasso
 from unfoldtheory.report.config import ReportConfig
@@ -119,14 +120,16 @@ def run(config: ReportConfig, out: Path, progress: bool | None = None) -> Sectio
     return Section("baselines", title, md, results, figures, checks)
 
 
+@styled
 def _figures(errors: dict[str, np.ndarray], rates: list[float], k0s: list[int | None],
              pairs: list[tuple[float, float]], K: int, out: Path) -> list[Path]:
-    fig, (ax1, ax2) = new_figure(ncols=2)
+    fig, (ax1, ax2) = new_figure(ncols=2, height=2.6)
     ks = np.arange(K + 1)
     colours = {"ISTA": "C0", "FISTA": "C1"}
     for name, err in errors.items():
-        ax1.semilogy(ks, np.median(err, axis=1), color=colours[name], label=f"{name} (median)")
-        ax1.fill_between(ks, np.quantile(err, 0.1, axis=1), np.quantile(err, 0.9, axis=1), color=colours[name], alpha=0.15)
+        ax1.semilogy(ks, np.median(err, axis=1), color=colours[name], label=f"{name}: median")
+        ax1.fill_between(ks, np.quantile(err, 0.1, axis=1), np.quantile(err, 0.9, axis=1), color=colours[name], alpha=0.2,
+                         linewidth=0, label=f"{name}: 10–90% of instances")
     identified = [i for i, k0 in enumerate(k0s) if k0 is not None]
     if identified:
         i = identified[int(np.argmin([k0s[j] for j in identified]))]
@@ -134,24 +137,24 @@ def _figures(errors: dict[str, np.ndarray], rates: list[float], k0s: list[int | 
         e = errors["ISTA"][:, i]
         ax1.semilogy(ks, e, color="C0", lw=0.8, ls=":", label=f"ISTA, instance {i}")
         ax1.semilogy(ks[k0:], e[k0] * rates[i] ** np.arange(K + 1 - k0), color="k", ls="--", lw=1.0,
-                     label=fr"closed form $\rho_S^{{k-k_0}}$, $\rho_S$={rates[i]:.4f}")
+                     label=fr"closed form $\rho_S^{{k-k_0}}$, $\rho_S$ = {rates[i]:.4f}")
         ax1.axvline(k0, color="grey", lw=0.6)
     ax1.set_ylim(bottom=1e-13)
     ax1.set_xlabel("iteration k")
     ax1.set_ylabel(r"$\|x_k - x^\star\|_2 / \|x^\star\|_2$")
     ax1.set_title("error to the certified Lasso solution")
-    ax1.legend()
+    ax1.legend(loc="lower left")
     if pairs:
         r, f = np.array(pairs).T
         lo, hi = min(r.min(), f.min()) * 0.995, 1.0
         ax2.plot([lo, hi], [lo, hi], color="k", ls="--", lw=1.0, label="fitted = closed form")
-        ax2.scatter(r, f, s=14, color="C0", label="instances")
+        ax2.scatter(r, f, s=12, color="C0", label="instances")
         ax2.set_xlim(lo, hi)
         ax2.set_ylim(lo, hi)
-        ax2.legend()
+        ax2.legend(loc="upper left")
     ax2.set_xlabel(r"closed-form rate on the support $\rho_S$")
-    ax2.set_ylabel("fitted ISTA rate after identification")
-    ax2.set_title("ISTA: measured against closed-form rate")
+    ax2.set_ylabel("fitted ISTA rate")
+    ax2.set_title("ISTA: fitted against closed-form rate")
     return save_figure(fig, out / "baselines_error")
 
 

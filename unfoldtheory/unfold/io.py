@@ -46,15 +46,38 @@ def _dtype_of(model: torch.nn.Module) -> str:
     return str(tensor.dtype).removeprefix("torch.")
 
 
-def save(model: torch.nn.Module, path: str | os.PathLike[str]) -> Path:
-    """Write ``model`` (config + state dict, on the CPU) to ``path`` atomically."""
+def save(model: torch.nn.Module, path: str | os.PathLike[str], *, example_input: Any = None) -> Path:
+    """Write ``model`` to ``path`` atomically.
+
+    A model of this package is written as its config + state dict (on the CPU). Any other module is written as a
+    ``torch.export`` program traced at ``example_input`` (a tensor with a leading batch dimension), the ``.pt2``
+    archive that :func:`unfoldtheory.program_io.load_program` checks and ``unfoldtheory analyze`` reads.
+    """
     if type(model).__name__ not in _registry():
-        raise TypeError(f"save() takes an unfoldtheory model, got {type(model).__name__}")
+        if not isinstance(model, torch.nn.Module):
+            raise TypeError(f"save() takes a torch module, got {type(model).__name__}")
+        if example_input is None:
+            raise TypeError(f"save() writes {type(model).__name__}, a module of your own, as a torch.export program: "
+                            "pass example_input=<a (batch, m) tensor> (or call torch.export.save(torch.export.export("
+                            "model, (y,)), 'model.pt2') yourself)")
+        return _save_program(model, path, example_input)
     state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
     payload = {"format": FORMAT, "version": VERSION, "config": json.dumps(model.config()),
                "dtype": _dtype_of(model), "state_dict": state}
     buf = io.BytesIO()
     torch.save(payload, buf)
+    return atomic_write_bytes(path, buf.getvalue())
+
+
+def _save_program(model: torch.nn.Module, path: str | os.PathLike[str], example_input: Any) -> Path:
+    if not isinstance(example_input, torch.Tensor):
+        raise TypeError(f"example_input must be a torch tensor, got {type(example_input).__name__}")
+    check_finite_parameters(model)
+    buf = io.BytesIO()
+    torch.export.save(torch.export.export(model, (example_input,)), buf)
+    from unfoldtheory.program_io import check_program_bytes
+
+    check_program_bytes(buf.getvalue(), str(path))  # what we write must pass the loader's checks
     return atomic_write_bytes(path, buf.getvalue())
 
 
