@@ -16,7 +16,10 @@ same global certificates on the restricted spec: ``preactivation_bounds(..., met
 neurons, ``exact_bound`` with its interval and time (where ``unfoldtheory.lipschitz.exact`` exists).
 
 Goals (issue 13), printed beside the numbers: local upper/lower ≤ 1.2 at radii 1 % and 5 %; ≤ 2 s per region at
-the report's size (64×128, 12 layers). BLAS runs on one thread. ``--out STEM`` also writes ``STEM_local`` and
+the report's size (64×128, 12 layers), so the lower bound gets ``--lower-budget`` 0.6 s and the upper ``--upper-budget``
+1.4 s by default. BLAS runs on one thread. ``--diagnose`` adds, per region, where the ratio is lost (:func:`diagnose`);
+``--cache DIR`` keeps the trained report models as JSON specs; ``--no-global`` skips the global intervals.
+``--out STEM`` also writes ``STEM_local`` and
 ``STEM_global`` tables (Markdown, LaTeX, CSV, JSON).
 
     python benchmarks/lipschitz_local.py [--preset small|report] [--radii 0.01 0.05] [--inputs 3] [--out results/local]
@@ -26,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import json
 import math
 import sys
 import time
@@ -36,13 +40,14 @@ from threadpoolctl import threadpool_limits
 
 from unfoldtheory.diagnostics import markdown_table, save_table
 from unfoldtheory.lipschitz import agnostic_floor, lower_bound, upper_bound
-from unfoldtheory.lipschitz.bound_propagation import preactivation_bounds
+from unfoldtheory.lipschitz.bound_propagation import PreactivationBounds, preactivation_bounds
 from unfoldtheory.lipschitz.exact import exact_bound
 from unfoldtheory.lipschitz.local import local_upper_bound
 from unfoldtheory.lipschitz.local_lower import local_lower_bound
 from unfoldtheory.lipschitz.regions import Ball
 from unfoldtheory.problems import SparseRecovery
 from unfoldtheory.report.config import ReportConfig
+from unfoldtheory.spec import NetworkSpec
 
 PRESETS = {"small": {"m": 32, "n": 64, "layers": 6, "train_steps": 300},
            "report": {"m": ReportConfig.m, "n": ReportConfig.n, "layers": ReportConfig.layers,
@@ -72,12 +77,22 @@ def report_networks(preset: dict, args) -> list[tuple[str, object, SparseRecover
     test = problem.sample(200, seed=20_000 + args.seed)
     out = []
     for name, lr in REPORT_MODELS:
+        steps = args.train_steps or preset["train_steps"]
+        cached = None if args.cache is None else args.cache / f"{name}_{m}x{n}x{K}_steps{steps}_seed{args.seed}.json"
+        if cached is not None and cached.exists():  # JSON (no pickle): NetworkSpec.to_dict of an earlier run
+            out.append((f"{name} (report)", NetworkSpec.from_dict(json.loads(cached.read_text())), problem, (m, n, K)))
+            print(f"loaded {name} ({m}, {n}, {K}) from {cached}", flush=True)
+            continue
         start = time.perf_counter()
         model = getattr(unfold, name)(problem.A, K, problem.lam).float()
-        train_and_evaluate(name, model, problem, test, steps=args.train_steps or preset["train_steps"], lr=lr,
+        train_and_evaluate(name, model, problem, test, steps=steps, lr=lr,
                            seed=args.seed, progress=False if args.no_progress else None)
         print(f"trained {name} ({m}, {n}, {K}) in {time.perf_counter() - start:.1f} s", flush=True)
-        out.append((f"{name} (report)", model.double().spec(), problem, (m, n, K)))
+        spec = model.double().spec()
+        if cached is not None:
+            cached.parent.mkdir(parents=True, exist_ok=True)
+            cached.write_text(json.dumps(spec.to_dict()))
+        out.append((f"{name} (report)", spec, problem, (m, n, K)))
     return out
 
 
@@ -130,6 +145,48 @@ def local_rows(name: str, spec, problem: SparseRecovery, size, args) -> list[lis
     return rows
 
 
+def diagnose(name: str, spec, problem: SparseRecovery, args) -> list[list]:
+    """Where the ratio is lost (``--diagnose``), per region:
+
+    * upper side: the unstable neurons after CROWN and α-CROWN against the neurons whose slope actually changes among
+      ``--diagnose-samples`` sampled points (a lower bound on the truly unstable ones); the certificate that wins; and
+      the same certificates on the sampled hull of the pre-activations (an *estimate*, not certified: the hull is inside
+      the true ranges, so it shows what exact intervals could at most give);
+    * lower side: the default search against a longer one (4× the restarts, ``--diagnose-budget`` seconds) and the
+      largest ‖J(y)‖ at the sampled points.
+    """
+    Y, _ = problem.sample(args.inputs, seed=40_000 + args.seed)
+    rows = []
+    for i, y in enumerate(Y):
+        for r in args.radii:
+            region = Ball(y, r * float(np.linalg.norm(y)))
+            crown = preactivation_bounds(spec, region)
+            alpha = preactivation_bounds(spec, region, method="alpha-crown")
+            P = region.sample(args.diagnose_samples, args.seed + 1)
+            pres = spec.preactivations(P)
+            flips = sum(int(np.sum(np.any(act.slopes(v) != act.slopes(v[:1]), axis=0)))
+                        for act, v in zip(spec.activations, pres, strict=True) if act.separable)
+            hull = PreactivationBounds(tuple(v.min(axis=0) for v in pres), tuple(v.max(axis=0) for v in pres),
+                                       "sampled hull (not rigorous)", 0.0)
+            sampled = max(float(np.linalg.norm(spec.jacobian(p), 2)) for p in P[: min(len(P), 500)])
+            low = local_lower_bound(spec, region, seed=args.seed, time_budget=args.lower_budget)
+            strong = local_lower_bound(spec, region, seed=args.seed + 1, restarts=32, time_budget=args.diagnose_budget)
+            up = local_upper_bound(spec, region, time_budget=args.upper_budget)
+            ideal = local_upper_bound(spec, region, time_budget=args.upper_budget, bounds=hull)
+            best_low = max(low.value, strong.value)
+            rows.append([name, i, f"{100 * r:g} %", sum(crown.unstable_counts(spec)), sum(alpha.unstable_counts(spec)),
+                         flips, up.value, up.method, ideal.value, low.value, strong.value, sampled,
+                         up.value / best_low if best_low > 0 else math.inf,
+                         ideal.value / best_low if best_low > 0 else math.inf,
+                         low.value / best_low if best_low > 0 else 0.0])
+    return rows
+
+
+DIAGNOSIS_HEADER = ["network", "input", "radius", "unstable (CROWN)", "unstable (α-CROWN)", "slope changes seen",
+                    "upper", "winning certificate", "upper on sampled hull (estimate)", "lower", "lower (long search)",
+                    "max sampled ‖J‖", "upper / best lower", "hull upper / best lower", "lower / best lower"]
+
+
 def global_rows(name: str, spec, size, args) -> list[list]:
     best, _, t_best = _timed(upper_bound, spec, "best", time_budget=args.global_budget)
     low, _, t_low = _timed(lower_bound, spec, restarts=8, seed=args.seed)
@@ -170,29 +227,43 @@ def main() -> None:
     parser.add_argument("--train-steps", type=int, default=None, help="override the training steps of every model")
     parser.add_argument("--radii", nargs="+", type=float, default=[0.01, 0.05], help="ball radii as fractions of ‖y‖")
     parser.add_argument("--inputs", type=int, default=3, help="test inputs y per network")
-    parser.add_argument("--lower-budget", type=float, default=1.0,
-                        help="seconds of each local lower bound (1 s: half of the goal of 2 s per region)")
-    parser.add_argument("--upper-budget", type=float, default=10.0, help="seconds of each local upper bound")
+    parser.add_argument("--lower-budget", type=float, default=0.6,
+                        help="seconds of each local lower bound (with --upper-budget: the goal of 2 s per region)")
+    parser.add_argument("--upper-budget", type=float, default=1.4, help="seconds of each local upper bound")
+    parser.add_argument("--no-global", action="store_true", help="skip the global intervals (they do not depend on the region)")
+    parser.add_argument("--diagnose", action="store_true",
+                        help="also print where the ratio is lost (unstable neurons, winning certificate, longer lower search)")
+    parser.add_argument("--diagnose-budget", type=float, default=10.0, help="seconds of the long lower search of --diagnose")
+    parser.add_argument("--diagnose-samples", type=int, default=2000, help="sampled points per region for --diagnose")
     parser.add_argument("--global-budget", type=float, default=45.0, help="seconds of upper_bound(spec, 'best')")
     parser.add_argument("--exact-max-neurons", type=int, default=200)
     parser.add_argument("--exact-budget", type=float, default=60.0)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=None, help="also write STEM_local.* and STEM_global.* tables")
+    parser.add_argument("--cache", type=Path, default=None,
+                        help="folder of trained report specs (JSON): loaded when present, written after training")
     parser.add_argument("--no-progress", action="store_true", help="no training progress bars")
     args = parser.parse_args()
     threadpool_limits(1)
     nets = [] if args.no_report_models else report_networks(PRESETS[args.preset], args)
     nets += family_networks(args)
-    local, glob = [], []
+    local, glob, diag = [], [], []
     for name, spec, problem, size in nets:
         rows = local_rows(name, spec, problem, size, args)
-        grows = global_rows(name, spec, size, args)
+        grows = [] if args.no_global else global_rows(name, spec, size, args)
         local += rows
         glob += grows
         print(f"\n## {name} {size}\n\n" + markdown_table(LOCAL_HEADER, rows, digits=5) + "\n"
-              + markdown_table(GLOBAL_HEADER, grows, digits=5), flush=True)
+              + (markdown_table(GLOBAL_HEADER, grows, digits=5) if grows else ""), flush=True)
+        if args.diagnose:
+            drows = diagnose(name, spec, problem, args)
+            diag += drows
+            print("\n### Where the ratio is lost\n\n" + markdown_table(DIAGNOSIS_HEADER, drows, digits=4), flush=True)
     print("\n# All networks: local intervals\n\n" + markdown_table(LOCAL_HEADER, local, digits=5))
-    print("# All networks: global intervals\n\n" + markdown_table(GLOBAL_HEADER, glob, digits=5))
+    if glob:
+        print("# All networks: global intervals\n\n" + markdown_table(GLOBAL_HEADER, glob, digits=5))
+    if diag:
+        print("# All networks: where the ratio is lost\n\n" + markdown_table(DIAGNOSIS_HEADER, diag, digits=4))
     ratios = [r[7] for r in local]
     met = sum(x <= GOAL_RATIO for x in ratios)
     print(f"goal upper/lower ≤ {GOAL_RATIO}: met in {met} of {len(ratios)} regions (worst ratio {max(ratios):.4g})")
@@ -204,7 +275,10 @@ def main() -> None:
     if args.out is not None:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         save_table(LOCAL_HEADER, local, f"{args.out}_local", digits=5)
-        save_table(GLOBAL_HEADER, glob, f"{args.out}_global", digits=5)
+        if glob:
+            save_table(GLOBAL_HEADER, glob, f"{args.out}_global", digits=5)
+        if diag:
+            save_table(DIAGNOSIS_HEADER, diag, f"{args.out}_diagnosis", digits=4)
 
 
 if __name__ == "__main__":

@@ -6,6 +6,8 @@ the exact range of an affine map, and exact checks of every relaxation line.
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -384,3 +386,38 @@ def test_bad_input_is_refused():
     user = NetworkSpec(2, [Layer({0: np.eye(2)}, ReLU()), Layer({1: np.eye(2)}, _Tanhish())])
     with pytest.raises(ValueError, match=r"built-in activation: layer 2 .*my_clip"):
         preactivation_bounds(user, Box(-np.ones(2), np.ones(2)))
+
+
+# ---------------------------------------------------------------------------- deadline
+@settings(max_examples=20, deadline=None)
+@given(ut.unrolled_specs(m=st.integers(1, 4), n=st.integers(1, 5), K=st.integers(1, 4),
+                         activation=st.sampled_from(["soft_threshold", "relu"])), st.data())
+def test_a_passed_deadline_leaves_the_interval_bounds(spec, data):
+    """A deadline already passed stops the back-substitution at layer 1: the bounds are then the interval ones exactly
+    (another route to the same numbers), and still contain every sample; with no deadline nothing is stopped."""
+    region = data.draw(regions(spec.input_dim))
+    plain = preactivation_bounds(spec, region, method="interval")
+    Y = region.sample(100, rng=2)
+    for method in ("crown", "alpha-crown"):
+        late = preactivation_bounds(spec, region, method=method, deadline=time.perf_counter() - 1.0)
+        assert late.stopped == 1
+        for a, b in ((late.lower, plain.lower), (late.upper, plain.upper)):
+            assert all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
+        _float_contains(late, spec, Y)
+        assert preactivation_bounds(spec, region, method=method).stopped is None
+
+
+def test_a_deadline_during_the_passes_keeps_rigorous_nested_bounds():
+    """Stopped at any point, the bounds are nested in the interval bounds neuron by neuron and hold at sampled inputs
+    exactly (the oracle); a deadline far ahead changes nothing."""
+    spec, y = _lista(8, 16, 8, seed=3)
+    region = Ball(y, 0.05 * float(np.linalg.norm(y)))
+    plain = preactivation_bounds(spec, region, method="interval")
+    for wait in (0.0, 0.02, 0.1):
+        late = preactivation_bounds(spec, region, method="alpha-crown", deadline=time.perf_counter() + wait)
+        for lo, hi, plo, phi in zip(late.lower, late.upper, plain.lower, plain.upper, strict=True):
+            assert np.all(lo >= plo) and np.all(hi <= phi)
+        assert all(bounds_contain(late, spec, x) for x in region.sample(3, rng=4))
+    free = preactivation_bounds(spec, region, method="alpha-crown", deadline=time.perf_counter() + 1e6)
+    full = preactivation_bounds(spec, region, method="alpha-crown")
+    assert free.stopped is None and all(np.array_equal(a, b) for a, b in zip(free.lower, full.lower, strict=True))

@@ -201,3 +201,20 @@ def test_local_lmi_certificates_pass_the_exact_oracle_on_the_restricted_spec(spe
     restriction = restrict(spec, cert["lower"], cert["upper"], keep_linear=method == "sequential")
     assert lipsdp_certificate_holds(restriction.spec, cert["inner"]["multipliers"], cert["inner"]["rho"])
     assert Fraction(bound.value) ** 2 >= Fraction(cert["inner"]["rho"])
+
+
+@settings(max_examples=10, deadline=None)
+@given(ut.unrolled_specs(activation=st.sampled_from(["soft_threshold", "relu"]), max_layers=3),
+       st.sampled_from([0.3, 3.0]), st.integers(0, 2**31))
+def test_a_spent_time_budget_still_gives_a_certified_bound_above_the_samples(spec, radius, seed):
+    """With almost no time the propagation stops at once and the solves are skipped, with their reasons: the product
+    bound of the restricted spec is left, certified, and still above every sampled Jacobian norm in the region."""
+    rng = np.random.default_rng(seed)
+    region = Ball(rng.standard_normal(spec.input_dim), radius)
+    bound = local_upper_bound(spec, region, time_budget=1e-9)
+    assert bound.certified
+    jac = max(np.linalg.norm(spec.jacobian(y), 2) for y in region.sample(64, rng))
+    assert bound.value >= jac * (1 - 1e-9)
+    assert bound.details["propagation_stopped_at_layer"] == 1
+    if "skipped" in bound.details:  # not affine on the region: the solves were skipped
+        assert "time budget" in bound.details["skipped"]["sdp"] and "time budget" in bound.details["skipped"]["first-order"]

@@ -56,12 +56,14 @@ METHODS = ("interval", "crown", "alpha-crown")
 class PreactivationBounds:
     """``lower[k-1] ≤ v_k(y) ≤ upper[k-1]`` for every layer ``k = 1..N`` and every ``y`` in the region (exact
     arithmetic on the spec's float64 data); entries may be ``±inf`` (no bound). ``method`` names how they were
-    computed, ``seconds`` how long it took."""
+    computed, ``seconds`` how long it took; ``stopped`` is the first layer from which the deadline left the bounds of
+    the pass before (interval, or CROWN under ``"alpha-crown"``), None when every layer was tightened."""
 
     lower: tuple[np.ndarray, ...]
     upper: tuple[np.ndarray, ...]
     method: str
     seconds: float
+    stopped: int | None = None
 
     def width(self) -> dict[str, Any]:
         """Summary of ``upper − lower``: the mean over finite-width neurons per layer and overall, the largest width,
@@ -129,7 +131,8 @@ def state_interval(spec: NetworkSpec, k: int, lo: np.ndarray, hi: np.ndarray,
     return _sanitize(np.asarray(zlo, dtype=float), np.asarray(zhi, dtype=float))
 
 
-def preactivation_bounds(spec: NetworkSpec, region: Region, *, method: str = "crown") -> PreactivationBounds:
+def preactivation_bounds(spec: NetworkSpec, region: Region, *, method: str = "crown",
+                         deadline: float | None = None) -> PreactivationBounds:
     """Rigorous bounds on every pre-activation of ``spec`` over ``region`` (module docstring).
 
     ``method``:
@@ -144,27 +147,33 @@ def preactivation_bounds(spec: NetworkSpec, region: Region, *, method: str = "cr
       (:mod:`.alpha_crown`) on the tightened intervals of the layers before, intersected with the ``"crown"`` bounds:
       never looser than ``"crown"``, neuron by neuron.
 
+    ``deadline`` (a ``time.perf_counter()`` value): once it has passed, the layers left get no back-substitution (no
+    slope optimisation under ``"alpha-crown"``) and keep the bounds of the pass before, which hold as well; the first
+    such layer is ``stopped``.
+
     Raises ValueError for an unknown method, a region of the wrong dimension, or a user-defined activation (no proved
     relaxation).
     """
     t0 = time.perf_counter()
     _check(spec, region, method)
+    stopped = None
     if method == "interval":
-        lower, upper = _propagate(spec, region, None, None)
+        lower, upper, _ = _propagate(spec, region, None, None)
     else:
-        plain = _propagate(spec, region, None, None)  # so that crown ⊆ interval exactly, as floats
-        lower, upper = _propagate(spec, region, plain, "crown")
-        if method == "alpha-crown":
-            lower, upper = _propagate(spec, region, (lower, upper), "alpha-crown")
+        plain = _propagate(spec, region, None, None)[:2]  # so that crown ⊆ interval exactly, as floats
+        lower, upper, stopped = _propagate(spec, region, plain, "crown", deadline)
+        if method == "alpha-crown" and stopped is None:
+            lower, upper, stopped = _propagate(spec, region, (lower, upper), "alpha-crown", deadline)
     for arr in (*lower, *upper):
         arr.flags.writeable = False
-    return PreactivationBounds(tuple(lower), tuple(upper), method, time.perf_counter() - t0)
+    return PreactivationBounds(tuple(lower), tuple(upper), method, time.perf_counter() - t0, stopped)
 
 
 def _propagate(spec: NetworkSpec, region: Region, outer: tuple[list[np.ndarray], list[np.ndarray]] | None,
-               method: str | None) -> tuple[list[np.ndarray], list[np.ndarray]]:
+               method: str | None, deadline: float | None = None) -> tuple[list[np.ndarray], list[np.ndarray], int | None]:
     """Layer by layer: the interval bound from the states' intervals, intersected with ``outer`` (bounds known to
-    hold) and, for ``method``, with back-substituted bounds of the neurons that need them."""
+    hold) and, for ``method``, with back-substituted bounds of the neurons that need them, until ``deadline``; also the
+    first layer reached after the deadline (None if none)."""
     from unfoldtheory.lipschitz import alpha_crown
     from unfoldtheory.lipschitz.linear_relaxation import Backsubstitution, constant, nonaffine, shrink_to_stable, slope_family
 
@@ -175,8 +184,11 @@ def _propagate(spec: NetworkSpec, region: Region, outer: tuple[list[np.ndarray],
     upper: list[np.ndarray] = []
     crown = Backsubstitution(spec, region) if method else None
     guide = alpha_crown.SlopeGuide(spec, region) if method == "alpha-crown" else None
+    stopped = None
     for k in range(1, spec.num_layers + 1):
         act = spec.activations[k - 1]
+        if crown is not None and deadline is not None and time.perf_counter() > deadline:
+            crown, guide, stopped = None, None, k  # the layers left keep the bounds of the pass before (``outer``)
         lo, hi = interval_layer(spec, k, zlo, zhi, inflate)
         if outer is not None:
             lo, hi = np.maximum(lo, outer[0][k - 1]), np.minimum(hi, outer[1][k - 1])
@@ -202,7 +214,7 @@ def _propagate(spec: NetworkSpec, region: Region, outer: tuple[list[np.ndarray],
         upper.append(hi)
         zlo.append(zl)
         zhi.append(zh)
-    return lower, upper
+    return lower, upper, stopped
 
 
 __all__ = ["METHODS", "PreactivationBounds", "interval_layer", "preactivation_bounds", "state_interval"]

@@ -35,16 +35,31 @@ from unfoldtheory.validation import time_budget_seconds
 VERTEX_LIMIT = 12
 #: Up to this LipSDP matrix size "best" solves the restricted problem exactly by the structured interior-point method.
 LOCAL_STRUCTURED_SDP = 600
+#: Time model of the budget (seconds, one BLAS thread; measured on the report's 64×128, 12-layer nets: 139 rows in
+#: 0.6 s, 436 rows in 9 s): the structured solve of an n-row LipSDP matrix converges in about
+#: ``SDP_SECONDS_COEFF·n**SDP_SECONDS_POWER``, and it is started only when that is at most ``SDP_OPTIMISM`` times the
+#: time left after its re-check (a solve stopped by the budget certifies nothing, and starves the chain methods);
+#: the re-check takes ``CHECK_SECONDS + 3e-6·n²``.
+SDP_SECONDS_COEFF = 4.2e-6
+SDP_SECONDS_POWER = 2.4
+SDP_OPTIMISM = 0.8
+CHECK_SECONDS = 0.1
+#: The chain methods (sequential, then first-order) need at least ``CHAIN_MINIMUM`` seconds to find a feasible scale,
+#: and their certificate checks after the search take up to ``CHAIN_RESERVE`` (measured: 0.26–0.5 s at 1e-3 s budget).
+CHAIN_MINIMUM = 0.3
+CHAIN_RESERVE = 0.4
+#: The share of the time budget after which the bound propagation stops tightening (``preactivation_bounds(deadline=)``).
+PROPAGATION_SHARE = 0.5
 
 
 def _region_bounds(spec: NetworkSpec, region: Region, bounds: PreactivationBounds | None,
-                   propagation: str) -> tuple[PreactivationBounds | None, str | None]:
+                   propagation: str, deadline: float) -> tuple[PreactivationBounds | None, str | None]:
     if bounds is not None:
         if not isinstance(bounds, PreactivationBounds):
             raise TypeError(f"bounds must be PreactivationBounds (from preactivation_bounds), got {type(bounds).__name__}")
         return bounds, None
     try:
-        return preactivation_bounds(spec, region, method=propagation), None
+        return preactivation_bounds(spec, region, method=propagation, deadline=deadline), None
     except ValueError as exc:
         if "user-defined" not in str(exc):
             raise
@@ -62,36 +77,57 @@ def _is_chain(spec: NetworkSpec) -> bool:
     return True
 
 
+def _sdp_seconds(size: int) -> float:
+    """Predicted seconds for the structured interior-point method to converge on a LipSDP matrix of ``size`` rows
+    (the time model above ``SDP_SECONDS_COEFF``)."""
+    return SDP_SECONDS_COEFF * float(size) ** SDP_SECONDS_POWER
+
+
+def _sdp_check_seconds(size: int) -> float:
+    """Seconds reserved for the SDP certificate's re-check after the solve (the quadratic form, its rounding bound and
+    the shifted Cholesky factorisation: 0.6 s at 436 rows)."""
+    return CHECK_SECONDS + 3e-6 * size * size
+
+
 def _candidates(spec: NetworkSpec, pre: PreactivationBounds, restriction: Restriction, method: str,
-                budget: float) -> tuple[list[Bound], dict[str, str]]:
-    """The certificates tried on the restricted spec (module docstring), and why others were skipped."""
+                deadline: float) -> tuple[list[Bound], dict[str, str]]:
+    """The certificates tried on the restricted spec (module docstring), and why others were skipped.
+
+    Every step starts only if it fits before ``deadline``, with its final re-check included (``_sdp_check_seconds``,
+    ``CHAIN_RESERVE``): a solve gets the time left less what its re-check needs, and a step whose minimum does not fit is
+    skipped with the reason. The product bound always runs (tens of milliseconds): it is the certified fallback.
+    """
     from unfoldtheory.lipschitz import STRUCTURED_SDP, product_bound, sdp_bound, upper_bound
 
-    start = time.perf_counter()
-
     def remaining() -> float:
-        return max(budget - (time.perf_counter() - start), 1e-3)
+        return deadline - time.perf_counter()
 
     skipped: dict[str, str] = {}
     if method in ("sequential", "first-order"):  # the chain methods need the chain form
         chain = restrict(spec, pre.lower, pre.upper, keep_linear=True)
         if not _is_chain(chain.spec):
             raise ValueError(f"method {method!r} needs a chain with input injection; the restricted spec is not one")
-        return [upper_bound(chain.spec, method, time_budget=budget)], skipped
+        return [upper_bound(chain.spec, method, time_budget=max(remaining() - CHAIN_RESERVE, 1e-3))], skipped
     if method != "best":
-        return [upper_bound(restriction.spec, method, time_budget=budget)], skipped
+        return [upper_bound(restriction.spec, method, time_budget=max(remaining(), 1e-3))], skipped
     candidates = [product_bound(restriction.spec)]
     size = spec.input_dim + restriction.unstable
-    if size <= LOCAL_STRUCTURED_SDP:
-        candidates.append(sdp_bound(restriction.spec, solver="structured", max_size=LOCAL_STRUCTURED_SDP,
-                                    time_budget=remaining()))
-    else:
+    solve = remaining() - _sdp_check_seconds(size)
+    if size > LOCAL_STRUCTURED_SDP:
         skipped["sdp"] = f"the restricted LipSDP matrix has {size} > {LOCAL_STRUCTURED_SDP} rows"
+    elif _sdp_seconds(size) > SDP_OPTIMISM * solve:
+        skipped["sdp"] = (f"the restricted LipSDP matrix has {size} rows: about {_sdp_seconds(size):.2g} s to converge, "
+                          f"{max(solve, 0.0):.2g} s left in the time budget after its re-check")
+    else:
+        candidates.append(sdp_bound(restriction.spec, solver="structured", max_size=LOCAL_STRUCTURED_SDP,
+                                    time_budget=max(solve, 1e-3)))
     exact_sdp = any(b.certified and b.details.get("status") == "optimal" for b in candidates[1:])
     if exact_sdp:
         skipped["first-order"] = "the restricted LipSDP-Neuron problem was solved exactly"
+    elif remaining() < CHAIN_MINIMUM + CHAIN_RESERVE:
+        skipped["first-order"] = f"time budget spent ({max(remaining(), 0.0):.2g} s left)"
     elif _is_chain(chain := restrict(spec, pre.lower, pre.upper, keep_linear=True).spec):
-        candidates.append(upper_bound(chain, "best", time_budget=remaining(),
+        candidates.append(upper_bound(chain, "best", time_budget=max(remaining() - CHAIN_RESERVE, 1e-3),
                                       max_sdp_size=min(STRUCTURED_SDP, LOCAL_STRUCTURED_SDP)))
     else:
         skipped["first-order"] = "the spec is not a chain with input injection"
@@ -122,8 +158,11 @@ def local_upper_bound(spec: NetworkSpec, region: Region, *, method: str = "best"
         the smallest certified one is returned. Any other method of :func:`~unfoldtheory.lipschitz.upper_bound`
         runs on the restricted spec alone.
     time_budget:
-        Seconds for the whole bound; the certificates get what the bound propagation leaves, and their final
-        multiplier checks (not budgeted) may run past it.
+        Seconds for the whole bound. The bound propagation stops tightening after ``PROPAGATION_SHARE`` of it (the
+        layers left keep their interval bounds, which are rigorous too); each certificate starts only if it fits in
+        what is left with its final re-check (a time model, ``SDP_SECONDS_COEFF`` …), else it is skipped with the
+        reason in ``details["skipped"]``. The product bound of the restricted spec and the vertex enumeration (at
+        most ``2**VERTEX_LIMIT`` Jacobians) always run; the call may overrun by those and by the time model's error.
     bounds:
         Pre-activation bounds valid over the region, if already computed (e.g. ``method="interval"`` for the
         plain IBP baseline); by default :func:`~.bound_propagation.preactivation_bounds` with ``propagation``.
@@ -146,7 +185,7 @@ def local_upper_bound(spec: NetworkSpec, region: Region, *, method: str = "best"
         raise TypeError("global_bound must be an upper Bound on the global Lipschitz constant")
     region.check_dim(spec.input_dim)
     budget = time_budget_seconds(time_budget)
-    pre, note = _region_bounds(spec, region, bounds, propagation)
+    pre, note = _region_bounds(spec, region, bounds, propagation, start + PROPAGATION_SHARE * budget)
     if pre is None:
         inner = upper_bound(spec, method, time_budget=budget)
         return _local(inner, spec, region, None, None, start, {"bounds": note})
@@ -158,7 +197,7 @@ def local_upper_bound(spec: NetworkSpec, region: Region, *, method: str = "best"
                       {} if value < float("inf") else {"reason": "the Jacobian or its rounding bound overflows float64"})
         return _local(inner, spec, region, pre, restriction, start, {})
     # the bound propagation and the restriction count against the budget too
-    candidates, skipped = _candidates(spec, pre, restriction, method, max(budget - (time.perf_counter() - start), 1e-3))
+    candidates, skipped = _candidates(spec, pre, restriction, method, start + budget)
     if global_bound is not None:
         candidates.append(global_bound.replace(method=f"global {global_bound.method}"))
     certified = [b for b in candidates if b.certified]
@@ -176,6 +215,7 @@ def _local(inner: Bound, spec: NetworkSpec, region: Region, pre: PreactivationBo
     details = {**inner.details, **extra, "region": repr(region)}
     if pre is not None and restriction is not None:
         details.update({"propagation": pre.method, "propagation_seconds": pre.seconds,
+                        "propagation_stopped_at_layer": pre.stopped,
                         "unstable": restriction.unstable, "stable": restriction.stable,
                         "neurons": restriction.unstable + restriction.stable})
     caveats = declaration_caveats(spec)
@@ -188,4 +228,5 @@ def _local(inner: Bound, spec: NetworkSpec, region: Region, pre: PreactivationBo
                  time.perf_counter() - start, details)
 
 
-__all__ = ["LOCAL_STRUCTURED_SDP", "VERTEX_LIMIT", "local_upper_bound"]
+__all__ = ["CHAIN_MINIMUM", "CHAIN_RESERVE", "CHECK_SECONDS", "LOCAL_STRUCTURED_SDP", "PROPAGATION_SHARE", "SDP_OPTIMISM",
+           "SDP_SECONDS_COEFF", "SDP_SECONDS_POWER", "VERTEX_LIMIT", "local_upper_bound"]
