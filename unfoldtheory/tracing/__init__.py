@@ -1,12 +1,13 @@
 """Trace a torch unfolded network into a float64 :class:`~unfoldtheory.spec.NetworkSpec`.
 
 ``from_torch(module, example_input)`` exports the module (``torch.export``, float64 copy, eval mode) and maps the
-graph onto a spec: linear maps (``nn.Linear``/``F.linear``, matmul with constants, ``nn.Conv1d``/``nn.Conv2d`` as
-matrices at the example's shape, sums, differences, scalings, reshapes, residual connections, concatenation,
-slicing) become weights; activations (``F.relu``, ``F.softshrink``,
+graph onto a spec: linear maps (``nn.Linear``/``F.linear``, matmul and ``torch.einsum`` with constants,
+``nn.Conv1d``/``nn.Conv2d`` as matrices at the example's shape, sums, differences, scalings, reshapes, residual
+connections, concatenation, slicing) become weights; activations (``F.relu``, ``F.softshrink``,
 :func:`unfoldtheory.unfold.soft_threshold` and the pattern ``sign(v) * relu(|v| - t)``, ``F.hardtanh``/
 ``torch.clamp`` with constant bounds) become states. Anything else raises
-:class:`~unfoldtheory.spec.NotRepresentable` naming the op and the user's source line.
+:class:`~unfoldtheory.spec.NotRepresentable` naming the op, the module that runs it and the line of the innermost
+``forward`` that reaches it (torch.export records no other frames: the op is on that line or in a function it calls).
 
 ``trace`` returns a :class:`TracedModel`: the spec, the module's parameters (tied ones once) and, for every weight,
 bias, threshold and readout of the spec, the :class:`Provenance` of its entries in those parameters.

@@ -30,7 +30,7 @@ import unfoldtheory.unfold.soft_threshold  # noqa: F401  (registers unfoldtheory
 from unfoldtheory.spec import NotRepresentable
 
 _TORCH_DIR = os.path.dirname(torch.__file__)
-_FRAME = re.compile(r'File "([^"]+)", line (\d+), in [^\n]*\n[ \t]*([^\n]*)')
+_FRAME = re.compile(r'File "([^"]+)", line (\d+), in ([^\n]*)\n[ \t]*([^\n]*)')
 _FINITENESS_OPS = {"isfinite", "isnan", "isinf", "isposinf", "isneginf", "all", "any", "ne", "eq", "logical_not",
                    "logical_and", "logical_or", "bitwise_not", "item", "_local_scalar_dense", "to", "_to_copy"}
 _LOGGERS = ("torch.export", "torch._export", "torch.fx.experimental.symbolic_shapes", "torch._dynamo",
@@ -59,20 +59,44 @@ def op_name(target: Any) -> str:
     return getattr(target, "__qualname__", None) or getattr(target, "__name__", None) or str(target)
 
 
+def _module(node: fx.Node) -> str:
+    """``module `physics` (Phys)`` for the innermost module whose forward call made the node, or ''."""
+    stack = node.meta.get("nn_module_stack") or {}
+    if not stack:
+        return ""
+    path, kind = list(stack.values())[-1]
+    cls = str(getattr(kind, "__qualname__", kind)).rsplit(".", 1)[-1]
+    return f"in module `{path}` ({cls})" if path else f"in the top module ({cls})"
+
+
 def source_line(node: fx.Node) -> str:
-    """``file.py:12 (`code`)`` of the innermost frame outside torch in the node's stack trace, or ''."""
+    """``file.py:12 (`code`; ...)``: the innermost frame outside torch of the node's stack trace, or ''.
+
+    torch.export keeps only the frames of functions named ``forward`` (module forwards) in a node's stack trace, so
+    the line names a helper's call site, not the op, when the op is in a helper called from a forward; say which."""
     frames = _FRAME.findall(node.meta.get("stack_trace") or "")
     if not frames:
         return ""
-    user = [f for f in frames if not os.path.abspath(f[0]).startswith(_TORCH_DIR)]
-    path, line, code = (user or frames)[-1]
-    return f"{os.path.basename(path)}:{line} (`{code.strip()}`)"
+    user = [i for i, f in enumerate(frames) if not os.path.abspath(f[0]).startswith(_TORCH_DIR)]
+    i = user[-1] if user else len(frames) - 1
+    path, line, func, code = frames[i]
+    if func.strip() != "forward":
+        note = f"in `{func.strip()}`"
+    elif i < len(frames) - 1:
+        note = "innermost user `forward` frame, calling into torch"
+    else:
+        note = "innermost `forward` frame: the op is on this line or in a function it calls"
+    return f"{os.path.basename(path)}:{line} (`{code.strip()}`; {note})"
 
 
 def describe(node: fx.Node) -> str:
-    """The op and where the user's code calls it: ``aten.sin.default at model.py:12 (`return torch.sin(x)`)``."""
-    where = source_line(node)
-    return f"{op_name(node.target)} at {where}" if where else f"{op_name(node.target)} (node {node.name})"
+    """The op, the module that runs it and where the user's code calls it, for messages, e.g.
+    ``aten.sin.default (`sin`) in module `physics` (Phys) at model.py:12 (`return torch.sin(x)`; ...)``."""
+    fn = node.meta.get("torch_fn")
+    called = f" (`{str(fn[1]).rsplit('.', 1)[-1]}`)" if isinstance(fn, tuple) and len(fn) == 2 else ""
+    module, where = _module(node), source_line(node)
+    text = op_name(node.target) + called + (f" {module}" if module else "")
+    return f"{text} at {where}" if where else f"{text} (node {node.name})"
 
 
 @contextmanager
@@ -110,7 +134,7 @@ def _export(module: nn.Module, example: torch.Tensor) -> tuple[ExportedProgram, 
             return torch.export.export(module, (example,)), "torch.export.export"
     except GuardOnDataDependentSymNode as exc:
         frames = _FRAME.findall(str(exc).split("The following call raised this error:")[-1])
-        branch = f" at {os.path.basename(frames[0][0])}:{frames[0][1]} (`{frames[0][2].strip()}`)" if frames else ""
+        branch = f" at {os.path.basename(frames[0][0])}:{frames[0][1]} (`{frames[0][3].strip()}`)" if frames else ""
     except Exception as exc:  # torch.export's errors have many types; all mean "cannot trace"
         raise NotRepresentable(f"torch.export could not trace the module: {type(exc).__name__}: "
                                f"{str(exc).strip().splitlines()[0] if str(exc).strip() else ''}") from exc

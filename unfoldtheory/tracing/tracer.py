@@ -23,8 +23,11 @@ from unfoldtheory.spec import Layer, NetworkSpec, NotRepresentable
 from unfoldtheory.tracing import provenance as prov
 from unfoldtheory.tracing.affine import DTYPE, Affine, state
 from unfoldtheory.tracing.export import Graph, describe
-from unfoldtheory.tracing.ops import PATTERN_AWARE, Const, Pending, fold, handler, packet, pending_error
+from unfoldtheory.tracing.fold import fold
+from unfoldtheory.tracing.ops import PATTERN_AWARE, handler
 from unfoldtheory.tracing.provenance import Provenance
+from unfoldtheory.tracing.refusals import pending_error
+from unfoldtheory.tracing.values import Const, Pending, packet
 
 
 @dataclass
