@@ -40,6 +40,7 @@ failure entry): one of the two certificates is wrong. Importing this module load
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -201,8 +202,10 @@ def _parameter_lipschitz(subject: Subject, options: dict[str, Any]) -> dict[str,
     module = subject.module()
     if not any(True for _ in module.parameters()):
         raise NotApplicable(f"it needs learned parameters; {subject.name} has none")
-    return {"parameter lipschitz": parameter_lipschitz(module, options["input_radius"],
-                                                       example_input=subject.example_input)}
+    with warnings.catch_warnings():  # re-exporting a loaded program's module: torch warns about its own pytree API
+        warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated", category=FutureWarning)
+        return {"parameter lipschitz": parameter_lipschitz(module, options["input_radius"],
+                                                           example_input=subject.example_input)}
 
 
 #: The most seconds ``stability`` gives the exact search of the global constant (``time_budget`` when smaller).
