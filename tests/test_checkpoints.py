@@ -89,8 +89,11 @@ def test_round_trip_after_training(cls, tmp_path):
 
 
 def test_save_refuses_what_is_not_a_model(tmp_path):
-    with pytest.raises(TypeError, match="save\\(\\) takes an unfoldtheory model, got Linear"):
+    with pytest.raises(TypeError, match=re.escape("save() writes Linear, a module of your own, as a torch.export program: "
+                                                     "pass example_input")):
         save(torch.nn.Linear(2, 2), tmp_path / "x.pt")
+    with pytest.raises(TypeError, match="save\\(\\) takes a torch module, got dict"):
+        save({"W": torch.zeros(2)}, tmp_path / "x.pt")
     assert not (tmp_path / "x.pt").exists()
 
 
