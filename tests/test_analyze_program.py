@@ -283,3 +283,34 @@ def test_unfold_save_writes_a_users_module_as_a_checked_program(tmp_path):
     y = torch.tensor(p.sample(2, seed=3)[0])
     assert torch.equal(program.module()(y), module(y))
     assert main(["analyze", str(path), "--analyses", "lipschitz", *FAST]) == 0
+
+
+class ProductISTA(nn.Module):
+    """ISTA written as x − γ(xAᵀ − y)A with a learned step: a trace in layer form forms the product AᵀA."""
+
+    def __init__(self, A: np.ndarray) -> None:
+        super().__init__()
+        self.A = torch.tensor(A)
+        self.step = nn.Parameter(torch.tensor(0.5 / float(np.linalg.norm(A, 2) ** 2), dtype=torch.float64))
+
+    def forward(self, y: torch.Tensor) -> torch.Tensor:
+        x = torch.zeros(y.shape[0], self.A.shape[1], dtype=y.dtype)
+        for _ in range(3):
+            x = torch.nn.functional.softshrink(x - self.step * (x @ self.A.T - y) @ self.A, 0.01)
+        return x
+
+
+def test_the_lipschitz_analysis_reads_the_trace_that_forms_no_product():
+    from unfoldtheory.analysis import Subject, analyze_model
+
+    p = _problem()
+    module, y = ProductISTA(p.A), torch.zeros(2, 6, dtype=torch.float64)
+    subject = Subject(module, example_input=y, A=p.A)
+    plain, exact = subject.spec(), subject.spec(exact=True)
+    assert subject.formed_products and exact.num_layers > plain.num_layers
+    Y = p.sample(5, seed=4)[0]
+    assert np.allclose(exact.evaluate(Y), module(torch.tensor(Y)).detach().numpy(), rtol=0, atol=1e-13)
+    result = analyze_model(module, ["lipschitz", "contraction"], example_input=y, A=p.A, time_budget=5, restarts=2)
+    upper, lower = result.bounds["lipschitz upper"], result.bounds["lipschitz lower"]
+    assert upper.certified and lower.value <= upper.value
+    assert "product" in result.bounds["contraction factor"].details["formed_products"]

@@ -103,21 +103,39 @@ class Subject:
             A = model.A_numpy()
         self.A = None if A is None else as_finite_array(A, "A", ndim=2)
         self._spec: NetworkSpec | None = None
+        self._exact_spec: NetworkSpec | None = None
         self._module: Any = None
+        #: Where the trace formed products of the module's linear maps in float64 (empty: none, or not a trace).
+        self.formed_products: tuple[str, ...] = ()
 
-    def spec(self) -> NetworkSpec:
+    def spec(self, exact: bool = False) -> NetworkSpec:
         """The float64 spec: the model itself, ``model.spec()`` for a package model, else the trace
-        (:func:`unfoldtheory.tracing.from_torch`; ``NotRepresentable`` names the op it cannot map)."""
+        (:func:`unfoldtheory.tracing.from_torch`; ``NotRepresentable`` names the op it cannot map).
+
+        A trace may form products of the module's linear maps (e.g. ``AᵀA``) in float64, which is the layer form that
+        method detection and the contraction certificate read. ``exact=True`` gives the trace that forms none (identity
+        states instead, whose elimination the Lipschitz certificates cover), so that a certified Lipschitz bound covers
+        the module's own float64 weights; it is the same spec when the plain trace formed no product.
+        """
         if self._spec is None:
             if isinstance(self.model, NetworkSpec):
                 self._spec = self.model
             elif self.package:
                 self._spec = self.model.spec()
             else:
-                from unfoldtheory.tracing import from_torch
+                from unfoldtheory.tracing import trace
 
-                self._spec = from_torch(self.model, self.example_input, name=self.name)
-        return self._spec
+                traced = trace(self.model, self.example_input, name=self.name)
+                self._spec = traced.spec
+                self._exact_spec = None if traced.formed_products else traced.spec
+                self.formed_products = traced.formed_products
+        if not exact or isinstance(self.model, NetworkSpec) or self.package:
+            return self._spec
+        if self._exact_spec is None:
+            from unfoldtheory.tracing import from_torch
+
+            self._exact_spec = from_torch(self.model, self.example_input, name=self.name, exact=True)
+        return self._exact_spec
 
     def module(self) -> Any:
         """The torch module whose parameters are the model's, or NotApplicable. A program's is its own graph module in
@@ -139,7 +157,7 @@ def _is_package_model(model: Any) -> bool:
 def _lipschitz(subject: Subject, options: dict[str, Any]) -> dict[str, Bound]:
     from unfoldtheory.lipschitz import lower_bound, upper_bound
 
-    spec = subject.spec()
+    spec = subject.spec(exact=True)
     upper = upper_bound(spec, time_budget=options["time_budget"])
     lower = lower_bound(spec, restarts=options["restarts"], seed=options["seed"])
     check_interval(lower, upper, f"Lipschitz constant of {subject.name} (l2)")
@@ -174,8 +192,12 @@ def _contraction(subject: Subject, options: dict[str, Any]) -> dict[str, Bound]:
         tied_iteration(spec)
     except ValueError as exc:
         raise NotApplicable(f"it needs a weight-tied iteration x ↦ φ(Wx + By + b): {exc}") from None
-    return {"contraction factor": contraction_bound(spec, time_budget=options["time_budget"],
-                                                    restarts=options["restarts"], seed=options["seed"])}
+    bound = contraction_bound(spec, time_budget=options["time_budget"], restarts=options["restarts"], seed=options["seed"])
+    if subject.formed_products:  # the certificate covers W as the trace formed it, which the note says
+        note = ("W is the float64 product the trace formed from the module's linear maps (" + "; ".join(subject.formed_products)
+                + "); the factor is certified for that W")
+        bound = bound.replace(details={**bound.details, "formed_products": note})
+    return {"contraction factor": bound}
 
 
 def _coherence(subject: Subject, options: dict[str, Any]) -> dict[str, Bound]:
@@ -234,7 +256,7 @@ def sample_inputs(model: Any, count: int, sparsity: int, amplitude: float, noise
 def _stability(subject: Subject, options: dict[str, Any]) -> Any:
     from unfoldtheory.stability import check_inputs, global_interval, local_stability, stability_radii
 
-    spec = subject.spec()
+    spec = subject.spec(exact=True)
     Y = options["inputs"]
     if Y is None:
         if subject.A is None:
