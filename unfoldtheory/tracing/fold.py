@@ -54,7 +54,7 @@ def _fold_prov(node: fx.Node, name: str, args: tuple, kwargs: dict, consts: list
                 moved_all = torch.cat([m.reshape(-1) for m in pytree.tree_leaves(moved) if isinstance(m, torch.Tensor)])
                 if int(torch.unique(moved_all).numel()) == int(moved_all.numel()):
                     return prov.rearranged(c.prov, name)
-            except Exception:
+            except Exception:  # a move the index replay cannot run is not proved direct: "derived" below
                 pass
         scalars = [x for x in leaves((args, kwargs)) if isinstance(x, (int, float)) and not isinstance(x, bool)]
         if name == "neg":
