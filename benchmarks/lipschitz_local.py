@@ -112,7 +112,7 @@ def _timed(fn, *a, **kw):
     start = time.perf_counter()
     try:
         return fn(*a, **kw), None, time.perf_counter() - start
-    except (ValueError, NotImplementedError) as exc:
+    except ValueError as exc:  # a refusal (e.g. a user activation) becomes a row with its reason
         return None, str(exc), time.perf_counter() - start
 
 
