@@ -11,6 +11,8 @@
 from __future__ import annotations
 
 import math
+from fractions import Fraction
+from typing import Any
 
 import mpmath
 
@@ -50,3 +52,57 @@ def covering_formula_holds(value: float, num_samples: int, delta: float, D: int,
 
 
 __all__ = ["covering_formula_holds", "kl_inverse_holds"]
+
+
+def _exact_log_xi(m: int, iv: Any) -> Any:
+    """``log ξ(m)`` enclosed from the exact rational ``ξ(m) = Σ_k C(m,k) k^k (m−k)^{m−k} / m^m``."""
+    xi = Fraction(sum(math.comb(m, k) * k**k * (m - k) ** (m - k) for k in range(m + 1)), m**m)
+    return iv.log(iv.mpf(xi.numerator) / iv.mpf(xi.denominator))
+
+
+def _rational(x: float) -> Fraction:
+    return Fraction(float(x))
+
+
+def pac_bayes_certificate_holds(cert: dict[str, Any], max_exact_m: int = 400) -> bool:
+    """Whether every number of a PAC-Bayes certificate (:mod:`unfoldtheory.generalization.pac_bayes`) is on the safe
+    side, recomputed here independently: the mean part of ``KL(Q‖P)`` and the split-kl sum in exact rationals,
+    ``log ξ(m)`` from the exact rational ``ξ(m)`` (``m ≤ max_exact_m``), logarithms at 256 bits, each ``kl⁻¹`` by
+    :func:`kl_inverse_holds`."""
+    m = int(cert["num_samples"])
+    levels = [float(v) for v in cert["levels"]]
+    J = len(levels) - 1
+    with precision(BITS) as iv:
+        if m > max_exact_m:
+            raise ValueError(f"the exact ξ(m) is only formed for m <= {max_exact_m}, got {m}")
+        if not interval(cert["log_xi"]) >= _exact_log_xi(m, iv):
+            return False
+        if cert["form"] == "gaussian":
+            mean_part = sum(((_rational(a) - _rational(b)) / _rational(s)) ** 2 for a, b, s in
+                            zip(cert["posterior_mean"], cert["prior_mean"], cert["prior_std"], strict=True))
+            kl = iv.mpf(mean_part.numerator) / iv.mpf(mean_part.denominator)
+            for q, p in zip(cert["posterior_std"], cert["prior_std"], strict=True):
+                rho = (interval(q) / interval(p)) ** 2
+                kl = kl + rho - 1 - iv.log(rho)
+            if not interval(cert["kl"]) >= kl / 2:
+                return False
+            cost = (iv.log(interval(J)) - iv.log(interval(cert["delta_mc"]))) / interval(int(cert["mc_groups"]))
+            if not interval(cert["mc_cost"]) >= cost:
+                return False
+            for mu, q in zip(cert["mc_mean_upper"], cert["piece_upper"], strict=True):
+                if not kl_inverse_holds(min(1.0, float(mu)), float(cert["mc_cost"]), float(q)):
+                    return False
+            count = J * len(cert["prior_scales"]) * int(cert["union"])
+        else:
+            if cert["kl"] != 0.0:
+                return False
+            count = J * int(cert["union"])
+        C = (interval(cert["kl"]) + interval(cert["log_xi"]) + iv.log(interval(count)) - iv.log(interval(cert["delta"]))) / m
+        if not interval(cert["complexity"]) >= C:
+            return False
+    total = Fraction(0)
+    for j, (z, q) in enumerate(zip(cert["piece_upper"], cert["kl_inverse"], strict=True)):
+        if not kl_inverse_holds(min(1.0, float(z)), float(cert["complexity"]), float(q)):
+            return False
+        total += (_rational(levels[j + 1]) - _rational(levels[j])) * _rational(q)
+    return _rational(cert["value"]) >= total
