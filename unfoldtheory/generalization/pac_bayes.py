@@ -18,8 +18,10 @@ prior ``P`` be chosen without the ``m`` i.i.d. samples the bound is evaluated on
 for every ``Q`` at once, ``kl(Ẑ_j(Q)‖Z_j(Q)) ≤ (KL(Q‖P) + log(ξ(m)/δ'))/m``. A union bound over the ``J`` pieces, the
 ``G`` prior scales and ``union`` further choices made by the caller sets ``δ' = δ/(J·G·union)``; then
 ``E_Q E min(ℓ, b) ≤ Σ_j Δ_j kl⁻¹(Ẑ_j(Q), C)``, ``C = (KL + log(ξ(m)/δ'))/m``. Choosing ``Q`` after seeing the data is
-free (the statement holds for every ``Q``); choosing ``P`` is not. For ``Q = P = δ_θ̂`` (KL = 0, ``G = 1``) this is
-the test-set bound of Langford (2005) with split-kl pieces, valid when ``θ̂`` does not depend on the samples.
+free (the statement holds for every ``Q``); choosing ``P`` is not. For a fixed predictor (``Q = P = δ_θ̂``, θ̂ not
+depending on the samples) no PAC-Bayes step is needed: Hoeffding's kl inequality (1963, Thm 1) gives
+``kl(Ẑ_j‖Z_j) ≤ log(J·union/δ)/m`` for every piece at once with probability ≥ 1 − δ, without ``ξ(m)``: the test-set
+bound of Langford (2005) with split-kl pieces.
 
 **Prior** (:class:`Prior`): ``N(μ_P, diag (σ_P r)²)``, ``σ_P`` from the grid ``scales``. Data-free by default
 (:func:`data_free_prior`): ``μ_P`` = the model's classical initialisation and ``r`` = the RMS of each initial
@@ -408,9 +410,9 @@ def certificate_failure(cert: dict[str, Any]) -> str | None:
     recorded (re-drawing them means re-running the forward passes with the recorded seed)."""
     levels = check_levels(cert["levels"])
     J, m = levels.size - 1, int(cert["num_samples"])
-    if cert["log_xi"] < log_xi_upper(m):
-        return f"log ξ(m) = {cert['log_xi']!r} is below its rigorous value for m = {m}"
     if cert["form"] == "gaussian":
+        if cert["log_xi"] < log_xi_upper(m):
+            return f"log ξ(m) = {cert['log_xi']!r} is below its rigorous value for m = {m}"
         kl = gaussian_kl_upper(cert["posterior_mean"], cert["posterior_std"], cert["prior_mean"], cert["prior_std"])
         if cert["kl"] < kl:
             return f"KL(Q‖P) = {cert['kl']!r} is below its rigorous value {kl!r}"
@@ -421,15 +423,14 @@ def certificate_failure(cert: dict[str, Any]) -> str | None:
             if q < kl_inverse_upper(float(min(1.0, mu)), cert["mc_cost"]):
                 return f"piece {j}: the Monte-Carlo upper value {q!r} is below kl⁻¹ of its mean {mu!r}"
         count = J * len(cert["prior_scales"]) * int(cert["union"])
+        C = complexity_upper(cert["kl"], cert["log_xi"], count, cert["delta"], m)
     elif cert["form"] == "point mass":
-        if cert["kl"] != 0.0:
-            return "a point-mass certificate must have KL = 0"
         count = J * int(cert["union"])
+        C = confidence_cost_upper(count, cert["delta"], m)
     else:
         return f"unknown certificate form {cert['form']!r}"
-    C = complexity_upper(cert["kl"], cert["log_xi"], count, cert["delta"], m)
     if cert["complexity"] < C:
-        return f"the complexity {cert['complexity']!r} is below (KL + log ξ + log({count}/δ))/m = {C!r}"
+        return f"the complexity {cert['complexity']!r} is below its formula's value {C!r} (count {count})"
     for j, (z, q) in enumerate(zip(cert["piece_upper"], cert["kl_inverse"], strict=True)):
         if q < kl_inverse_upper(float(min(1.0, z)), cert["complexity"]):
             return f"piece {j}: kl⁻¹ = {q!r} is below its proved value"
@@ -497,19 +498,18 @@ def _finish(value: float, det: dict[str, Any], cert: dict[str, Any], data_free: 
 def point_mass_bound(model: nn.Module, data: Any, *, clip: float | None = None, levels: Any = None, pieces: int = 16,
                      delta: float = 0.05, union: int = 1, data_free: bool, origin: str) -> Bound:
     """The kl bound on ``E min(ℓ, b)`` of the deterministic ``model`` from its losses on ``data`` (module docstring:
-    ``Q = P = δ_θ̂``, KL = 0, no Monte Carlo). Valid only when the model does not depend on ``data``; certified when
-    ``data_free`` (the caller's statement that it does not) and the certificate checks."""
+    ``Q = P = δ_θ̂``; ``C = log(J·union/δ)/m``, no Monte Carlo). Valid only when the model does not depend on
+    ``data``; certified when ``data_free`` (the caller's statement that it does not) and the certificate checks."""
     start = time.perf_counter()
     Y, X, delta, _, union = _check_common(model, data, delta, None, union)
     lv = _levels(clip, levels, pieces)
     m, J = Y.shape[0], lv.size - 1
     det = _deterministic(model, Y, X, lv)
     means = np.array([mean_upper(det["pieces"][:, j]) for j in range(J)])
-    log_xi = log_xi_upper(m)
-    C = complexity_upper(0.0, log_xi, J * union, delta, m)
+    C = confidence_cost_upper(J * union, delta, m)
     inverses = kl_inverses_upper(means, C)
     value = weighted_sum_upper(inverses, lv)
-    cert = {"form": "point mass", "num_samples": m, "levels": lv, "delta": delta, "union": union, "log_xi": log_xi,
+    cert = {"form": "point mass", "num_samples": m, "levels": lv, "delta": delta, "union": union, "log_xi": 0.0,
             "kl": 0.0, "complexity": C, "piece_upper": means, "kl_inverse": inverses, "value": value}
     details = {"covers": f"the deterministic model, loss min(‖h(y) − x‖², {lv[-1]:g})", "confidence": 1.0 - delta,
                "statement": "deterministic model (point-mass posterior), loss clipped at b",
