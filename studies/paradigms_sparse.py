@@ -32,11 +32,10 @@ from unfoldtheory.comparison import (
 )
 from unfoldtheory.diagnostics import atomic_write_json, markdown_table, save_table
 from unfoldtheory.problems import SparseRecovery
+from unfoldtheory.train import RELATIVE_LEARNING_RATES
 
-#: Relative learning rate per model (see unfoldtheory.train): the scalar-parameter models move at
-#: 2 % of their values per step, the matrix models faster since their entries start small.
-LEARNING_RATES = {"UnfoldedISTA": 0.02, "UnfoldedFISTA": 0.02, "ALISTA": 0.02, "UnfoldedADMM": 0.02,
-                  "LISTA": 0.05, "LISTACP": 0.05, "HybridISTA": 0.05, "LearnedUpdate": 0.05}
+#: Relative learning rate per model (unfoldtheory.train.RELATIVE_LEARNING_RATES).
+LEARNING_RATES = RELATIVE_LEARNING_RATES
 MODELS = tuple(LEARNING_RATES)
 
 

@@ -9,6 +9,7 @@ import torch
 
 from unfoldtheory import unfold
 from unfoldtheory.generalization.data import squared_losses
+from unfoldtheory.generalization.split_prior import CALIBRATION, calibration_indices, split_indices
 from unfoldtheory.generalization.suite import METHODS, bound_rows, clip_level, generalization_bounds
 from unfoldtheory.problems import SparseRecovery
 from unfoldtheory.train import fit
@@ -58,9 +59,14 @@ def test_every_bound_beside_the_measured_gap(setting):
     assert lo <= result["gap"] <= hi and result["gap"] == pytest.approx(te.mean() - tr.mean())
     assert result["clip"] >= tr.max() and result["parameters"] == model.num_parameters()
     assert set(result["bounds"]) == set(METHODS) and not result["errors"]
-    # the split prior saw the first quarter of the sample and nothing else
-    assert len(seen) == 1 and seen[0][0].shape[0] == 30 and np.array_equal(seen[0][0], train[0][:30])
-    assert result["bounds"]["PAC-Bayes (split prior)"]["bound_samples"] == 90
+    # the split prior was trained on part of its quarter of the sample and on nothing of the bound's part
+    prior, rest = split_indices(120, 0.25, 0)
+    fitted, _ = calibration_indices(prior, CALIBRATION, 0)
+    assert len(seen) == 1 and np.array_equal(seen[0][0], train[0][fitted])
+    split = result["bounds"]["PAC-Bayes (split prior)"]
+    assert split["bound_samples"] == rest.size and split["certified"]
+    assert result["bounds"]["split prior, unclipped on D"]["certified"]
+    assert "ℓ·1_D" in result["bounds"]["split prior, unclipped on D"]["covers"]
     rows = dict(bound_rows(result))
     assert list(rows) == [m for m in METHODS if m in rows]
     for method, r in rows.items():
@@ -71,12 +77,15 @@ def test_every_bound_beside_the_measured_gap(setting):
     assert rows["covering"]["clipped"] == result["test_loss"]
 
 
-def test_scalar_only_variants_say_why_they_do_not_apply(setting):
+def test_matrix_weight_models_get_the_certified_split_prior_bound(setting):
     problem, train, test = setting
     model = _trained("LISTA", problem, train, steps=5)
-    result = generalization_bounds(model, train, test, retrain=lambda data: model)
-    assert "PAC-Bayes (split prior)" not in result["bounds"]
-    assert "scalars" in result["errors"]["PAC-Bayes (split prior)"]
+    result = generalization_bounds(model, train, test, retrain=lambda data: _trained("LISTA", problem, data, steps=5))
+    rows = dict(bound_rows(result))
+    split = rows["PAC-Bayes (split prior)"]
+    assert split["certified"] and not split["vacuous"] and split["predictor"]
+    assert split["expected"] >= split["clipped"] - 4 * (result["gap_interval"][1] - result["gap_interval"][0])
+    assert rows["PAC-Bayes (data-free prior)"]["certified"]
     no_retrain = generalization_bounds(_trained("ALISTA", problem, train, steps=5), train, test)
     assert "no retraining function" in no_retrain["errors"]["PAC-Bayes (split prior)"]
 

@@ -43,6 +43,11 @@ from unfoldtheory.validation import as_finite_array, finite_float, positive_int
 Scheme = Literal["end_to_end", "per_iteration", "unsupervised", "layerwise"]
 SCHEMES: tuple[str, ...] = ("end_to_end", "per_iteration", "unsupervised", "layerwise")
 ZERO_INIT_SCALE = 0.1
+#: The relative learning rate of each package model class used by the studies and the report: the scalar-parameter
+#: models move at 2 % of their values per step, the matrix models faster since their entries start small.
+RELATIVE_LEARNING_RATES: dict[str, float] = {"UnfoldedISTA": 0.02, "UnfoldedFISTA": 0.02, "ALISTA": 0.02,
+                                             "UnfoldedADMM": 0.02, "LISTA": 0.05, "LISTACP": 0.05, "HybridISTA": 0.05,
+                                             "LearnedUpdate": 0.05}
 
 
 class TrainableProblem(Protocol):

@@ -375,7 +375,7 @@ def curvature_shape(model: nn.Module, data: Any, *, posterior: str = "coordinate
 
 
 # ---------------------------------------------------------------------------- estimates (to choose σ and σ_P only)
-def _kl_inverse_estimate(p: np.ndarray, c: float) -> np.ndarray:
+def kl_inverse_estimate(p: np.ndarray, c: float) -> np.ndarray:
     """``sup{q : kl(p‖q) ≤ c}`` by a vectorised float bisection: an estimate, used only to choose posteriors."""
     p = np.clip(np.asarray(p, dtype=np.float64), 0.0, 1.0)
     lo, hi = p.copy(), np.ones_like(p)
@@ -395,7 +395,7 @@ def _estimate(mean: np.ndarray, std: np.ndarray, prior: Prior, piece_means: np.n
     out = []
     for sp in prior.scales:
         C = (gaussian_kl(mean, std, prior.mean, sp * prior.shape) + log_conf) / m
-        out.append((float(np.sum(widths * _kl_inverse_estimate(piece_means, C))), sp))
+        out.append((float(np.sum(widths * kl_inverse_estimate(piece_means, C))), sp))
     return sorted(out)
 
 
