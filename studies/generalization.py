@@ -1,18 +1,21 @@
 # ruff: noqa: E402  (the BLAS thread count must be set before numpy is imported)
 """Generalization: the measured gap and every bound, as the training set and the depth grow.
 
-For ALISTA, UnfoldedISTA, LISTA and LISTA-CP on sparse recovery (default m = 64, n = 128, 10 %
-nonzeros, noiseless) every cell trains one model on a fixed training set and computes
+For ALISTA, UnfoldedISTA and the matrix-weight models LISTA, LISTA-CP, HybridISTA and LearnedUpdate on sparse
+recovery (default m = 64, n = 128, 10 % nonzeros, noiseless) every cell trains one model on a fixed training set and
+computes
 
 * the measured gap (``empirical_gap``: test − train, with a 95 % t interval) and the test loss;
 * the covering-number bound (``covering_bound``; statement for data inside the training radii);
 * the adapted spectral covering bound (Bartlett–Foster–Telgarsky), the adapted spectral PAC-Bayes bound
   (Neyshabur et al.) and the ℓ∞-peeling bound (Shultzman et al. style) for the loss clipped at b;
-* the PAC-Bayes bound with an optimised Gaussian posterior and the data-free prior (the Gibbs
-  predictor), and, for the models with scalar parameters, the split-prior variant: a model trained on
-  the first part of the sample (``--split-fraction``, default a quarter) is the prior mean *and* the
-  posterior mean, and the bound uses the rest (its predictor is that model, whose own test loss is
-  reported beside it; Ambroladze et al. 2007, Pérez-Ortiz et al. 2021 use such data-dependent priors).
+* the certified PAC-Bayes bound with an optimised Gaussian posterior and the data-free prior (the Gibbs
+  predictor), and, for every model, the certified split-prior bound of
+  :func:`unfoldtheory.generalization.split_prior.split_prior_bound`: the package splits the sample by a recorded
+  seed (``--split-fraction`` to the prior, default a half), trains a prior net on it and bounds the best of its
+  candidates (the prior net, a Gibbs predictor around it or around the model) on the rest, together with the
+  unclipped bound E[ℓ·1_D] of the prior net on the data domain D (Ambroladze et al. 2007, Pérez-Ortiz et al. 2021,
+  Langford 2005). Each row names the loss and the predictor it covers.
 
 The clipping level b is the smallest power of two above the largest training loss, chosen from the
 grid ``2^j``, ``|j| ≤ 30``: every bound pays the union bound over that grid (δ/61). The bounds on the
@@ -25,7 +28,9 @@ they finish, so a killed run, started again with the same options, runs only the
 Outputs (OUT = studies/out/generalization):
 
     OUT/table.{md,tex,csv,json}        bound / measured gap per model, method, size and depth
-    OUT/headline.{md,tex,csv,json}     ALISTA and UnfoldedISTA at the headline size: losses and bounds
+    OUT/headline.{md,tex,csv,json}     every model at the headline size: losses and bounds
+    OUT/first_non_vacuous.{md,tex,csv,json}  per model and method, the fewest samples of the sweep at which the
+                                       bound is non-vacuous (certified, and any)
     OUT/gap_vs_samples_MODEL.{png,pdf} the gap and every bound against the number of samples (log-log)
     OUT/gap_vs_depth_MODEL.{png,pdf}   the same against depth (log y)
 
@@ -54,10 +59,10 @@ from unfoldtheory.diagnostics import atomic_write_json, markdown_table, new_figu
 from unfoldtheory.generalization.suite import METHODS, bound_rows, generalization_bounds
 from unfoldtheory.problems import SparseRecovery
 from unfoldtheory.sweep import ResultStore, executor_for, run_sweep
-from unfoldtheory.train import fit
+from unfoldtheory.train import RELATIVE_LEARNING_RATES, fit
 
-MODELS = ("ALISTA", "UnfoldedISTA", "LISTA", "LISTACP")
-LEARNING_RATES = {"ALISTA": 0.02, "UnfoldedISTA": 0.02, "LISTA": 0.05, "LISTACP": 0.05}
+MODELS = ("ALISTA", "UnfoldedISTA", "LISTA", "LISTACP", "HybridISTA", "LearnedUpdate")
+LEARNING_RATES = RELATIVE_LEARNING_RATES
 TRAIN_SEED, TEST_SEED = 1, 2
 QUICK = {"samples": [100, 1000], "depths": [2, 6], "depth_samples": 300, "headline_samples": 1000, "steps": 150,
          "test_samples": 4000, "m": 32, "n": 64, "layers": 6}
@@ -73,7 +78,7 @@ def _train(name: str, problem: SparseRecovery, data: tuple[np.ndarray, np.ndarra
 
 def generalization_cell(model: str, samples: int, depth: int, *, seed: int = 0, steps: int = 2000, m: int = 64,
                         n: int = 128, sparsity: float = 0.1, test_samples: int = 20000, delta: float = 0.05,
-                        split: bool = True, split_fraction: float = 0.25) -> dict[str, Any]:
+                        split: bool = True, split_fraction: float = 0.5) -> dict[str, Any]:
     """Train ``model`` (``depth`` layers) on ``samples`` samples and compute the gap and every bound
     (:func:`unfoldtheory.generalization.suite.generalization_bounds`)."""
     torch.set_num_threads(1)
@@ -90,10 +95,13 @@ def generalization_cell(model: str, samples: int, depth: int, *, seed: int = 0, 
 
 
 # ---------------------------------------------------------------------------- tables and figures
-TABLE_HEADER = ["model", "samples", "depth", "method", "bound on gap", "measured gap", "bound / gap", "bound on E loss",
-                "test loss", "test loss clipped at b", "bound / test", "vacuous", "below test loss"]
-HEADLINE_HEADER = ["model", "train loss", "test loss", "test loss clipped at b", "method", "bound on E loss", "bound / test",
-                   "vacuous", "below test loss", "certified"]
+TABLE_HEADER = ["model", "samples", "depth", "method", "loss covered", "predictor", "bound on gap", "measured gap",
+                "bound / gap", "bound on E loss", "its test loss", "held-out covered loss", "bound / its test",
+                "bound / model's test", "vacuous", "below test loss", "certified"]
+HEADLINE_HEADER = ["model", "train loss", "model's test loss", "method", "loss covered", "predictor", "held-out covered loss",
+                   "bound on E loss", "bound / its test", "bound / model's test", "vacuous", "certified"]
+FIRST_HEADER = ["model", "method", "fewest samples, certified non-vacuous", "fewest samples, non-vacuous",
+                "samples in the sweep"]
 
 
 def table_rows(records: list[dict[str, Any]]) -> list[list[Any]]:
@@ -103,8 +111,9 @@ def table_rows(records: list[dict[str, Any]]) -> list[list[Any]]:
     for rec in sorted(records, key=lambda r: (r["cell"]["model"], r["cell"]["depth"], r["cell"]["samples"])):
         c, res = rec["cell"], rec["result"]
         for method, r in bound_rows(res):
-            rows.append([c["model"], c["samples"], c["depth"], method, r["gap_bound"], r["measured"], r["ratio_gap"],
-                         r["expected"], r["test"], r["clipped"], r["ratio_test"], r["vacuous"], r["below_test"]])
+            rows.append([c["model"], c["samples"], c["depth"], method, r["covers"], r["predictor"], r["gap_bound"], r["measured"],
+                         r["ratio_gap"], r["expected"], r["test"], r["clipped"], r["ratio_test"], r["ratio_model_test"],
+                         r["vacuous"], r["below_test"], r["certified"]])
     return rows
 
 
@@ -112,11 +121,29 @@ def headline_rows(records: list[dict[str, Any]], samples: int, depth: int) -> li
     rows = []
     for rec in records:
         c, res = rec["cell"], rec["result"]
-        if c["samples"] != samples or c["depth"] != depth or c["model"] not in ("ALISTA", "UnfoldedISTA"):
+        if c["samples"] != samples or c["depth"] != depth:
             continue
         for method, r in bound_rows(res):
-            rows.append([c["model"], res["train_loss"], r["test"], r["clipped"], method, r["expected"], r["ratio_test"],
-                         r["vacuous"], r["below_test"], r["certified"]])
+            rows.append([c["model"], res["train_loss"], res["test_loss"], method, r["covers"], r["predictor"], r["clipped"],
+                         r["expected"], r["ratio_test"], r["ratio_model_test"], r["vacuous"], r["certified"]])
+    return rows
+
+
+def first_non_vacuous_rows(records: list[dict[str, Any]], depth: int) -> list[list[Any]]:
+    """Per model and method, the fewest training samples of the sample sweep (at ``depth``) at which the bound is
+    certified and non-vacuous, and at which it is non-vacuous at all ("—": at no size of the sweep)."""
+    rows = []
+    for model in sorted({r["cell"]["model"] for r in records}):
+        chosen = sorted((r for r in records if r["cell"]["model"] == model and r["cell"]["depth"] == depth),
+                        key=lambda r: r["cell"]["samples"])
+        sizes = [r["cell"]["samples"] for r in chosen]
+        for method in METHODS:
+            found = [(r["cell"]["samples"], row) for r in chosen if (row := dict(bound_rows(r["result"])).get(method))]
+            if not found:
+                continue
+            certified = next((n for n, row in found if row["certified"] and not row["vacuous"]), "—")
+            anyhow = next((n for n, row in found if not row["vacuous"]), "—")
+            rows.append([model, method, certified, anyhow, ", ".join(str(n) for n in sizes)])
     return rows
 
 
@@ -181,7 +208,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--delta", type=float, default=0.05)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-split", action="store_true", help="skip the split-prior PAC-Bayes variant")
-    p.add_argument("--split-fraction", type=float, default=0.25, help="share of the sample that trains the split prior")
+    p.add_argument("--split-fraction", type=float, default=0.5, help="share of the sample that trains the split prior")
     p.add_argument("--workers", type=int, default=1, help="processes (1: serial)")
     p.add_argument("--out", type=Path, default=Path("studies/out/generalization"))
     p.add_argument("--quiet", action="store_true")
@@ -211,6 +238,7 @@ def main(argv: list[str] | None = None) -> int:
     save_table(TABLE_HEADER, rows, args.out / "table")
     headline = headline_rows(records, args.headline_samples, args.layers)
     save_table(HEADLINE_HEADER, headline, args.out / "headline")
+    save_table(FIRST_HEADER, first_non_vacuous_rows(records, args.layers), args.out / "first_non_vacuous")
     for model in args.models:
         figure(records, model, "samples", {"depth": args.layers}, args.out / f"gap_vs_samples_{model}")
         figure(records, model, "depth", {"samples": args.depth_samples}, args.out / f"gap_vs_depth_{model}")
