@@ -29,9 +29,10 @@ parameter tensor, or the origin with the unit shape for a module that is not a p
 other data (:mod:`~unfoldtheory.generalization.split_prior`) is marked ``data_free=True`` by the procedure that owns
 the split; a prior passed by the caller to :func:`pac_bayes_bound` is not, and its Bound is not certified.
 
-**Monte Carlo.** ``Ẑ_j(Q)`` is estimated: each group of samples (one sample for models whose parameters are all
-scalars, ``chunk`` consecutive samples otherwise; ``chunk`` is lowered to divide ``m`` so that every group has the
-same size) gets an independent ``θ ∼ Q`` per round, ``draws`` rounds. The ``N`` group means are independent,
+**Monte Carlo.** ``Ẑ_j(Q)`` is estimated: each group of samples (one sample where
+:func:`~.posteriors.gibbs_losses` can afford a draw per sample, ``chunk`` consecutive samples otherwise; ``chunk`` is
+lowered to divide ``m`` so that every group has the same size) gets an independent ``θ ∼ Q`` per round, ``draws``
+rounds. The ``N`` group means are independent,
 ``[0, 1]``-valued, and their average expectation is exactly ``Ẑ_j(Q)``, so ``Ẑ_j(Q) ≤ kl⁻¹(mean, log(J/δ_mc)/N)`` with
 probability ≥ 1 − δ_mc/J each (Hoeffding 1963, Thm 1, kl form; :func:`~.kl.kl_upper_confidence`). ``kl⁻¹`` increases
 in its first argument, so the upper values may be substituted. Overall confidence ``1 − δ − δ_mc``.
@@ -79,6 +80,7 @@ from unfoldtheory.generalization.certified_arithmetic import (
 from unfoldtheory.generalization.data import as_dataset, squared_losses
 from unfoldtheory.generalization.kl import kl_inverse_upper
 from unfoldtheory.generalization.parameter_lipschitz import flat_parameters, has_initialisation, initial_model, model_size
+from unfoldtheory.generalization.posteriors import gibbs_losses, parameter_blocks
 from unfoldtheory.results import Bound
 from unfoldtheory.rounding import inflate, up
 from unfoldtheory.validation import as_finite_array, finite_float, positive_int
@@ -216,74 +218,7 @@ def _scales(values: Any, what: str) -> tuple[float, ...]:
     return out
 
 
-# ---------------------------------------------------------------------------- Gibbs losses
-def _all_scalar(model: nn.Module) -> bool:
-    """Whether one forward pass may take a different parameter draw per sample: a package model whose
-    parameters are all scalars (its forward broadcasts a (batch, 1) parameter; a user's module need not)."""
-    return has_initialisation(model) and all(p.numel() == 1 for p in model.parameters())
-
-
-def _evaluate(model: nn.Module, thetas: torch.Tensor, Y: torch.Tensor, X: torch.Tensor) -> torch.Tensor:
-    """Losses of sample ``i`` under parameters ``thetas[i]`` (all parameters scalar: broadcast)."""
-    params, offset = {}, 0
-    for name, _ in model.named_parameters():
-        params[name] = thetas[:, offset:offset + 1]
-        offset += 1
-    out = torch.func.functional_call(model, params, (Y,))
-    return ((out - X) ** 2).sum(dim=1)
-
-
-def gibbs_losses(model: nn.Module, std: Any, data: Any, *, draws: int = 1, seed: int = 0, chunk: int = 50,
-                 batch_size: int = 8192, progress: bool | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Losses of the Gibbs predictor ``N(θ̂, diag std²)`` on ``data = (Y, X)``.
-
-    Returns ``(losses, groups)``: ``losses`` has shape ``(draws, N)``; entries with the same value in
-    ``groups`` (same shape) share one parameter draw, and different groups have independent draws.
-    Models whose parameters are all scalars get a fresh draw for every entry; others one draw per
-    ``chunk`` consecutive samples.
-    """
-    Y, X = as_dataset(data, "data", m=getattr(model, "m", None), n=getattr(model, "n", None))
-    mean = flat_parameters(model)
-    std = as_finite_array(std, "posterior std", shape=(mean.size,))
-    if np.any(std < 0):
-        raise ValueError("posterior std must be >= 0")
-    draws = positive_int(draws, "draws")
-    chunk = positive_int(chunk, "chunk")
-    N = Y.shape[0]
-    gen = torch.Generator().manual_seed(int(seed))
-    mu, sd = torch.as_tensor(mean), torch.as_tensor(std)
-    work = copy.deepcopy(model).double()
-    losses = np.empty((draws, N))
-    groups = np.empty((draws, N), dtype=np.int64)
-    scalar = _all_scalar(work)
-    total = draws * (math.ceil(N / batch_size) if scalar else math.ceil(N / chunk))
-    bar = tqdm(total=total, desc="Gibbs losses", disable=None if progress is None else not progress, leave=False)
-    Yt, Xt = torch.as_tensor(Y), torch.as_tensor(X)
-    with torch.no_grad():
-        for r in range(draws):
-            if scalar:
-                for start in range(0, N, batch_size):
-                    stop = min(N, start + batch_size)
-                    thetas = mu + sd * torch.randn(stop - start, mean.size, generator=gen, dtype=torch.float64)
-                    losses[r, start:stop] = _evaluate(work, thetas, Yt[start:stop], Xt[start:stop]).numpy()
-                    bar.update(1)
-                groups[r] = r * N + np.arange(N)
-                continue
-            for g, start in enumerate(range(0, N, chunk)):
-                stop = min(N, start + chunk)
-                theta = mu + sd * torch.randn(mean.size, generator=gen, dtype=torch.float64)
-                params, offset = {}, 0
-                for name, p in work.named_parameters():
-                    params[name] = theta[offset:offset + p.numel()].reshape(p.shape)
-                    offset += p.numel()
-                out = torch.func.functional_call(work, params, (Yt[start:stop],))
-                losses[r, start:stop] = ((out - Xt[start:stop]) ** 2).sum(dim=1).numpy()
-                groups[r, start:stop] = r * N + g
-                bar.update(1)
-    bar.close()
-    return losses, groups
-
-
+# ---------------------------------------------------------------------------- Monte-Carlo groups
 def _group_means(values: np.ndarray, groups: np.ndarray) -> np.ndarray:
     """Per-group means of ``values`` (last axis j), one row per distinct group."""
     flat_v, flat_g = values.reshape(-1, values.shape[-1]), groups.reshape(-1)
@@ -357,8 +292,6 @@ def curvature_shape(model: nn.Module, data: Any, *, posterior: str = "coordinate
     """A posterior shape ``σ_g ∝ √(n_g/tr H_gg)`` over the blocks of ``posterior`` (module docstring, **Posterior**),
     normalised to the geometric mean of ``reference`` (default :func:`reference_scale`); the reference itself where no
     block has positive curvature. Blocks with curvature below ``1e-6`` of the largest per-coordinate value get that floor."""
-    from unfoldtheory.generalization.posteriors import parameter_blocks
-
     r = reference_scale(model) if reference is None else np.asarray(reference, dtype=np.float64)
     blocks = parameter_blocks(model, posterior)
     per_coord = block_curvature(model, data, blocks, max_samples=max_samples) / np.array([b.size for b in blocks])
@@ -520,11 +453,12 @@ def point_mass_bound(model: nn.Module, data: Any, *, clip: float | None = None, 
 def gaussian_bound(model: nn.Module, data: Any, prior: Prior, *, clip: float | None = None, levels: Any = None,
                    posterior_std: Any = None, posterior: str = "auto", delta: float = 0.05, delta_mc: float = 0.01,
                    pieces: int = 16, draws: int = 32, chunk: int = 50, union: int = 1, seed: int = 0,
-                   progress: bool | None = None) -> Bound:
+                   per_sample: bool | None = None, progress: bool | None = None) -> Bound:
     """Upper bound on the gap ``E_Q E min(ℓ_θ, b) − L̂(θ̂)`` of the Gibbs predictor ``Q = N(θ̂, diag σ²)`` around the
     model, with the prior family ``prior`` (module docstring). ``data`` is the sample the bound is evaluated on (for a
     prior that is not data-free: the part not used to choose it). ``posterior_std`` (per coordinate of the flat parameter
-    vector) defaults to :func:`optimise_posterior` over the family ``posterior``. ``details["expected_loss_bound"]`` is
+    vector) defaults to :func:`optimise_posterior` over the family ``posterior``. ``per_sample`` is passed to
+    :func:`~.posteriors.gibbs_losses` (None: a draw per sample where affordable). ``details["expected_loss_bound"]`` is
     the bound on ``E_Q E min(ℓ, b)``; ``details["vacuous"]`` says whether it reaches ``b``."""
     start = time.perf_counter()
     Y, X, delta, delta_mc, union = _check_common(model, data, delta, delta_mc, union)
@@ -544,7 +478,7 @@ def gaussian_bound(model: nn.Module, data: Any, prior: Prior, *, clip: float | N
             raise ValueError("posterior_std must be positive in every coordinate (the point mass is point_mass_bound)")
     chunk = even_chunk(m, chunk)
     losses, groups = gibbs_losses(model, std, (Y, X), draws=positive_int(draws, "draws"), seed=seed, chunk=chunk,
-                                  progress=progress)
+                                  per_sample=per_sample, progress=progress)
     z = pieces_upper(_loss_upper(losses, X.shape[1]), lv)
     group_upper, _ = _group_means_upper(z, groups)
     N = group_upper.shape[0]
@@ -583,14 +517,14 @@ def pac_bayes_bound(model: nn.Module, data: Any, *, clip: float | None = None, p
                     prior_mean: Any = "init", prior_shape: Any = "init", prior_scales: Any = PRIOR_SCALES,
                     delta: float = 0.05, delta_mc: float = 0.01, pieces: int = 16, levels: Any = None, draws: int = 32,
                     chunk: int = 50, union: int = 1, posterior: str = "auto", seed: int = 0,
-                    progress: bool | None = None) -> Bound:
+                    per_sample: bool | None = None, progress: bool | None = None) -> Bound:
     """:func:`gaussian_bound` with the prior of :func:`data_free_prior` (certified for ``"init"``/``"zero"``; a prior
     given as a vector or a model is the caller's, and the Bound is then not certified). ``data = (Y, X)`` is the
     training sample."""
     prior = data_free_prior(model, prior_mean, prior_shape, prior_scales)
     return gaussian_bound(model, data, prior, clip=clip, levels=levels, posterior_std=posterior_std, posterior=posterior,
                           delta=delta, delta_mc=delta_mc, pieces=pieces, draws=draws, chunk=chunk, union=union, seed=seed,
-                          progress=progress)
+                          per_sample=per_sample, progress=progress)
 
 
 def optimise_posterior(model: nn.Module, data: Any, prior: Prior, *, levels: Any, posterior: str = "auto",
