@@ -5,7 +5,7 @@ float64 entries: ``model.spec()`` for a package model, the exact trace of a floa
 (:func:`~unfoldtheory.generalization.parameter_lipschitz.spec_of`), or a spec given directly. It is the map that every
 Lipschitz analysis of the package certifies.
 
-**Output radius** ``X ≥ sup_{‖y‖ ≤ R} ‖h(y)‖``, the smaller certified value of two routes:
+**Output radius** ``X ≥ sup_{‖y‖ ≤ R} ‖h(y)‖``, the smallest certified value of three routes:
 
 * *Lipschitz route.* ``‖h(y)‖ ≤ ‖h(0)‖ + ‖h(y) − h(0)‖ ≤ ‖h(0)‖ + L‖y‖`` (triangle inequality) with ``L`` a
   certified ℓ2 Lipschitz upper bound (:func:`unfoldtheory.lipschitz.upper_bound`) and ``‖h(0)‖`` bounded by
@@ -16,6 +16,10 @@ Lipschitz analysis of the package certifies.
   spec itself with every entry constant: the parameter recursion at parameter radius 0, for exactly this ``h``.
   It needs 1-Lipschitz built-in activations and is re-checked in exact rationals
   (:func:`~unfoldtheory.generalization.traced_lipschitz.verify_traced_recursion`).
+* *Propagation route.* The read-out appended as one identity state, CROWN bounds ``lo ≤ h(y) ≤ hi`` over the ball
+  (:func:`unfoldtheory.lipschitz.preactivation_bounds`, outward rounded by construction), and
+  ``‖h(y)‖ ≤ ‖max(|lo|, |hi|)‖`` rounded up. It uses the thresholds, which the other two routes ignore, and wins
+  where most neurons are stable over the ball (ALISTA at the report's size).
 
 **Loss range.** For ``(y, x) ∈ D``, ``‖h(y) − x‖ ≤ ‖h(y)‖ + ‖x‖ ≤ X + B``, so
 ``b_max = (X + B)² ≥ sup_D ‖h(y) − x‖²`` (attained when ``h`` is linear, ``X = ‖W‖R`` and ``x = −B·h(y)/‖h(y)‖``).
@@ -43,21 +47,22 @@ from typing import Any
 import numpy as np
 from torch import nn
 
+from unfoldtheory.activations import Identity
 from unfoldtheory.forward_error import evaluate_with_error
 from unfoldtheory.generalization.data import as_dataset
 from unfoldtheory.generalization.parameter_lipschitz import spec_of
 from unfoldtheory.generalization.traced_lipschitz import assemble_traced, traced_layers, verify_traced_recursion
-from unfoldtheory.lipschitz import METHODS, upper_bound
+from unfoldtheory.lipschitz import METHODS, Ball, preactivation_bounds, upper_bound
 from unfoldtheory.lipschitz.norms import up_add, up_mul
 from unfoldtheory.results import Bound
 from unfoldtheory.rounding import norm_lower, norm_upper, up
-from unfoldtheory.spec import NetworkSpec, NotRepresentable
+from unfoldtheory.spec import Layer, NetworkSpec, NotRepresentable
 from unfoldtheory.tracing.provenance import constant
 from unfoldtheory.validation import finite_float, time_budget_seconds
 
 OUTPUT_QUANTITY = "output radius sup ‖h(y)‖ over ‖y‖ <= R (l2)"
 LOSS_QUANTITY = "range of the unclipped squared loss sup ‖h(y) − x‖² over ‖y‖ <= R, ‖x‖ <= B"
-ROUTES = ("lipschitz", "recursion")
+ROUTES = ("lipschitz", "recursion", "propagation")
 
 
 def model_spec(model: Any, example_input: Any = None) -> NetworkSpec:
@@ -124,16 +129,40 @@ def _recursion_route(spec: NetworkSpec, R: float) -> dict[str, Any]:
     return {"value": certificate["output_bound"], "certified": verified, "reason": reason, "certificate": certificate}
 
 
+def with_readout_state(spec: NetworkSpec) -> NetworkSpec:
+    """The same map with the read-out ``Σ_k C_k z_k`` as one more identity state, read out by ``I``."""
+    layers = [spec.layer(k) for k in range(1, spec.num_layers + 1)]
+    layers.append(Layer(dict(spec.readout), Identity(), None, spec.output_dim))
+    return NetworkSpec(spec.input_dim, layers, name=f"{spec.name} + read-out state")
+
+
+def _propagation_route(spec: NetworkSpec, R: float, time_budget: float) -> dict[str, Any]:
+    """``‖max(|lo|, |hi|)‖↑`` from CROWN bounds on the output over the ball (module docstring)."""
+    extended = with_readout_state(spec)
+    try:
+        bounds = preactivation_bounds(extended, Ball(np.zeros(spec.input_dim), R), method="crown",
+                                      deadline=time.perf_counter() + time_budget)
+    except ValueError as exc:
+        return {"value": math.inf, "certified": False, "reason": f"bound propagation does not apply: {exc}"}
+    magnitude = np.maximum(np.abs(bounds.lower[-1]), np.abs(bounds.upper[-1]))
+    value = _norm_up(magnitude) if np.all(np.isfinite(magnitude)) else math.inf
+    route = {"value": value, "stopped": bounds.stopped, "unstable_neurons": int(sum(bounds.unstable_counts(extended)))}
+    if not math.isfinite(value):
+        return {**route, "certified": False, "reason": "the propagated output bounds are infinite (an overflow)"}
+    return {**route, "certified": True, "reason": ""}
+
+
 def output_radius(model: Any, input_radius: float, *, example_input: Any = None, time_budget: float = 10.0,
                   lipschitz_method: str = "best") -> Bound:
-    """A certified upper bound on ``sup_{‖y‖ ≤ R} ‖h(y)‖``: the smaller certified value of the Lipschitz route
-    ``‖h(0)‖ + L·R`` and the state-norm recursion (module docstring; ``h`` is the model's spec in exact arithmetic).
+    """A certified upper bound on ``sup_{‖y‖ ≤ R} ‖h(y)‖``: the smallest certified value of the Lipschitz route
+    ``‖h(0)‖ + L·R``, the state-norm recursion and CROWN bound propagation over the ball (module docstring; ``h`` is the
+    model's spec in exact arithmetic).
 
     ``model`` is a package model, any torch module (traced on ``example_input``, one input of the module) or a
     :class:`~unfoldtheory.spec.NetworkSpec`; ``time_budget`` (seconds) and ``lipschitz_method`` (one of
-    :data:`unfoldtheory.lipschitz.METHODS`) go to the Lipschitz upper bound. ``details`` name the winning ``route``
-    and hold both routes' values, certification and reasons. Uncertified (``value`` the smaller of the two, possibly
-    ``inf``) with the reason when neither route is certified.
+    :data:`unfoldtheory.lipschitz.METHODS`) go to the Lipschitz upper bound; the propagation gets ``time_budget``
+    too. ``details`` name the winning ``route`` and hold every route's value, certification and reason. Uncertified
+    (``value`` the smallest, possibly ``inf``) with the reasons when no route is certified.
     """
     start = time.perf_counter()
     R = finite_float(input_radius, "input_radius", low=0.0, low_open=True)
@@ -141,7 +170,8 @@ def output_radius(model: Any, input_radius: float, *, example_input: Any = None,
     if lipschitz_method not in METHODS:
         raise ValueError(f"lipschitz_method {lipschitz_method!r} is not known; choose one of {METHODS}")
     spec = model_spec(model, example_input)
-    routes = {"lipschitz": _lipschitz_route(spec, R, lipschitz_method, budget), "recursion": _recursion_route(spec, R)}
+    routes = {"lipschitz": _lipschitz_route(spec, R, lipschitz_method, budget), "recursion": _recursion_route(spec, R),
+              "propagation": _propagation_route(spec, R, budget)}
     certified = [name for name in ROUTES if routes[name]["certified"]]
     pool = certified or list(ROUTES)
     best = min(pool, key=lambda name: routes[name]["value"])
@@ -153,6 +183,8 @@ def output_radius(model: Any, input_radius: float, *, example_input: Any = None,
         "lipschitz_constant": routes["lipschitz"]["lipschitz_constant"],
         "lipschitz_bound": routes["lipschitz"]["lipschitz_bound"],
         "h0_norm_upper": routes["lipschitz"].get("h0_norm_upper", math.inf),
+        "propagation_unstable_neurons": routes["propagation"].get("unstable_neurons"),
+        "propagation_stopped": routes["propagation"].get("stopped"),
     }
     if not certified:
         details["reason"] = "; ".join(f"{name} route: {routes[name]['reason']}" for name in ROUTES)
@@ -246,5 +278,5 @@ def domain_radii(data: Any, *, quantile: float = 1.0, factor: float = 1.0) -> tu
     return radius(Y), radius(X)
 
 
-__all__ = ["LOSS_QUANTITY", "OUTPUT_QUANTITY", "domain_loss_bound", "domain_radii", "model_spec", "output_radius",
-           "outside_fraction"]
+__all__ = ["LOSS_QUANTITY", "OUTPUT_QUANTITY", "ROUTES", "domain_loss_bound", "domain_radii", "model_spec", "output_radius",
+           "outside_fraction", "with_readout_state"]

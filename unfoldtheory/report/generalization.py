@@ -55,7 +55,10 @@ def _sampling_allowance(result: dict[str, Any]) -> float:
 def _tightest(tightest: dict[bool, tuple[str, dict[str, Any]]]) -> str:
     """The tightest non-vacuous certified bound, and an uncertified one when it is tighter still."""
     def say(entry: tuple[str, dict[str, Any]]) -> str:
-        return f"{entry[0]}, {entry[1]['expected']:.4g} on the expected loss ({entry[1]['ratio_test']:.3g}× the test loss)"
+        r = entry[1]
+        own = f"{r['ratio_test']:.3g}× the test loss" + (f" of the {r['predictor']}" if r.get("predictor") else "")
+        model = f", {r['ratio_model_test']:.3g}× the model's" if "ratio_model_test" in r else ""
+        return f"{entry[0]}, {r['expected']:.4g} on the expected loss ({own}{model})"
 
     if not tightest:
         return "every bound is vacuous."
