@@ -15,7 +15,8 @@ not installed: ``pip install eclipse-nn``); the witness lower bound; the slope-o
 ratios best/lower, best/floor and floor/lower.
 
 BLAS runs on one thread (``threadpoolctl``): the matrices are small, and two threads on two shared
-cores are slower.
+cores are slower. A method that takes under two seconds runs ``--repeats`` times (default 3) and its fastest
+time is reported; the slower anchors run once.
 
     python benchmarks/lipschitz.py [--sizes 20,40,4 32,64,8 ...] [--sdp-max-size 200]
 """
@@ -42,6 +43,9 @@ from unfoldtheory.lipschitz import (
 )
 from unfoldtheory.problems import SparseRecovery
 
+#: calls faster than this (seconds) are repeated ``--repeats`` times and timed by their fastest run
+REPEAT_BELOW = 2.0
+
 
 def eclipse_fast_embedded(A: np.ndarray, lam: float, K: int) -> tuple[float, float] | None:
     """ECLipsE-Fast on ISTA embedded as a plain feed-forward net; None if eclipse-nn is missing."""
@@ -62,13 +66,21 @@ def eclipse_fast_embedded(A: np.ndarray, lam: float, K: int) -> tuple[float, flo
     return value, time.perf_counter() - start
 
 
-def timed(fn, *args, **kwargs):
-    start = time.perf_counter()
-    try:
-        bound = fn(*args, **kwargs)
-    except ValueError as exc:
-        return None, str(exc), time.perf_counter() - start
-    return bound, None, time.perf_counter() - start
+def timed(fn, *args, repeats: int = 1, **kwargs):
+    """``fn(*args, **kwargs)`` and its wall time; a call that took under ``REPEAT_BELOW`` seconds is run up to
+    ``repeats`` times in all and the fastest time kept (timeit's convention: on shared cores the minimum is the
+    least disturbed run). The slow anchors (cvxpy + SCS, seconds to minutes) run once either way."""
+    best = np.inf
+    for _ in range(max(repeats, 1)):
+        start = time.perf_counter()
+        try:
+            bound = fn(*args, **kwargs)
+        except ValueError as exc:
+            return None, str(exc), time.perf_counter() - start
+        best = min(best, time.perf_counter() - start)
+        if best >= REPEAT_BELOW:
+            break
+    return bound, None, best
 
 
 def trained(name: str, problem: SparseRecovery, K: int, steps: int, seed: int):
@@ -107,6 +119,8 @@ def main() -> None:
     parser.add_argument("--time-budget", type=float, default=45.0,
                         help="time budget of the sequential/first-order/best methods (45 s: upper_bound's default)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--repeats", type=int, default=3,
+                        help=f"runs of each method that takes under {REPEAT_BELOW:g} s; its fastest time is reported")
     args = parser.parse_args()
     threadpool_limits(1)
     print("BLAS threads: " + ", ".join(f"{i['internal_api']} {i['num_threads']}" for i in threadpool_info()) + "\n", flush=True)
@@ -127,7 +141,7 @@ def main() -> None:
                        ("sdp (LipSDP-Neuron, cvxpy/Clarabel)", sdp_bound,
                         {"solver": "CLARABEL", "max_size": args.clarabel_max_size})]
             for name, fn, kwargs in methods:
-                bound, error, seconds = timed(fn, spec, **kwargs)
+                bound, error, seconds = timed(fn, spec, repeats=args.repeats, **kwargs)
                 if bound is None:
                     rows.append([label, net, name, "—", "—", f"skipped: {error}"])
                     continue

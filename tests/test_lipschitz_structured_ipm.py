@@ -88,7 +88,7 @@ def _cvxpy_value(P: StructuredLMI) -> float:
 @pytest.mark.parametrize("selection", [False, True])
 def test_solver_against_clarabel_on_the_same_data(seed, selection):
     P = _random_lmi(seed, selection=selection, grouped=seed % 2 == 1)
-    ours = solve(P, tol=1e-9)
+    ours = solve(P, tol=1e-9, value_tol=None)
     assert ours.status == "optimal", ours
     assert ours.rho == pytest.approx(_cvxpy_value(P), rel=1e-5, abs=1e-7)
     assert np.all(ours.lam >= 0)
@@ -160,28 +160,91 @@ def test_best_falls_back_to_the_chain_methods_when_the_solve_does_not_converge(m
     assert candidates["first-order"]["value"] <= exact.value * 1.01  # the first-order method gets close to the optimum
 
 
-def test_predictor_cholesky_step_brackets_the_exact_step():
-    """The predictor's step by Cholesky bisection against the exact one from the smallest eigenvalue of
-    ``L⁻¹ΔXL⁻ᵀ``: feasible, and within its relative tolerance of the exact step (capped at 1)."""
-    from unfoldtheory.lipschitz.structured_ipm import _cholesky_step
+def _symmetric_with_spectrum(rng, eigenvalues: np.ndarray) -> np.ndarray:
+    Q, _ = np.linalg.qr(rng.standard_normal((len(eigenvalues), len(eigenvalues))))
+    return (Q * eigenvalues) @ Q.T
+
+
+@pytest.mark.parametrize("rtol", [0.02, 0.01])
+def test_cone_step_by_lanczos_against_the_dense_eigenvalue(rtol):
+    """The step ``−1/λ_min(L⁻¹ΔXL⁻ᵀ)`` from Lanczos against ``eigvalsh`` of the explicit matrix: never more than a
+    hair longer than the exact step, at most about ``rtol`` shorter, ``X + αΔX`` positive semidefinite, and
+    ``∞`` when ``ΔX ⪰ 0``."""
+    from unfoldtheory.lipschitz.structured_ipm import _cone_step
 
     rng = np.random.default_rng(7)
-    for trial in range(20):
-        n = 12
+    n = 40
+    for trial in range(30):
         B = rng.standard_normal((n, n))
         X = B @ B.T + 0.1 * np.eye(n)
-        D = rng.standard_normal((n, n)) * 10.0 ** rng.uniform(-2, 2)
-        D = 0.5 * (D + D.T)
-        x, dx = rng.uniform(0.5, 2.0, 4), rng.standard_normal(4)
-        L = np.linalg.cholesky(X)
-        Li = np.linalg.inv(L)
-        lam_min = np.linalg.eigvalsh(Li @ D @ Li.T)[0]
-        neg = dx < 0
-        exact = min(1.0, -1 / lam_min if lam_min < 0 else np.inf, np.min(-x[neg] / dx[neg]) if neg.any() else np.inf)
-        step = _cholesky_step(X, D, x, dx, 1.0, 0.05)
-        assert step <= exact * (1 + 1e-12), trial
-        assert step >= exact / 1.05 * (1 - 1e-12), trial
-        assert np.linalg.eigvalsh(X + step * D)[0] > -1e-12 * np.abs(X).max()
+        spread = 10.0 ** rng.uniform(-1, 3)  # from clustered to widely spread spectra
+        D = _symmetric_with_spectrum(rng, rng.uniform(-1, 1, n) * np.geomspace(1, spread, n))
+        iL = np.linalg.inv(np.linalg.cholesky(X))
+        exact = -1 / np.linalg.eigvalsh(iL @ D @ iL.T)[0]
+        starts = {"X": rng.standard_normal(n)}
+        step = _cone_step(iL, D, rtol, starts, "X")
+        assert step <= exact * (1 + 1e-6), trial
+        assert step >= exact / (1 + 3 * rtol), trial
+        assert np.linalg.eigvalsh(X + step * D)[0] >= -1e-9 * np.abs(X).max(), trial
+        assert starts["X"].shape == (n,)  # the Ritz vector, the next start
+    assert _cone_step(iL, D @ D, rtol, {"X": np.ones(n)}, "X") == np.inf
+
+
+def test_smallest_eigenvalue_falls_back_to_lapack_where_lanczos_cannot_see_lambda_min(monkeypatch):
+    """A start that is an eigenvector spans an invariant subspace without ``λ_min``, and a Lanczos run cut short
+    does not converge: both must fall back to the dense eigenvalue, not return the wrong Ritz value."""
+    from unfoldtheory.lipschitz import structured_ipm
+    from unfoldtheory.lipschitz.structured_ipm import _smallest_eigenvalue
+
+    rng = np.random.default_rng(3)
+    n = 30
+    T = _symmetric_with_spectrum(rng, np.linspace(-5.0, 3.0, n))
+    w, V = np.linalg.eigh(T)
+    lam, _ = _smallest_eigenvalue(lambda v: T @ v, lambda: T, 0.01, V[:, -1])  # the largest eigenvector
+    assert lam == pytest.approx(w[0], rel=1e-12)
+    monkeypatch.setattr(structured_ipm, "LANCZOS_STEPS", 2)
+    lam, _ = _smallest_eigenvalue(lambda v: T @ v, lambda: T, 1e-6, rng.standard_normal(n))
+    assert lam == pytest.approx(w[0], rel=1e-12)
+
+
+def test_provable_rho_is_the_smallest_shift_of_the_input_block():
+    """``_provable_rho`` (from ``W = Z⁻¹``) against the spectrum: at ``ρ' = ρ_c`` the shifted slack
+    ``Z + (ρ_c − ρ)E₀E₀ᵀ`` is singular and just positive semidefinite."""
+    from unfoldtheory.lipschitz.structured_ipm import _provable_rho
+
+    rng = np.random.default_rng(5)
+    n, m, rho = 12, 4, 0.7
+    B = rng.standard_normal((n, n))
+    Z = B @ B.T + 0.05 * np.eye(n)
+    rho_c = _provable_rho(rho, np.linalg.inv(Z)[:m, :m])
+    shifted = Z.copy()
+    shifted[np.arange(m), np.arange(m)] += rho_c - rho
+    smallest = np.linalg.eigvalsh(shifted)[0]
+    assert rho_c < rho
+    assert abs(smallest) <= 1e-9 * np.linalg.eigvalsh(Z)[-1]
+    shifted[np.arange(m), np.arange(m)] -= 1e-6
+    assert np.linalg.eigvalsh(shifted)[0] < 0  # a smaller ρ' is infeasible
+
+
+@pytest.mark.parametrize("cls", [LISTA, ALISTA])
+def test_value_test_stops_early_within_1e5_of_a_tight_solve(cls, monkeypatch):
+    """The value test against a tight solve without it (tol 1e-10): fewer iterations, the certified value within
+    1e-5 (relative) of the tight one and not below it beyond rounding, and a witness below both."""
+    import functools
+
+    from unfoldtheory.lipschitz import structured_ipm
+
+    p = SparseRecovery(8, 16, 0.2, seed=2)
+    spec = cls(p.A, 3, p.lam).spec()
+    early = sdp_bound(spec, solver="structured")
+    monkeypatch.setattr(structured_ipm, "solve",
+                        functools.partial(structured_ipm.solve, tol=1e-10, max_iterations=200, value_tol=None))
+    tight = sdp_bound(spec, solver="structured")
+    assert early.certified and tight.certified and early.details["status"] == tight.details["status"] == "optimal"
+    assert early.details["iterations"] < tight.details["iterations"]
+    assert early.value == pytest.approx(tight.value, rel=1e-5)
+    assert early.value >= tight.value * (1 - 1e-9)
+    assert lower_bound(spec, restarts=2, steps=20).value <= tight.value * (1 + 1e-12)
 
 
 def _random_relu_net(seed: int, m: int = 3, n: int = 5, K: int = 3, scale: float = 0.7):
