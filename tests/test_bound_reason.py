@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from user_modules import Tanh
 
-from unfoldtheory.activations import Activation
 from unfoldtheory.classical import ista_spec
 from unfoldtheory.forward_error import float32_deviation
 from unfoldtheory.lipschitz import product_bound, sdp_bound, sequential_bound
@@ -23,19 +23,6 @@ from unfoldtheory.robustness import pair_witness, support_factor
 from unfoldtheory.spec import Layer, NetworkSpec, unrolled
 
 GENERIC = {"no certificate was checked", "an estimate bounds nothing; it is not certified"}
-
-
-class Tanh(Activation):
-    """A user-declared smooth activation: no rounding bound is known for it."""
-
-    name = "tanh"
-    slope_interval = (0.0, 1.0)
-
-    def __call__(self, v):
-        return np.tanh(v)
-
-    def slopes(self, v):
-        return 1.0 - np.tanh(v) ** 2
 
 
 @pytest.fixture(scope="module")

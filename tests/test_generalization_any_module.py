@@ -7,9 +7,11 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
+import user_modules
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from torch import nn
+from user_modules import unit_columns
 
 from unfoldtheory.generalization import parameter_lipschitz, parameter_lipschitz_estimate
 from unfoldtheory.generalization.covering import gap_terms
@@ -27,29 +29,12 @@ M, N, K = 4, 6, 3
 
 
 def _matrix(seed: int) -> np.ndarray:
-    A = np.random.default_rng(seed).standard_normal((M, N))
-    return A / np.linalg.norm(A, axis=0)
+    return unit_columns(M, N, seed)
 
 
-class TiedLISTA(nn.Module):
-    """LISTA with one ``nn.Linear`` pair reused by every layer and one shared threshold (weight tying)."""
-
-    def __init__(self, A: np.ndarray, layers: int, lam: float) -> None:
-        super().__init__()
-        L = float(np.linalg.norm(A, 2) ** 2)
-        self.inject = nn.Linear(A.shape[0], A.shape[1], bias=False).double()
-        self.mix = nn.Linear(A.shape[1], A.shape[1], bias=False).double()
-        with torch.no_grad():
-            self.inject.weight.copy_(torch.as_tensor(A.T / L))
-            self.mix.weight.copy_(torch.as_tensor(np.eye(A.shape[1]) - A.T @ A / L))
-        self.theta = nn.Parameter(torch.tensor(lam / L, dtype=torch.float64))
-        self.layers = layers
-
-    def forward(self, y: torch.Tensor) -> torch.Tensor:
-        x = soft_threshold(self.inject(y), self.theta)
-        for _ in range(self.layers - 1):
-            x = soft_threshold(self.mix(x) + self.inject(y), self.theta)
-        return x
+def TiedLISTA(A: np.ndarray, layers: int, lam: float) -> user_modules.TiedLISTA:
+    """LISTA with one ``nn.Linear`` pair reused by every layer and one shared threshold ``λ/L`` (weight tying)."""
+    return user_modules.TiedLISTA(A, layers, lam / float(np.linalg.norm(A, 2) ** 2))
 
 
 class StepISTA(nn.Module):

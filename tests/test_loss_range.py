@@ -8,11 +8,13 @@ from fractions import Fraction
 import numpy as np
 import pytest
 import torch
+import user_modules
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from torch import nn
+from user_modules import Tanh, unit_columns
 
-from unfoldtheory.activations import Activation, Identity, ReLU, SoftThreshold
+from unfoldtheory.activations import Identity, ReLU, SoftThreshold
 from unfoldtheory.forward_error import evaluate_with_error
 from unfoldtheory.generalization.loss_range import (
     ROUTES,
@@ -26,36 +28,18 @@ from unfoldtheory.generalization.parameter_lipschitz import flat_parameters, wit
 from unfoldtheory.rounding import norm_lower
 from unfoldtheory.spec import Layer, NetworkSpec, NotRepresentable
 from unfoldtheory.unfold import ALISTA, LISTA, UnfoldedISTA
-from unfoldtheory.unfold.soft_threshold import soft_threshold
 
 M, N, K = 5, 8, 3
 EX = torch.zeros(1, M, dtype=torch.float64)  # one input: traces a user module; package models ignore it
 
 
 def _matrix(seed: int) -> np.ndarray:
-    A = np.random.default_rng(seed).standard_normal((M, N))
-    return A / np.linalg.norm(A, axis=0)
+    return unit_columns(M, N, seed)
 
 
-class TiedLISTA(nn.Module):
+def TiedLISTA(A: np.ndarray, layers: int) -> user_modules.TiedLISTA:
     """A user's LISTA: one ``nn.Linear`` pair and one threshold shared by every layer."""
-
-    def __init__(self, A: np.ndarray, layers: int) -> None:
-        super().__init__()
-        L = float(np.linalg.norm(A, 2) ** 2)
-        self.inject = nn.Linear(A.shape[0], A.shape[1], bias=False).double()
-        self.mix = nn.Linear(A.shape[1], A.shape[1], bias=False).double()
-        with torch.no_grad():
-            self.inject.weight.copy_(torch.as_tensor(1.3 * A.T / L))
-            self.mix.weight.copy_(torch.as_tensor(np.eye(A.shape[1]) - 0.8 * A.T @ A / L))
-        self.theta = nn.Parameter(torch.tensor(0.02, dtype=torch.float64))
-        self.layers = layers
-
-    def forward(self, y: torch.Tensor) -> torch.Tensor:
-        x = soft_threshold(self.inject(y), self.theta)
-        for _ in range(self.layers - 1):
-            x = soft_threshold(self.mix(x) + self.inject(y), self.theta)
-        return x
+    return user_modules.TiedLISTA(A, layers, 0.02, inject_scale=1.3, mix_scale=0.8)
 
 
 class Sine(nn.Module):
@@ -67,15 +51,7 @@ class Sine(nn.Module):
         return torch.sin(self.lin(y))
 
 
-class HonestTanh(Activation):
-    name = "tanh"
-    slope_interval = (0.0, 1.0)
-
-    def __call__(self, v):
-        return np.tanh(v)
-
-    def slopes(self, v):
-        return 1.0 - np.tanh(v) ** 2
+HonestTanh = Tanh
 
 
 def _perturbed(model: nn.Module, seed: int) -> nn.Module:
