@@ -128,6 +128,30 @@ def test_best_picks_the_tightest_certified():
     assert best.value == min(values)
 
 
+def test_best_reuses_one_quadratic_form_for_the_same_sdp_certificate(monkeypatch):
+    """"best" builds the LipSDP form once and hands it (and its product bound) to the structured solve: the SDP
+    candidate equals a stand-alone ``sdp_bound`` to the last bit, and the form is built exactly once."""
+    import unfoldtheory.lipschitz as lipschitz
+    import unfoldtheory.lipschitz.sdp as sdp_module
+
+    spec = _ista(K=3, seed=4)
+    alone = sdp_bound(spec)
+    builds = []
+
+    def counting(s):
+        builds.append(s)
+        return quadratic_form(s)
+
+    monkeypatch.setattr(lipschitz, "quadratic_form", counting)
+    monkeypatch.setattr(sdp_module, "quadratic_form", counting)
+    best = upper_bound(spec)
+    assert len(builds) == 1
+    sdp = best.details["candidates"]["lipsdp-neuron (structured)"]
+    assert alone.certified and sdp["certified"] and sdp["value"] == alone.value
+    if best.method == "best (lipsdp-neuron)":
+        np.testing.assert_array_equal(best.certificate["multipliers"], alone.certificate["multipliers"])
+
+
 def test_bad_input():
     with pytest.raises(TypeError, match="NetworkSpec"):
         upper_bound("not a spec")

@@ -58,10 +58,22 @@ def _dense_constraints(P: StructuredLMI) -> list[np.ndarray]:
     return out
 
 
-@pytest.mark.parametrize(("selection", "grouped"), [(False, False), (True, False), (True, True), (False, True)])
-def test_schur_apply_and_adjoint_match_their_definitions(selection, grouped):
+def _permuted(P: StructuredLMI, seed: int) -> StructuredLMI:
+    """The same constraints with their rows in a random order (a selection ``F_a`` that is no contiguous range)."""
+    order = np.random.default_rng(seed).permutation(P.Fa.shape[0])
+    return StructuredLMI(P.CtC, P.Fa[order], P.Fb[order], P.G[order], P.m, P.strictness)
+
+
+@pytest.mark.parametrize(("selection", "grouped", "permuted"),
+                         [(False, False, False), (True, False, False), (True, True, False), (False, True, False),
+                          (True, False, True), (True, True, True)])
+def test_schur_apply_and_adjoint_match_their_definitions(selection, grouped, permuted):
     P = _random_lmi(0, selection=selection, grouped=grouped)
+    if permuted:
+        P = _permuted(P, 2)
     assert (P.selection is not None) == selection
+    # a contiguous selection is indexed by a slice (views), a permuted one by its index array
+    assert isinstance(P.selected, slice) == (selection and not permuted)
     rng = np.random.default_rng(1)
     B1, B2 = rng.standard_normal((2, P.size, P.size))
     X, W = B1 @ B1.T + np.eye(P.size), B2 @ B2.T + np.eye(P.size)

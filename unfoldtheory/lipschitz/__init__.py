@@ -39,13 +39,14 @@ from unfoldtheory.lipschitz.local import local_upper_bound
 from unfoldtheory.lipschitz.local_lower import local_lower_bound
 from unfoldtheory.lipschitz.lower import lower_bound
 from unfoldtheory.lipschitz.product import product_bound
-from unfoldtheory.lipschitz.quadratic_form import quadratic_form
+from unfoldtheory.lipschitz.quadratic_form import QuadraticForm, quadratic_form
 from unfoldtheory.lipschitz.regions import Ball, Box, Region
 from unfoldtheory.lipschitz.restriction import Restriction, restrict
-from unfoldtheory.lipschitz.sdp import sdp_bound
+from unfoldtheory.lipschitz.sdp import _sdp_on_form, sdp_bound
 from unfoldtheory.lipschitz.sequential import sequential_bound
 from unfoldtheory.results import Bound
 from unfoldtheory.spec import NetworkSpec
+from unfoldtheory.validation import time_budget_seconds
 
 #: Up to this LipSDP matrix size "best" solves LipSDP-Neuron exactly by the structured interior-point method
 #: (a fraction of a second at 180 rows) before anything else; above it, chains go to the first-order method.
@@ -60,12 +61,15 @@ __all__ = ["METHODS", "STRUCTURED_SDP", "Ball", "Box", "PreactivationBounds", "R
 
 
 def _sdp_with_fallback(spec: NetworkSpec, max_size: int, time_budget: float | None = None,
-                       solvers: tuple[str, ...] = ("structured", "SCS", "CLARABEL")) -> Bound:
+                       solvers: tuple[str, ...] = ("structured", "SCS", "CLARABEL"), form: QuadraticForm | None = None) -> Bound:
     """The structured interior-point solver first (within ``time_budget``); if its multipliers do not pass the
-    check, SCS, then Clarabel. The details of every solver tried before the returned one are kept."""
+    check, SCS, then Clarabel. The details of every solver tried before the returned one are kept. ``form``:
+    ``quadratic_form(spec)`` if the caller has already built it."""
     tried: dict[str, dict] = {}
     for solver in solvers:
-        bound = sdp_bound(spec, solver=solver, max_size=max_size, time_budget=time_budget if solver == "structured" else None)
+        budget = time_budget if solver == "structured" else None
+        bound = (sdp_bound(spec, solver=solver, max_size=max_size, time_budget=budget) if form is None
+                 else _sdp_on_form(spec, form, solver, max_size, budget, time.perf_counter()))
         if bound.certified:
             break
         tried[solver] = bound.details
@@ -117,15 +121,18 @@ def _upper_bound(spec: NetworkSpec, method: str, time_budget: float, max_sdp_siz
 
     candidates = [product_bound(spec)]
     skipped: dict[str, str] = {}
-    try:
-        size = quadratic_form(spec).size
+    try:  # built once: the SDP solves below reuse it
+        form: QuadraticForm | None = quadratic_form(spec)
     except ValueError as exc:
-        size, skipped["sdp"] = None, str(exc)
+        form, skipped["sdp"] = None, str(exc)
+    size = None if form is None else form.size
     small = size is not None and size <= min(STRUCTURED_SDP, max_sdp_size)
     if small:
         # the exact LipSDP-Neuron optimum is cheap here, and the sequential and first-order methods only
         # approximate it from above; the averaged bound is a different relaxation and costs little at this size
-        candidates.append(sdp_bound(spec, solver="structured", max_size=max_sdp_size, time_budget=time_budget))
+        # the product bound just computed is the solver's first input scale, as sdp_bound would compute it
+        candidates.append(_sdp_on_form(spec, form, "structured", max_sdp_size, time_budget_seconds(time_budget),
+                                       time.perf_counter(), estimate=candidates[0].value))
         if candidates[-1].certified and candidates[-1].details["status"] == "optimal":
             why = f"the LipSDP matrix has {size} ≤ {STRUCTURED_SDP} rows: solved exactly instead"
             skipped.update({"sequential": why, "first-order": why})
@@ -165,7 +172,7 @@ def _upper_bound(spec: NetworkSpec, method: str, time_budget: float, max_sdp_siz
             skipped["sdp"] = "time budget spent"
         else:
             candidates.append(_sdp_with_fallback(spec, max_sdp_size, remaining(),
-                                                 ("SCS", "CLARABEL") if small else ("structured", "SCS", "CLARABEL")))
+                                                 ("SCS", "CLARABEL") if small else ("structured", "SCS", "CLARABEL"), form))
     return _best_of(candidates, skipped, start)
 
 

@@ -57,13 +57,20 @@ def sdp_bound(spec: NetworkSpec, solver: str = "structured", max_size: int = 150
     if time_budget is not None:
         time_budget = time_budget_seconds(time_budget)
     start = time.perf_counter()
-    form = quadratic_form(spec)
+    return _sdp_on_form(spec, quadratic_form(spec), solver, max_size, time_budget, start)
+
+
+def _sdp_on_form(spec: NetworkSpec, form: QuadraticForm, solver: str, max_size: int, time_budget: float | None,
+                      start: float, estimate: float | None = None) -> Bound:
+    """:func:`sdp_bound` on ``spec``'s already built ``form = quadratic_form(spec)`` (arguments already checked;
+    ``start`` is when the caller's clock began). ``estimate``: an upper bound on L that the caller has already
+    computed (the structured solver's first input scale; default: the product bound)."""
     if form.size > max_size:
         raise ValueError(f"the LipSDP matrix has size {form.size} > max_size = {max_size}; the dense formulation "
                          "would be too large or too slow (raise max_size to try anyway)")
     if solver == "structured":
         with _one_blas_thread(form.size):
-            return _structured_bound(spec, form, start, time_budget)
+            return _structured_bound(spec, form, start, time_budget, estimate)
     data = scaled_data(spec, form)
     return _cvxpy_bound(form, data, solver, start)
 
@@ -93,12 +100,14 @@ def scaled_data(spec: NetworkSpec, form: QuadraticForm, estimate: float | None =
                       scale, sigma)
 
 
-def _structured_bound(spec: NetworkSpec, form: QuadraticForm, start: float, time_budget: float | None) -> Bound:
-    """The structured interior-point solve, with ``σ`` from the product bound alone (cheap) and one re-solve
-    with ``σ`` from the solver's own ρ when that estimate was more than 8× loose (ρ̃ < 1/64)."""
+def _structured_bound(spec: NetworkSpec, form: QuadraticForm, start: float, time_budget: float | None,
+                      estimate: float | None = None) -> Bound:
+    """The structured interior-point solve, with ``σ`` from ``estimate`` (default: the product bound alone, cheap)
+    and one re-solve with ``σ`` from the solver's own ρ when that estimate was more than 8× loose (ρ̃ < 1/64)."""
     deadline = None if time_budget is None else start + time_budget
     G, solves = form.group_matrix.toarray(), []
-    estimate = product_bound(spec).value
+    if estimate is None:
+        estimate = product_bound(spec).value
     for _ in range(2):
         data = scaled_data(spec, form, estimate=estimate)
         peak = max(float(np.max(np.abs(data.Fa.data), initial=0.0)), float(np.max(np.abs(data.Fb.data), initial=0.0)))

@@ -41,7 +41,7 @@ from __future__ import annotations
 import contextlib
 import time
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cached_property, lru_cache
 
 import numpy as np
 from scipy import linalg
@@ -103,19 +103,30 @@ class StructuredLMI:
         return cols if np.array_equal(Fa, unit) and len(np.unique(cols)) == len(cols) else None
 
     @cached_property
+    def selected(self) -> slice | np.ndarray | None:
+        """:attr:`selection` as a slice when it is a contiguous ascending range (the neurons of a chain in order):
+        indexing by it then gives views instead of copies."""
+        sel = self.selection
+        if sel is not None and len(sel) and np.array_equal(sel, np.arange(sel[0], sel[0] + len(sel))):
+            return slice(int(sel[0]), int(sel[0]) + len(sel))
+        return sel
+
+    @cached_property
     def one_row_each(self) -> bool:
         """Whether ``G`` is the identity (every multiplier owns one row, as for separable layers)."""
         return self.G.shape[0] == self.G.shape[1] and np.array_equal(self.G, np.eye(self.G.shape[0]))
 
     def adjoint(self, rho: float, lam: np.ndarray) -> np.ndarray:
         """``𝒜ᵀt = −ρE₀ᵀE₀ + ½(F_aᵀ diag(w) F_b + F_bᵀ diag(w) F_a)``."""
-        wFb = (self.G @ lam)[:, None] * self.Fb
+        half = 0.5 * (lam if self.one_row_each else self.G @ lam)[:, None] * self.Fb  # ½ diag(w) F_b
         if self.selection is None:
-            S = self.Fa.T @ wFb
-        else:
-            S = np.zeros((self.size, self.size))
-            S[self.selection] = wFb
-        S = 0.5 * (S + S.T)
+            S = self.Fa.T @ half
+            S += S.T.copy()
+        else:  # ½ Eᵀ diag(w) F_b fills the selected rows, its transpose the selected columns
+            S = np.empty((self.size, self.size))  # not np.zeros: calloc may map fresh pages, each a page fault
+            S.fill(0.0)
+            S[self.selected] = half
+            S[:, self.selected] += half.T
         S[np.arange(self.m), np.arange(self.m)] -= rho
         return S
 
@@ -124,26 +135,47 @@ class StructuredLMI:
         if self.selection is None:
             rows = np.einsum("ij,ij->i", self.Fa, self.Fb @ K)
         else:  # a_rᵀ K b_r = (K b_r)[i_r] = Σ_j K[i_r, j] b_rj
-            rows = np.einsum("ij,ij->i", K[self.selection], self.Fb)
+            rows = np.einsum("ij,ij->i", K[self.selected], self.Fb)
         return np.concatenate([[-np.trace(K[: self.m, : self.m])], self.G.T @ rows])
 
-    def schur(self, X: np.ndarray, W: np.ndarray) -> np.ndarray:
-        """The HKM Schur complement ``H_ij = tr(A_i X A_j W)`` of the SDP block, ``(1 + p) × (1 + p)``."""
-        m, Fa, Fb, G, sel = self.m, self.Fa, self.Fb, self.G, self.selection
-        FbX, FbW = Fb @ X, Fb @ W
-        Xbb, Wbb = FbX @ Fb.T, FbW @ Fb.T
+    def schur(self, X: np.ndarray, W: np.ndarray, work: dict[str, np.ndarray] | None = None) -> np.ndarray:
+        """The HKM Schur complement ``H_ij = tr(A_i X A_j W)`` of the SDP block, ``(1 + p) × (1 + p)``.
+
+        ``work`` (a dict, empty at first) keeps the ``R × N`` and ``R × R`` intermediates between calls, so that
+        an iteration allocates none of them afresh (fresh large arrays cost page faults); the returned ``H`` is
+        then one of them too, valid until the next call with the same ``work``."""
+        m, Fa, Fb, G, sel = self.m, self.Fa, self.Fb, self.G, self.selected
+        work = {} if work is None else work
+        R, N, p = Fb.shape[0], self.size, G.shape[1]
+
+        def buf(name: str, *shape: int) -> np.ndarray:
+            if name not in work:
+                work[name] = np.empty(shape)
+            return work[name]
+
+        FbX, FbW = np.matmul(Fb, X, out=buf("FbX", R, N)), np.matmul(Fb, W, out=buf("FbW", R, N))
+        Xbb, Wbb = np.matmul(FbX, Fb.T, out=buf("Xbb", R, R)), np.matmul(FbW, Fb.T, out=buf("Wbb", R, R))
         if sel is None:
-            FaX, FaW = Fa @ X, Fa @ W
-            Xaa, Xab, Waa, Wab = FaX @ Fa.T, FaX @ Fb.T, FaW @ Fa.T, FaW @ Fb.T  # Xab[r, s] = a_rᵀ X b_s
+            FaX, FaW = np.matmul(Fa, X, out=buf("FaX", R, N)), np.matmul(Fa, W, out=buf("FaW", R, N))
+            Xaa, Waa = np.matmul(FaX, Fa.T, out=buf("Xaa", R, R)), np.matmul(FaW, Fa.T, out=buf("Waa", R, R))
+            XabT, WabT = np.matmul(FbX, Fa.T, out=buf("XabT", R, R)), np.matmul(FbW, Fa.T, out=buf("WabT", R, R))
         else:  # rows of the identity: products are selections
             FaX, FaW = X[sel], W[sel]
             Xaa, Waa = FaX[:, sel], FaW[:, sel]
-            Xab, Wab = FbX[:, sel].T, FbW[:, sel].T
-        rows = 0.25 * (Xab.T * Wab + Xbb * Waa + Xaa * Wbb + Xab * Wab.T)
-        p = G.shape[1]
-        H = np.empty((1 + p, 1 + p))
-        H[1:, 1:] = rows if self.one_row_each else G.T @ rows @ G
-        H[0, 0] = float(np.sum(X[:m, :m] * W[:m, :m]))
+            XabT, WabT = FbX[:, sel], FbW[:, sel]  # XabT[r, s] = b_rᵀ X a_s = Xab[s, r]
+        # rows = ¼ (Xabᵀ ∘ Wab + Xbb ∘ Waa + Xaa ∘ Wbb + Xab ∘ Wabᵀ), and Xab ∘ Wabᵀ = Tᵀ for T = Xabᵀ ∘ Wab
+        T = np.multiply(XabT, WabT.T, out=buf("T", R, R))
+        rows = np.multiply(Xbb, Waa, out=buf("rows", R, R))
+        rows += T
+        rows += T.T
+        rows += np.multiply(Xaa, Wbb, out=T)
+        rows *= 0.25
+        H = buf("H", 1 + p, 1 + p)
+        if self.one_row_each:
+            H[1:, 1:] = rows
+        else:
+            H[1:, 1:] = G.T @ rows @ G
+        H[0, 0] = _inner(X[:m, :m], W[:m, :m])
         # H_0r = tr(A_0 X A_r W) = −½ (b_rᵀ W E₀ X a_r + a_rᵀ W E₀ X b_r), A_0 = −E₀ᵀE₀
         h0 = -0.5 * (np.einsum("ij,ij->i", FbW[:, :m], FaX[:, :m]) + np.einsum("ij,ij->i", FaW[:, :m], FbX[:, :m]))
         H[0, 1:] = H[1:, 0] = h0 if self.one_row_each else G.T @ h0
@@ -206,12 +238,16 @@ def _solve(problem: StructuredLMI, tol: float, max_iterations: int, deadline: fl
     LX, LZ = np.sqrt(xi) * np.eye(N), np.sqrt(eta) * np.eye(N)
     start_vector = np.random.default_rng(0).standard_normal(N)  # deterministic: the same answer on every run
     lanczos = {"X": start_vector, "Z": start_vector}
+    work: dict[str, np.ndarray] = {}  # the Schur complement's intermediates, reused by every iteration
     while iterations < max_iterations:
         iterations += 1
         AX = problem.apply(X)
         rp = b - AX
         rp[1:] += x
-        Rd = C0 - Z - problem.adjoint(rho, lam)
+        Rd = problem.adjoint(rho, lam)
+        Rd *= -1.0
+        Rd += C0
+        Rd -= Z  # R_d = C₀ − Z − 𝒜ᵀt
         rdl = lam - z
         mu = (_inner(X, Z) + float(x @ z)) / nu
         pobj, dobj = _inner(C0, X), -rho
@@ -228,7 +264,8 @@ def _solve(problem: StructuredLMI, tol: float, max_iterations: int, deadline: fl
             status = "time_budget"
             break
         # inverse factors (for the step lengths) and W = Z⁻¹ = L_Z⁻ᵀL_Z⁻¹ from them
-        (iX, info_x), (iZ, info_z) = lapack.dtrtri(LX, lower=1), lapack.dtrtri(LZ, lower=1)
+        # (LX and LZ are not needed again: their inverses overwrite them)
+        (iX, info_x), (iZ, info_z) = lapack.dtrtri(LX, lower=1, overwrite_c=1), lapack.dtrtri(LZ, lower=1, overwrite_c=1)
         if info_x != 0 or info_z != 0:
             status = "slack_singular"
             break
@@ -239,7 +276,8 @@ def _solve(problem: StructuredLMI, tol: float, max_iterations: int, deadline: fl
                     and abs(previous - rho_c) <= value_tol * rho_c):
                 status = "optimal"
                 break
-        factor = _factor_schur(problem.schur(X, W), x / z)
+        H = problem.schur(X, W, work)
+        factor = _factor_schur(H, x / z, work.setdefault("factor", np.empty_like(H)))
         if factor is None:
             status = "schur_complement_not_positive_definite"
             break
@@ -252,7 +290,9 @@ def _solve(problem: StructuredLMI, tol: float, max_iterations: int, deadline: fl
             # its step lengths only set σ: to a few per cent
             ap, ad = _steps(point, dX, dZ, dx, dz, PREDICTOR_RTOL, lanczos)
             ap, ad = min(1.0, ap), min(1.0, ad)
-            mu_aff = (_inner(X + ap * dX, Z + ad * dZ) + float((x + ap * dx) @ (z + ad * dz))) / nu
+            # ⟨X + a_pΔX, Z + a_dΔZ⟩ expanded: no N × N temporaries
+            mu_aff = (_inner(X, Z) + ad * _inner(X, dZ) + ap * _inner(dX, Z) + ap * ad * _inner(dX, dZ)
+                      + float((x + ap * dx) @ (z + ad * dz))) / nu
             sigma = min(1.0, max(0.0, mu_aff / mu) ** 3)  # Mehrotra's centring rule
             gamma = 0.9 + 0.09 * min(ap, ad)  # SDPT3's step-length factor: closer to the boundary after long steps
             dX, dt, dZ, dx, dz = _direction(problem, point, residuals, factor, sigma * mu, dX @ dZ, dx * dz)  # corrector
@@ -266,8 +306,12 @@ def _solve(problem: StructuredLMI, tol: float, max_iterations: int, deadline: fl
         if LXn is None or LZn is None:
             status = "lost_positive_definiteness"
             break
-        X, x, LX = X + ap * dX, x + ap * dx, LXn
-        Z, z, LZ = Z + ad * dZ, z + ad * dz, LZn
+        dX *= ap  # the directions are spent: the new iterates overwrite them
+        dX += X
+        dZ *= ad
+        dZ += Z
+        X, x, LX = dX, x + ap * dx, LXn
+        Z, z, LZ = dZ, z + ad * dz, LZn
         rho, lam = rho + ad * dt[0], lam + ad * dt[1:]
     return IPMResult(rho=float(rho), lam=np.asarray(lam, dtype=float), status=status, iterations=iterations, gap=float(gap),
                      primal_infeasibility=float(pinf), dual_infeasibility=float(dinf),
@@ -287,13 +331,16 @@ def _inner(A: np.ndarray, B: np.ndarray) -> float:
     return float(np.vdot(A, B))
 
 
-def _factor_schur(H: np.ndarray, diagonal: np.ndarray):
+def _factor_schur(H: np.ndarray, diagonal: np.ndarray, out: np.ndarray | None = None):
     """Cholesky factor of the Schur complement plus ``diag(x/z)`` on the multiplier block, with a tiny diagonal
-    regularisation if rounding made it indefinite; None if that fails too."""
+    regularisation if rounding made it indefinite; None if that fails too. ``out`` (shaped like ``H``) receives
+    the factor if given."""
     H[1:, 1:][np.diag_indices(len(diagonal))] += diagonal
+    out = np.empty_like(H) if out is None else out
     for attempt in range(2):
         try:
-            return linalg.cho_factor(H, lower=True, check_finite=False)
+            np.copyto(out, H)
+            return linalg.cho_factor(out, lower=True, overwrite_a=True, check_finite=False)
         except linalg.LinAlgError:
             if attempt:
                 return None
@@ -333,19 +380,29 @@ def _direction(problem: StructuredLMI, pt: _Point, res: _Residuals, factor, sigm
     ``corr_lin = Δx_aΔz_a``: ``ΔX = σμW − X − corr·W − X ΔZ W`` (symmetrised), ``ΔZ = R_d − 𝒜ᵀΔt``,
     ``Δx = (σμ − xz − corr_lin)/z − x Δz / z``, ``Δz = r_dl + Δλ``, and ``Δt`` from the Schur system."""
     X, x, z, W = pt.X, pt.x, pt.z, pt.W
+    # (in place where possible: every fresh N × N array costs page faults)
     K = sigma_mu * W
     if res.XRdW is not None:
-        K = K - res.XRdW
+        K -= res.XRdW
     if corr is not None:
-        K = K - corr @ W
+        K -= corr @ W
+    K = np.add(K, K.T)  # the symmetric part: ΔX is symmetrised anyway, and 𝒜 sees only it
+    K *= 0.5
     target = sigma_mu - x * z - (corr_lin if corr_lin is not None else 0.0)
-    rhs = res.rp - (problem.apply(0.5 * (K + K.T)) - res.AX)  # 𝒜(σμW − X − corr·W − XR_dW) = 𝒜(K) − 𝒜(X)
+    rhs = res.rp - (problem.apply(K) - res.AX)  # 𝒜(σμW − X − corr·W − XR_dW) = 𝒜(K) − 𝒜(X)
     rhs[1:] += target / z - x * res.rdl / z
     dt = linalg.cho_solve(factor, rhs, check_finite=False)
     At = problem.adjoint(dt[0], dt[1:])
-    dX = K - X + X @ At @ W
+    XAt = X @ At
+    XAtW = XAt @ W
+    dX = np.add(XAtW, XAtW.T, out=XAt)  # ΔX = sym(K − X + X·𝒜ᵀΔt·W) = K − X + sym(X·𝒜ᵀΔt·W)
+    dX *= 0.5
+    dX += K
+    dX -= X
     dz = res.rdl + dt[1:]
-    return 0.5 * (dX + dX.T), dt, res.Rd - At, target / z - x * dz / z, dz
+    At *= -1.0
+    At += res.Rd
+    return dX, dt, At, target / z - x * dz / z, dz
 
 
 def _steps(pt: _Point, dX: np.ndarray, dZ: np.ndarray, dx: np.ndarray, dz: np.ndarray, rtol: float,
@@ -420,9 +477,16 @@ def _smallest_eigenvalue(matvec, explicit, rtol: float, start: np.ndarray) -> tu
 
 
 def _symmetric_from_lower(A: np.ndarray) -> np.ndarray:
-    """The symmetric matrix whose lower triangle is that of ``A``."""
-    lower = np.tril(A)
-    return lower + np.tril(lower, -1).T
+    """The symmetric matrix whose lower triangle is that of ``A``, in place (``A`` is overwritten)."""
+    upper = _upper_indices(A.shape[0])
+    A[upper] = A.T[upper]
+    return A
+
+
+@lru_cache(maxsize=8)
+def _upper_indices(n: int) -> tuple[np.ndarray, np.ndarray]:
+    """The indices of the strict upper triangle of an ``n × n`` matrix (read only; computed once per size)."""
+    return np.triu_indices(n, 1)
 
 
 def _step_into_cone(X: np.ndarray, dX: np.ndarray, step: float,
