@@ -12,7 +12,7 @@ import user_modules
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from torch import nn
-from user_modules import Tanh, unit_columns
+from user_modules import Sine, Tanh, unit_columns
 
 from unfoldtheory.activations import Identity, ReLU, SoftThreshold
 from unfoldtheory.forward_error import evaluate_with_error
@@ -40,15 +40,6 @@ def _matrix(seed: int) -> np.ndarray:
 def TiedLISTA(A: np.ndarray, layers: int) -> user_modules.TiedLISTA:
     """A user's LISTA: one ``nn.Linear`` pair and one threshold shared by every layer."""
     return user_modules.TiedLISTA(A, layers, 0.02, inject_scale=1.3, mix_scale=0.8)
-
-
-class Sine(nn.Module):
-    def __init__(self) -> None:
-        super().__init__()
-        self.lin = nn.Linear(M, N).double()
-
-    def forward(self, y: torch.Tensor) -> torch.Tensor:
-        return torch.sin(self.lin(y))
 
 
 HonestTanh = Tanh
@@ -245,7 +236,7 @@ def test_refusals(models):
     with pytest.raises(ValueError, match=r"nn\.Module or a NetworkSpec"):
         output_radius(np.eye(3), 1.0)
     with pytest.raises(NotRepresentable, match=r"Sine cannot be written as a NetworkSpec.*sin"):
-        output_radius(Sine(), 1.0, example_input=torch.zeros(1, M, dtype=torch.float64))
+        output_radius(Sine(M, N), 1.0, example_input=torch.zeros(1, M, dtype=torch.float64))
     with pytest.raises(ValueError, match="example_input"):
         output_radius(TiedLISTA(_matrix(0), 2), 1.0)
     with pytest.raises(ValueError, match="3 measurements Y but 2 signals X"):

@@ -38,6 +38,17 @@ class TiedLISTA(nn.Module):
         return x
 
 
+class Sine(nn.Module):
+    """A user's module that no ``NetworkSpec`` can represent: ``sin(W y + b)``."""
+
+    def __init__(self, inputs: int, outputs: int) -> None:
+        super().__init__()
+        self.lin = nn.Linear(inputs, outputs).double()
+
+    def forward(self, y: torch.Tensor) -> torch.Tensor:
+        return torch.sin(self.lin(y))
+
+
 class Tanh(Activation):
     """A user-declared smooth activation (slopes in [0, 1]): no rounding bound is known for it."""
 
