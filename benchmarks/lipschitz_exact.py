@@ -1,0 +1,103 @@
+"""The exact global ℓ2 Lipschitz constant (``exact_bound``, branch and bound) on trained LISTA / ALISTA nets (issue 13).
+
+Networks: LISTA and ALISTA trained as ``benchmarks/lipschitz.py`` trains them (its ``trained``: ``--train-steps``
+steps, seed ``--seed``) at each ``--sizes`` entry ``m,n,K`` (both models) or ``m,n,K:ALISTA`` (one model). Per net
+one row: neurons (n·K), the certified exact interval [lower, upper] of ``exact_bound(spec, time_budget=--budget)``,
+upper/lower, closed to rtol 1e-3?, seconds, nodes, and beside it the global "best" interval
+(``upper_bound(spec, "best")`` with ``--global-budget``, ``lower_bound``) and ``agnostic_floor``.
+
+Goals (issue 13): closed within 60 s on trained nets up to 100 neurons; on ALISTA (20, 40, 4) upper/lower ≤ 1.05
+within 600 s. BLAS runs on one thread. ``--cache DIR`` keeps the trained specs as JSON (no pickle).
+
+    python benchmarks/lipschitz_exact.py [--budget 60] [--sizes 10,20,4 8,16,6 20,40,2 20,40,4:ALISTA] [--seed 0]
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import sys
+import time
+from pathlib import Path
+
+from threadpoolctl import threadpool_info, threadpool_limits
+
+from unfoldtheory.diagnostics import markdown_table
+from unfoldtheory.lipschitz import agnostic_floor, lower_bound, upper_bound
+from unfoldtheory.lipschitz.exact import exact_bound
+from unfoldtheory.problems import SparseRecovery
+from unfoldtheory.spec import NetworkSpec
+
+
+def _sibling(name: str):
+    """A module of this folder (``benchmarks/`` is not a package)."""
+    path = Path(__file__).with_name(f"{name}.py")
+    spec = importlib.util.spec_from_file_location(f"benchmarks_{name}", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def networks(args) -> list[tuple[str, NetworkSpec]]:
+    """The trained nets of ``--sizes`` (``benchmarks/lipschitz.py``'s ``trained``), loaded from ``--cache`` if there."""
+    family = _sibling("lipschitz")
+    out = []
+    for entry in args.sizes:
+        size, _, only = entry.partition(":")
+        m, n, K = (int(v) for v in size.split(","))
+        problem = SparseRecovery(m, n, 0.1, seed=args.seed)
+        for name in (only,) if only else ("LISTA", "ALISTA"):
+            cached = None if args.cache is None else args.cache / f"{name}_{m}x{n}x{K}_steps{args.train_steps}_seed{args.seed}.json"
+            if cached is not None and cached.exists():
+                spec = NetworkSpec.from_dict(json.loads(cached.read_text()))
+            else:
+                spec = family.trained(name, problem, K, args.train_steps, args.seed).spec()
+                if cached is not None:
+                    cached.parent.mkdir(parents=True, exist_ok=True)
+                    tmp = cached.with_suffix(".tmp")
+                    tmp.write_text(json.dumps(spec.to_dict()))
+                    tmp.replace(cached)
+            out.append((f"{name} ({m}, {n}, {K})", spec))
+    return out
+
+
+def row(name: str, spec: NetworkSpec, args) -> list:
+    neurons = sum(spec.dims[1:])
+    start = time.perf_counter()
+    ex = exact_bound(spec, rtol=1e-3, time_budget=args.budget, progress=False)
+    seconds = time.perf_counter() - start
+    lo = ex.details["lower"].value
+    best = upper_bound(spec, "best", time_budget=args.global_budget)
+    wit = lower_bound(spec, time_budget=args.global_budget)
+    floor = agnostic_floor(spec, seed=args.seed)
+    return [name, neurons, f"[{lo:.5g}, {ex.value:.5g}]", f"{ex.value / lo:.4f}" if lo > 0 else "inf",
+            "yes" if ex.details["closed"] else "no", f"{seconds:.1f}", ex.details["nodes"],
+            f"[{wit.value:.5g}, {best.value:.5g}]", f"{floor.value:.5g}"]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", nargs="+", default=["10,20,4", "8,16,6", "20,40,2", "20,40,4:ALISTA"],
+                        help="m,n,K (LISTA and ALISTA) or m,n,K:NAME (one of them)")
+    parser.add_argument("--budget", type=float, default=60.0, help="seconds of exact_bound per net")
+    parser.add_argument("--global-budget", type=float, default=45.0, help="seconds of upper_bound 'best' and lower_bound")
+    parser.add_argument("--train-steps", type=int, default=300)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--cache", type=Path, default=None, help="folder for the trained specs (JSON)")
+    args = parser.parse_args()
+    threadpool_limits(1)
+    print("BLAS threads: " + ", ".join(f"{i['internal_api']} {i['num_threads']}" for i in threadpool_info()), flush=True)
+    header = ["network", "neurons", "exact [lower, upper]", "upper/lower", "closed (rtol 1e-3)", "seconds", "nodes",
+              "global [lower_bound, best]", "agnostic_floor"]
+    rows = []
+    for name, spec in networks(args):
+        rows.append(row(name, spec, args))
+        print(" | ".join(str(x) for x in rows[-1]), flush=True)
+    print()
+    print(markdown_table(header, rows))
+
+
+if __name__ == "__main__":
+    main()
