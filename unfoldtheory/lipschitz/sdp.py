@@ -21,7 +21,6 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy import sparse
-from threadpoolctl import threadpool_limits
 
 from unfoldtheory.lipschitz import structured_ipm
 from unfoldtheory.lipschitz.certificate import QUANTITY, bound_from_multipliers
@@ -69,7 +68,7 @@ def _sdp_on_form(spec: NetworkSpec, form: QuadraticForm, solver: str, max_size: 
         raise ValueError(f"the LipSDP matrix has size {form.size} > max_size = {max_size}; the dense formulation "
                          "would be too large or too slow (raise max_size to try anyway)")
     if solver == "structured":
-        with _one_blas_thread(form.size):
+        with structured_ipm.one_blas_thread(form.size):  # the solve and the check's block factorisation
             return _structured_bound(spec, form, start, time_budget, estimate)
     data = scaled_data(spec, form)
     return _cvxpy_bound(form, data, solver, start)
@@ -130,15 +129,6 @@ def _structured_bound(spec: NetworkSpec, form: QuadraticForm, start: float, time
                "primal_infeasibility": result.primal_infeasibility, "dual_infeasibility": result.dual_infeasibility,
                "solves": solves}
     return bound_from_multipliers(form, np.maximum(result.lam, 0.0) * data.scale, "lipsdp-neuron", start, details)
-
-
-def _one_blas_thread(size: int):
-    """One BLAS thread for matrices up to ``structured_ipm.SINGLE_THREAD_SIZE`` rows (the solve and the check's
-    block factorisation): their products are too small to share, and on loaded cores a second thread made the
-    whole structured bound several times slower."""
-    if size > structured_ipm.SINGLE_THREAD_SIZE:
-        return contextlib.nullcontext()
-    return threadpool_limits(1, user_api="blas")
 
 
 def _cvxpy_bound(form: QuadraticForm, data: ScaledData, solver: str, start: float) -> Bound:

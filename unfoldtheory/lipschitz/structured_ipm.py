@@ -46,7 +46,9 @@ from functools import cached_property, lru_cache
 import numpy as np
 from scipy import linalg
 from scipy.linalg import blas, lapack
-from threadpoolctl import threadpool_limits
+from threadpoolctl import ThreadpoolController
+
+from unfoldtheory.lipschitz import heap
 
 #: LipSDP matrices up to this many rows are solved on one BLAS thread (see :func:`solve`)
 SINGLE_THREAD_SIZE = 1000
@@ -210,11 +212,27 @@ def solve(problem: StructuredLMI, tol: float = 1e-6, max_iterations: int = 80,
     way the multipliers only propose: the certificate is recomputed from them.
 
     Matrices up to ``SINGLE_THREAD_SIZE`` rows run on one BLAS thread: each product is too small to
-    share, and on loaded cores a second thread made the whole solve 4–6× slower."""
+    share, and on loaded cores a second thread made the whole solve 4–6× slower. The first call also fixes glibc's
+    heap thresholds (:func:`.heap.keep_freed_memory`: no result changes, fewer page faults)."""
     start = time.perf_counter()
-    limit = threadpool_limits(1, user_api="blas") if problem.size <= SINGLE_THREAD_SIZE else contextlib.nullcontext()
-    with limit:
+    heap.keep_freed_memory()
+    with one_blas_thread(problem.size):
         return _solve(problem, tol, max_iterations, deadline, value_tol, start)
+
+
+def one_blas_thread(size: int):
+    """A context with one BLAS thread for matrices up to ``SINGLE_THREAD_SIZE`` rows (none for larger ones): their
+    products are too small to share. The BLAS libraries are found once (:func:`_blas_controller`); looking them
+    up on every call, as ``threadpool_limits`` does, cost a millisecond each time."""
+    if size > SINGLE_THREAD_SIZE:
+        return contextlib.nullcontext()
+    return _blas_controller().limit(limits=1, user_api="blas")
+
+
+@lru_cache(maxsize=1)
+def _blas_controller() -> ThreadpoolController:
+    """The BLAS libraries loaded in this process (numpy's and scipy's are: this module imports both)."""
+    return ThreadpoolController()
 
 
 def _solve(problem: StructuredLMI, tol: float, max_iterations: int, deadline: float | None, value_tol: float | None,
@@ -523,4 +541,4 @@ def _lin_step(v: np.ndarray, dv: np.ndarray) -> float:
     return float(np.min(-v[neg] / dv[neg])) if np.any(neg) else np.inf
 
 
-__all__ = ["SINGLE_THREAD_SIZE", "IPMResult", "StructuredLMI", "solve"]
+__all__ = ["SINGLE_THREAD_SIZE", "IPMResult", "StructuredLMI", "one_blas_thread", "solve"]
