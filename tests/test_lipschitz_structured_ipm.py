@@ -20,10 +20,10 @@ from unfoldtheory.unfold import ALISTA, LISTA, UnfoldedFISTA
 
 
 def _random_lmi(seed: int, m: int = 3, widths: tuple[int, ...] = (2, 3, 2), selection: bool = False,
-                grouped: bool = False) -> StructuredLMI:
+                grouped: bool = False, blocks: bool = False) -> StructuredLMI:
     """LipSDP data of a random layered net with input injection: layer k reads y and layer k − 1, slopes
     ``[α, β]`` with ``α = 0`` (``F_a`` a selection) or random ``α ∈ (0, ½)``; ``grouped`` makes the last
-    layer share one multiplier."""
+    layer share one multiplier; ``blocks`` passes the block boundaries (products with ``F_b`` by its blocks)."""
     rng = np.random.default_rng(seed)
     R, N = sum(widths), m + sum(widths)
     starts = m + np.concatenate([[0], np.cumsum(widths)])
@@ -44,7 +44,7 @@ def _random_lmi(seed: int, m: int = 3, widths: tuple[int, ...] = (2, 3, 2), sele
         groups[R - widths[-1]:] = R - widths[-1]
     G = np.zeros((R, groups.max() + 1))
     G[np.arange(R), groups] = 1.0
-    return StructuredLMI(C.T @ C, E - alpha * P, beta * P - E, G, m, 1e-6)
+    return StructuredLMI(C.T @ C, E - alpha * P, beta * P - E, G, m, 1e-6, np.concatenate([[0], starts]) if blocks else None)
 
 
 def _dense_constraints(P: StructuredLMI) -> list[np.ndarray]:
@@ -61,17 +61,21 @@ def _dense_constraints(P: StructuredLMI) -> list[np.ndarray]:
 def _permuted(P: StructuredLMI, seed: int) -> StructuredLMI:
     """The same constraints with their rows in a random order (a selection ``F_a`` that is no contiguous range)."""
     order = np.random.default_rng(seed).permutation(P.Fa.shape[0])
-    return StructuredLMI(P.CtC, P.Fa[order], P.Fb[order], P.G[order], P.m, P.strictness)
+    return StructuredLMI(P.CtC, P.Fa[order], P.Fb[order], P.G[order], P.m, P.strictness, P.blocks)
 
 
-@pytest.mark.parametrize(("selection", "grouped", "permuted"),
-                         [(False, False, False), (True, False, False), (True, True, False), (False, True, False),
-                          (True, False, True), (True, True, True)])
-def test_schur_apply_and_adjoint_match_their_definitions(selection, grouped, permuted):
-    P = _random_lmi(0, selection=selection, grouped=grouped)
+@pytest.mark.parametrize(("selection", "grouped", "permuted", "blocks"),
+                         [(False, False, False, False), (True, False, False, False), (True, True, False, False),
+                          (False, True, False, False), (True, False, True, False), (True, True, True, False),
+                          (True, False, False, True), (True, True, False, True), (True, False, True, True),
+                          (False, False, False, True)])
+def test_schur_apply_and_adjoint_match_their_definitions(selection, grouped, permuted, blocks):
+    P = _random_lmi(0, selection=selection, grouped=grouped, blocks=blocks)
     if permuted:
         P = _permuted(P, 2)
     assert (P.selection is not None) == selection
+    # F_b goes by its blocks only where F_a is a contiguous selection and the block boundaries are known
+    assert (P.fb_blocks is not None) == (selection and blocks and not permuted)
     # a contiguous selection is indexed by a slice (views), a permuted one by its index array
     assert isinstance(P.selected, slice) == (selection and not permuted)
     rng = np.random.default_rng(1)
@@ -83,7 +87,43 @@ def test_schur_apply_and_adjoint_match_their_definitions(selection, grouped, per
     K = 0.5 * (B1 + B1.T)
     np.testing.assert_allclose(P.apply(K), [np.sum(Ai * K) for Ai in A], rtol=1e-10, atol=1e-10)
     t = rng.standard_normal(len(A))
-    np.testing.assert_allclose(P.adjoint(t[0], t[1:]), sum(ti * Ai for ti, Ai in zip(t, A, strict=True)), atol=1e-12)
+    At = sum(ti * Ai for ti, Ai in zip(t, A, strict=True))
+    np.testing.assert_allclose(P.adjoint(t[0], t[1:]), At, atol=1e-12)
+    np.testing.assert_allclose(P.times_adjoint(X, P.Fb @ X, t[0], t[1:]), X @ At, rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(P.fb_left(X, np.empty((P.Fb.shape[0], P.size))), P.Fb @ X, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(P.fb_right_transposed(X, np.empty((P.size, P.Fb.shape[0]))), X @ P.Fb.T, rtol=1e-12,
+                               atol=1e-12)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_products_by_blocks_reach_the_same_optimum_as_dense_ones(seed):
+    """The same LMI with and without its block boundaries: the same status, iteration count and ρ (the
+    products sum the same nonzero terms in another order), and the block path is the one taken."""
+    dense = _random_lmi(seed, m=4, widths=(5, 6, 5, 4), selection=True)
+    blocked = _random_lmi(seed, m=4, widths=(5, 6, 5, 4), selection=True, blocks=True)
+    assert dense.fb_blocks is None and blocked.fb_blocks is not None
+    a, b = solve(dense), solve(blocked)
+    assert a.status == b.status == "optimal" and a.iterations == b.iterations
+    assert b.rho == pytest.approx(a.rho, rel=1e-9)
+    np.testing.assert_allclose(b.lam, a.lam, rtol=1e-6, atol=1e-9 * np.abs(a.lam).max())
+
+
+def test_row_blocks_products_match_the_dense_matrix():
+    from unfoldtheory.lipschitz.row_blocks import RowBlocks
+
+    rng = np.random.default_rng(0)
+    F = rng.standard_normal((7, 9))
+    F[:3, 4:] = 0.0  # rows 0-2 touch columns 0-3 only; rows 3-6 skip columns 2-3
+    F[3:, 2:4] = 0.0
+    blocks = RowBlocks.from_dense(F, np.array([0, 3, 7]), np.array([0, 2, 4, 9]))
+    assert [(r.start, r.stop, c.start, c.stop) for r, c, _ in blocks.pieces] == [(0, 3, 0, 4), (3, 7, 0, 2), (3, 7, 4, 9)]
+    np.testing.assert_array_equal(blocks.toarray(), F)
+    X, Y, Yt = rng.standard_normal((9, 5)), rng.standard_normal((4, 7)), rng.standard_normal((4, 9))
+    np.testing.assert_allclose(blocks.left(X, np.full((7, 5), np.nan)), F @ X, rtol=1e-13, atol=1e-13)
+    np.testing.assert_allclose(blocks.right(Y, np.full((4, 9), np.nan)), Y @ F, rtol=1e-13, atol=1e-13)
+    np.testing.assert_allclose(blocks.right_transposed(Yt, np.full((4, 7), np.nan)), Yt @ F.T, rtol=1e-13, atol=1e-13)
+    with pytest.raises(ValueError, match="col_bounds must ascend"):
+        RowBlocks.from_dense(F, np.array([0, 7]), np.array([0, 5, 4, 9]))
 
 
 def _cvxpy_value(P: StructuredLMI) -> float:
@@ -307,3 +347,19 @@ def test_data_beyond_float32_are_solved_and_data_that_would_overflow_are_refused
             assert bound.value >= plain.value * (1 - 1e-9)
         else:
             assert bound.value == np.inf and "overflow" in bound.details["check"]
+
+
+def test_symmetric_from_lower_and_the_heap_setting():
+    """The masked copy gives the symmetric matrix of the lower triangle; glibc accepts the heap thresholds
+    (once: a second call changes nothing), elsewhere the setting reports that it did nothing."""
+    import os
+
+    from unfoldtheory.lipschitz import heap
+    from unfoldtheory.lipschitz.structured_ipm import _symmetric_from_lower
+
+    A = np.random.default_rng(0).standard_normal((7, 7))
+    expected = np.tril(A) + np.tril(A, -1).T
+    np.testing.assert_array_equal(_symmetric_from_lower(A.copy()), expected)
+    glibc = hasattr(os, "confstr") and (os.confstr("CS_GNU_LIBC_VERSION") or "").startswith("glibc")
+    assert heap.keep_freed_memory() == glibc
+    assert heap.keep_freed_memory() == glibc

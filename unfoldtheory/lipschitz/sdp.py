@@ -115,7 +115,7 @@ def _structured_bound(spec: NetworkSpec, form: QuadraticForm, start: float, time
                            "of four data entries) would overflow in float64", start, "structured")
         with np.errstate(all="ignore"):  # the solver only proposes: an iterate that overflows fails the check
             result = structured_ipm.solve(structured_ipm.StructuredLMI(
-                data.CtC, data.Fa.toarray(), data.Fb.toarray(), G, form.m, STRICTNESS), deadline=deadline)
+                data.CtC, data.Fa.toarray(), data.Fb.toarray(), G, form.m, STRICTNESS, form.offsets), deadline=deadline)
         solves.append({"sigma": data.sigma, "status": result.status, "iterations": result.iterations,
                        "seconds": result.seconds})
         loose = result.status == "optimal" and 0 < result.rho < 1 / 64
