@@ -144,8 +144,16 @@ def state_scaling(diagonal: np.ndarray, m: int) -> np.ndarray:
     """Diagonal congruence ``S`` of powers of two that brings each state's diagonal entry of ``−M`` into
     ``[1, 4)`` (Jacobi equilibration); the input block keeps scale 1 here."""
     scale = np.ones(diagonal.shape[0])
-    scale[m:] = [_power_of_two_inverse_sqrt(d) for d in diagonal[m:]]
+    scale[m:] = _powers_of_two_inverse_sqrt(np.asarray(diagonal[m:], dtype=float))
     return scale
+
+
+def _powers_of_two_inverse_sqrt(values: np.ndarray) -> np.ndarray:
+    """:func:`_power_of_two_inverse_sqrt` of every entry (the same ufuncs, elementwise: the same powers of two)."""
+    out = np.ones(values.shape)
+    good = (values > 0) & np.isfinite(values)
+    out[good] = np.ldexp(1.0, np.clip(-np.floor(np.log2(values[good]) / 2), -500, 500).astype(int))
+    return out
 
 
 def _scaled(N0: sparse.csr_matrix, magnitude: sparse.csr_matrix, scale: np.ndarray):
