@@ -177,4 +177,5 @@ def test_vectorised_equilibration_gives_the_scalar_powers_of_two():
     np.testing.assert_array_equal(state_scaling(values, 3), np.concatenate([[1.0, 1.0, 1.0], expected[3:]]))
     scaled = expected[np.isfinite(values) & (values > 1e-290) & (values < 1e290)] ** 2 * values[
         np.isfinite(values) & (values > 1e-290) & (values < 1e290)]
-    assert np.all((scaled >= 1) & (scaled < 4))  # each diagonal entry brought into [1, 4)
+    # each diagonal entry brought into [1, 4), up to log2's rounding just below a power of two
+    assert np.all((scaled >= 1 - 1e-15) & (scaled < 4 * (1 + 1e-15)))
