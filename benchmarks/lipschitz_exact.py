@@ -3,8 +3,9 @@
 Networks: LISTA and ALISTA trained as ``benchmarks/lipschitz.py`` trains them (its ``trained``: ``--train-steps``
 steps, seed ``--seed``) at each ``--sizes`` entry ``m,n,K`` (both models) or ``m,n,K:ALISTA`` (one model). Per net
 one row: neurons (n·K), the certified exact interval [lower, upper] of ``exact_bound(spec, time_budget=--budget)``,
-upper/lower, closed to rtol 1e-3?, seconds, nodes, and beside it the global "best" interval
-(``upper_bound(spec, "best")`` with ``--global-budget``, ``lower_bound``) and ``agnostic_floor``.
+upper/lower, closed to rtol 1e-3?, seconds, nodes, node boxes found / phases forced by node intervals, and beside it
+the global "best" interval (``upper_bound(spec, "best")`` with ``--global-budget``, ``lower_bound``) and
+``agnostic_floor``.
 
 Goals (issue 13): closed within 60 s on trained nets up to 100 neurons; on ALISTA (20, 40, 4) upper/lower ≤ 1.05
 within 600 s. BLAS runs on one thread. ``--cache DIR`` keeps the trained specs as JSON (no pickle).
@@ -49,7 +50,8 @@ def networks(args) -> list[tuple[str, NetworkSpec]]:
         m, n, K = (int(v) for v in size.split(","))
         problem = SparseRecovery(m, n, 0.1, seed=args.seed)
         for name in (only,) if only else ("LISTA", "ALISTA"):
-            cached = None if args.cache is None else args.cache / f"{name}_{m}x{n}x{K}_steps{args.train_steps}_seed{args.seed}.json"
+            stem = f"{name}_{m}x{n}x{K}_steps{args.train_steps}_seed{args.seed}"
+            cached = None if args.cache is None else args.cache / f"{stem}.json"
             if cached is not None and cached.exists():
                 spec = NetworkSpec.from_dict(json.loads(cached.read_text()))
             else:
@@ -74,6 +76,7 @@ def row(name: str, spec: NetworkSpec, args) -> list:
     floor = agnostic_floor(spec, seed=args.seed)
     return [name, neurons, f"[{lo:.5g}, {ex.value:.5g}]", f"{ex.value / lo:.4f}" if lo > 0 else "inf",
             "yes" if ex.details["closed"] else "no", f"{seconds:.1f}", ex.details["nodes"],
+            f"{ex.details.get('boxes', '—')} / {ex.details.get('forced_by_intervals', '—')}",
             f"[{wit.value:.5g}, {best.value:.5g}]", f"{floor.value:.5g}"]
 
 
@@ -90,6 +93,7 @@ def main() -> None:
     threadpool_limits(1)
     print("BLAS threads: " + ", ".join(f"{i['internal_api']} {i['num_threads']}" for i in threadpool_info()), flush=True)
     header = ["network", "neurons", "exact [lower, upper]", "upper/lower", "closed (rtol 1e-3)", "seconds", "nodes",
+              "boxes / forced",
               "global [lower_bound, best]", "agnostic_floor"]
     rows = []
     for name, spec in networks(args):

@@ -40,6 +40,13 @@ P_sigma lies in a leaf of every node's subtree that contains it, and the leaves 
 * Forced phases. If every child but one is proved interior-free, every region with interior of the node lies
   in the remaining child (the children cover the node); expanding it at once without queueing the node is the
   pruning rule below applied to its siblings.
+* Node intervals (exact_box.py). Bounds lo <= v(y) <= hi valid for every y in P (claims 6, 7). If [lo, hi] lies in
+  one closed phase I_p, the child with phase p is P itself: it replaces P with no new row ("forced"), and the cover
+  is unchanged. Otherwise the children whose phase meets [lo, hi] in at most a point are not built: such a child
+  is empty, or lies in the hyperplane v = end, whose points belong (closed phases) to the neighbouring phase, which
+  meets [lo, hi] in an interval and is kept (claim 8): the kept children still cover P. Bounds that cross (lo > hi)
+  prove P empty: its bound is 0. The node bound is the certificate on restrict() with these intervals (valid on
+  P: restriction.py's claim needs exactly bounds that hold on the set).
 * Pruning. A child is dropped only when an exact Gordan-Farkas vector proves that its polyhedron has no interior
   (claims 4, 5); such a child contains no region with interior. Best-first: the value returned is the largest
   bound among the nodes still queued. Every region with interior lies in exactly one queued node or leaf at any
@@ -57,6 +64,23 @@ Claims checked here:
 5. No interior. If lam.h = 0 and every g_i with lam_i > 0 is nonzero: at an interior point y0 each such row is
    strict (y0 + eps g/|g|^2 stays in a ball around y0 and has g y = g y0 + eps), so 0 = sum lam_i g_i y0 <
    lam.h = 0, a contradiction. Checked: the shifted point raises g y by exactly eps.
+6. Enclosing box. Rows known within errors: the exact rows are M*_i = M_i + D_i, g0*_i = g0_i + d0_i with
+   |D_i| <= E_i, |d0_i| <= e0_i, and P = {y : M*_i y + g0*_i <= r_i}. For mu >= 0 and a direction d:
+   d.y = (d - sum mu_i M_i).y + sum mu_i (M*_i y) - sum mu_i D_i y, and M*_i y <= r_i - g0*_i <= t_i := r_i - g0_i + e0_i
+   on P, so d.y <= sum mu_i t_i + (||d - M^T mu||_1 + ||E^T mu||_1) ||y||_inf =: beta_d + rho_d ||y||_inf (Hoelder).
+   Taking d = +-e_j for all j: ||y||_inf <= B + R ||y||_inf with B = max beta_d, R = max rho_d, and R < 1 gives
+   ||y||_inf <= B/(1 - R) for this y (no a-priori bound on y is used: ||y||_inf is a finite number). Checked: the
+   identity for d.y, and the fixed point step.
+7. Intervals over P. Every interval that the propagation uses at layer k holds for y in P (the phase intervals of
+   fixed neurons hold on P by definition; those of earlier layers by induction), and every relaxation line of
+   CROWN holds wherever v_j lies in its interval; concretising over the box (a superset of P) bounds the minimum
+   over P. So each computed bound holds for every y in P (bound_propagation.py's rounding argument is unchanged:
+   it needs |z_j| bounds that hold at the points considered, which the same intervals give). Checked: a minimum
+   over a superset is a lower bound for the subset (one line, shown on an example), and the intersection of two
+   intervals that hold at y holds at y.
+8. Dropped children. For soft-thresholding (theta = 1) and the box [-1, 1] on a grid of intervals [lo, hi] with
+   rational end points: when no phase contains [lo, hi], every v in [lo, hi] (grid points, end points included)
+   lies in a phase that meets [lo, hi] in more than a point (the kept ones).
 """
 
 import sympy as sp
@@ -155,5 +179,52 @@ check("the shift has length eps/|g|, inside any ball around y0 for small eps",
 strict = sp.Symbol("r", negative=True)  # g_i y0 - h_i < 0 on the rows with lam_i > 0
 check("sum lam_i (g_i y0 - h_i) < 0 when every such row is strict, contradicting sum = -lam.h = 0",
       (lam1 * strict + lam2 * strict).is_negative)
+
+section("6. enclosing box: d.y <= beta + rho ||y||, and the fixed point")
+mu1, mu2 = sp.symbols("mu1 mu2", nonnegative=True)
+dvec = sp.Matrix(sp.symbols("d0:2", real=True))
+Mrow = [sp.Matrix(sp.symbols(f"M{i}_0:2", real=True)).T for i in range(2)]
+Drow = [sp.Matrix(sp.symbols(f"D{i}_0:2", real=True)).T for i in range(2)]
+yy = sp.Matrix(sp.symbols("x0:2", real=True))
+mus = [mu1, mu2]
+residual = dvec.T - sum((mus[i] * Mrow[i] for i in range(2)), sp.zeros(1, 2))
+exact_part = sum((mus[i] * ((Mrow[i] + Drow[i]) * yy)[0] for i in range(2)), 0)
+error_part = sum((mus[i] * (Drow[i] * yy)[0] for i in range(2)), 0)
+check("d.y = (d - sum mu_i M_i).y + sum mu_i (M*_i y) - sum mu_i D_i y, M* = M + D",
+      sp.expand((dvec.T * yy)[0] - ((residual * yy)[0] + exact_part - error_part)) == 0)
+Yn, Bb = sp.symbols("Y B", nonnegative=True)
+Rr = sp.Symbol("R", nonnegative=True)
+slack = sp.Symbol("s", nonnegative=True)  # B + R Y - Y = s >= 0
+Rval = sp.Symbol("q", positive=True)  # 1 - R = q > 0
+check("Y <= B + R Y with R < 1 gives Y <= B/(1 - R): B/(1 - R) - Y = (B + R Y - Y)/(1 - R)",
+      sp.simplify(Bb / (1 - Rr) - Yn - (Bb + Rr * Yn - Yn) / (1 - Rr)) == 0
+      and (slack / Rval).is_nonnegative)
+
+section("7. bounds over a superset hold on the subset; intersections of valid bounds are valid")
+grid = [sp.Rational(k, 4) for k in range(-8, 9)]
+box_pts = [(a, b) for a in grid for b in grid]
+sub_pts = [(a, b) for a, b in box_pts if a + b <= 0 and a >= -1]  # a subset of the box
+obj = [3 * a - 2 * b for a, b in box_pts]
+check("min over the box <= min over a subset of it (a lower bound there)", min(obj) <= min(3 * a - 2 * b for a, b in sub_pts))
+lo1, hi1, lo2, hi2, vv = sp.symbols("l1 h1 l2 h2 v", real=True)
+check("l1 <= v <= h1 and l2 <= v <= h2 imply max(l1, l2) <= v <= min(h1, h2)",
+      all(max(a, c) <= x <= min(b, e) for a, b, c, e, x in
+          [(sp.Rational(p, 2), sp.Rational(p + 3, 2), sp.Rational(q, 2), sp.Rational(q + 4, 2), sp.Rational(r, 2))
+           for p in range(-4, 3) for q in range(-4, 3) for r in range(-6, 8)]
+          if a <= x <= b and c <= x <= e))
+
+section("8. the kept children cover the node")
+one = sp.Integer(1)
+for name, phases in (("soft-threshold (theta = 1)", [(-sp.oo, -one), (-one, one), (one, sp.oo)]),
+                     ("box [-1, 1]", [(-sp.oo, -one), (-one, one), (one, sp.oo)]), ("ReLU", [(-sp.oo, 0), (0, sp.oo)])):
+    pts = [sp.Rational(k, 4) for k in range(-12, 13)]
+    ok = True
+    for lo_ in pts:
+        for hi_ in pts:
+            if lo_ > hi_ or any(a <= lo_ and hi_ <= b for a, b in phases):
+                continue
+            kept = [(a, b) for a, b in phases if sp.Max(lo_, a) < sp.Min(hi_, b)]
+            ok &= all(any(a <= x <= b for a, b in kept) for x in pts if lo_ <= x <= hi_)
+    check(f"{name}: every v in [lo, hi] lies in a kept phase when no phase contains [lo, hi]", bool(ok))
 
 finish()

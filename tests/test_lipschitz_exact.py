@@ -12,6 +12,7 @@ from unfoldtheory.forward_error import certified_ratio
 from unfoldtheory.lipschitz import exact
 from unfoldtheory.lipschitz.agnostic import activation_agnostic
 from unfoldtheory.lipschitz.exact import exact_bound
+from unfoldtheory.lipschitz.exact_box import enclosing_box
 from unfoldtheory.lipschitz.polyhedra import phase_table, proves_no_interior
 from unfoldtheory.oracle.linear_regions import linear_regions
 from unfoldtheory.spec import Layer, NetworkSpec, unrolled
@@ -159,6 +160,98 @@ def test_constant_preactivation_on_a_kink_is_not_pruned():
     bound = exact_bound(spec, rtol=1e-6, time_budget=20.0)
     _check_interval(spec, bound, linear_regions(spec))
     assert abs(bound.value - np.sqrt(5.0)) < 1e-9
+
+
+def _node_of(search, y0, depth, tighten_each=True):
+    """The search node that fixes the phases of ``y0``'s first ``depth`` neurons (the phase holding its pre-activation
+    in its interior), tightened on the way, and ``y0``'s pre-activations; None if ``y0`` lies within 1e-6 of a kink."""
+    spec = search.spec
+    pres = [v[0] for v in spec.preactivations(y0[None])]
+    m = spec.input_dim
+    node = exact._Node((), (np.eye(m, m + 1),), None, np.zeros((0, m)), np.zeros(0), (), y0.copy(), np.inf,
+                       (np.zeros((m, m + 1)),), None, np.zeros((0, m + 1)), np.zeros((0, m + 1)), np.zeros(0))
+    node = search._settle(node)
+    while len(node.phases) < min(depth, len(search.where)):
+        k, i = search.where[len(node.phases)]
+        v = pres[k - 1][i]
+        inside = [p for p, ph in enumerate(search.table[k - 1][i]) if ph.lo + 1e-6 < v < ph.hi - 1e-6]
+        if not inside:
+            return None, pres
+        node = search.child(node, inside[0])
+        assert node is not None  # y0 is an interior point: never proved empty
+        if tighten_each:
+            search.tighten(node)
+    return node, pres
+
+
+@settings(max_examples=25, deadline=None)
+@given(tiny_specs(kinds=("st", "box", "relu")), st.integers(0, 2 ** 32 - 1), st.integers(1, 6))
+def test_node_intervals_contain_sampled_preactivations(spec, seed, depth):
+    """The enclosing box and the propagated bounds of a node hold at points sampled in its polyhedron, and a phase
+    that the bounds force is the phase of every such point."""
+    rng = np.random.default_rng(seed)
+    search = exact._Search(spec, 1e-3)
+    y0 = rng.standard_normal(spec.input_dim) * 0.5
+    node, pres = _node_of(search, y0, depth)
+    if node is None:
+        return
+    for t, p in enumerate(node.phases):  # forced phases (no row) included: y0's value lies in each closed phase
+        k, i = search.where[t]
+        ph = search.table[k - 1][i][p]
+        assert ph.lo - 1e-9 <= pres[k - 1][i] <= ph.hi + 1e-9
+    search.tighten(node)
+    if node.lower is None:
+        return
+    box = enclosing_box(node.A, node.c, node.G, node.E, node.rhs)
+    assert box is not None
+    lo, hi = box
+    Y = np.vstack([y0, rng.uniform(lo, hi, (400, spec.input_dim))])
+    Y = Y[np.all(Y @ node.A.T <= node.c - 1e-9, axis=1)]  # strictly inside the node's polyhedron
+    assert Y.shape[0] >= 1
+    assert np.all((Y >= lo) & (Y <= hi))
+    for v, a, b in zip(spec.preactivations(Y), node.lower, node.upper, strict=True):
+        tol = 1e-9 * (1 + np.abs(v))
+        assert np.all((v >= a - tol) & (v <= b + tol))
+
+
+def test_enclosing_box_of_a_triangle_and_none_for_a_cone():
+    """{y₁ ≥ 0, y₂ ≥ 0, y₁ + y₂ ≤ 1} (exact rows): the box is [0, 1]² up to rounding; a cone has none."""
+    G = np.array([[-1.0, 0.0, 0.0], [0.0, -1.0, 0.0], [1.0, 1.0, 0.0]])
+    E = np.zeros_like(G)
+    rhs = np.array([0.0, 0.0, 1.0])
+    A = G[:, :2] / np.linalg.norm(G[:, :2], axis=1, keepdims=True)
+    c = rhs / np.linalg.norm(G[:, :2], axis=1)
+    lo, hi = enclosing_box(A, c, G, E, rhs)
+    assert np.all(lo <= 0.0) and np.all(hi >= 1.0)
+    assert np.all(lo > -1e-12) and np.all(hi < 1 + 1e-12)
+    # an error bound on the rows widens the box (the exact rows are only known within E)
+    lo2, hi2 = enclosing_box(A, c, G, np.full_like(G, 1e-3), rhs)
+    assert np.all(lo2 < lo) and np.all(hi2 > hi)
+    assert enclosing_box(A[:2], c[:2], G[:2], E[:2], rhs[:2]) is None
+    assert enclosing_box(A[[0, 1, 1]], c[[0, 1, 1]], G[[0, 1, 1]], E[[0, 1, 1]], rhs[[0, 1, 1]]) is None
+
+
+def _stable_after_dead_zone() -> NetworkSpec:
+    """Layer 1: soft-thresholding (θ = 1) of ``y``; layer 2: ReLU of ``z₁ + z₂ + 3 − 0.5·y₁`` (input injection). On the
+    dead-zone square ``|y| ≤ 1`` that pre-activation lies in [2.5, 3.5]: the bounds of that node force it active,
+    no emptiness LP needed."""
+    W1 = np.eye(2)
+    l2 = Layer({1: np.array([[1.0, 1.0], [1.0, -1.0]]), 0: np.array([[-0.5, 0.0], [0.0, 0.25]])}, ReLU(),
+               np.array([3.0, 0.0]))
+    return NetworkSpec(2, [Layer({0: W1}, SoftThreshold(1.0)), l2], {2: np.array([[1.0, 2.0]]), 1: np.array([[0.5, -1.0]])})
+
+
+def test_intervals_force_a_later_phase_and_the_search_still_matches_the_oracle():
+    spec = _stable_after_dead_zone()
+    search = exact._Search(spec, 1e-3)
+    node, _ = _node_of(search, np.array([0.1, -0.2]), 2, tighten_each=False)
+    search.tighten(node)
+    assert node.lower is not None and node.lower[1][0] >= 2.5 - 1e-9 and node.upper[1][0] <= 3.5 + 1e-9
+    settled = search._settle(node)
+    assert len(settled.phases) == 3 and settled.phases[2] == 1 and search.stats["forced_by_intervals"] == 1
+    bound = exact_bound(spec, rtol=1e-6, time_budget=20.0)
+    _check_interval(spec, bound, linear_regions(spec))
+    assert bound.details["closed"]
 
 
 def test_exact_emptiness_check():

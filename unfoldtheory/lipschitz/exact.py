@@ -8,25 +8,37 @@ box projection or identity computes a continuous piecewise-affine ``f``; its ℓ
 (:mod:`.polyhedra`) and its children (the next neuron's phases) cover it, so the leaves cover ℝᵐ: no bounded
 domain is assumed. Best first on a certified upper bound of ``‖J_R‖`` over every region of the node's subtree:
 
+* **node intervals** (:mod:`.exact_box`). When the float LPs find the node's polyhedron ``P`` bounded, a rigorous
+  box around it (LP multipliers re-checked with outward rounding against rows whose float error is bounded) and
+  interval/CROWN propagation over the box, intersected layer by layer with the fixed neurons' phase intervals, give
+  bounds on every pre-activation that hold on ``P``. A free neuron whose bounds lie in one phase is *forced*: that
+  child is ``P`` itself (no row, no LP, no emptiness proof); phases that meet the bounds in at most a point are
+  not branched on (their children are empty or lie in a kept neighbour's); bounds that cross prove ``P`` empty.
+  Children inherit their parent's bounds;
 * **node bound.** The spec restricted to the node (:func:`~.restriction.restrict`: a fixed neuron gets the
-  interval of its phase, a free one ``(−∞, ∞)``) is certified by vertex enumeration
-  (:func:`~.agnostic.activation_agnostic`) up to ``VERTEX_NEURONS`` unstable neurons, else by LipSDP-Neuron
-  (:func:`~.sdp.sdp_bound`, structured interior-point method, multipliers re-checked) when its matrix has at most
-  ``NODE_SDP_ROWS`` rows, with the product bound as the fallback (the root, with all neurons free:
-  ``upper_bound(spec, "best")`` within a quarter of the budget, ≤ 30 s); a slope-based certificate bounds the
-  difference quotients of every pair in the node, hence ``‖J_R‖`` of every region with interior in it. A node
-  enters the queue with its parent's bound (valid: its polyhedron lies in the parent's) and gets its own, the smaller
-  of the two, when it is first the largest (lazily: nodes that never reach the top cost no certificate);
-* **forced phases.** When all children but one are proved to have no interior, the one left holds every region
-  of the node: it is expanded at once, so only nodes with a choice are queued and bounded;
+  interval of its phase, every neuron the node's bounds where known, a free one otherwise ``(−∞, ∞)``) is
+  certified by vertex enumeration (:func:`~.agnostic.activation_agnostic`) up to ``VERTEX_NEURONS`` unstable
+  neurons, else by LipSDP-Neuron (:func:`~.sdp.sdp_bound`, structured interior-point method, multipliers
+  re-checked) when its matrix has at most ``NODE_SDP_ROWS`` rows, with the product bound as the fallback (the root,
+  with all neurons free: ``upper_bound(spec, "best")`` within a quarter of the budget, ≤ 30 s); a slope-based
+  certificate bounds the difference quotients of every pair in the node, hence ``‖J_R‖`` of every region with
+  interior in it. A node enters the queue with its parent's bound (valid: its polyhedron lies in the parent's) and
+  gets its own bounds and bound, the smaller of the two, when it is first the largest (lazily: nodes that never
+  reach the top cost no certificate);
+* **forced phases.** When all children but one are proved to have no interior, or the node's bounds force the
+  phase, the one left holds every region of the node: it is expanded at once, so only nodes with a choice are
+  queued and bounded;
 * **leaf** (every phase fixed). ``f`` is affine on the region: ``Restriction.jacobian_upper`` bounds ``‖J_R‖``
   rigorously; the float Chebyshev centre of the region and the top right singular vector ``u`` of ``J_R`` give
   a witness pair ``y ± s·u`` whose ratio :func:`~unfoldtheory.forward_error.certified_ratio` re-evaluates from
-  the spec (the incumbent lower bound; seeded by :func:`~.lower.lower_bound`);
+  the spec;
+* **incumbent.** The largest certified ratio of the leaf witnesses and of global witness searches
+  (:func:`~.lower.lower_bound` with region ascent from all its starts): one before the search, another with the next
+  random seed whenever the searches have had under ``INCUMBENT_SHARE`` of the time spent;
 * **pruning.** A child whose float LP finds no interior is dropped only when
   :func:`~.polyhedra.proves_no_interior` proves it in exact rational arithmetic; otherwise it stays in the
-  search. The search stops when the largest open bound is ≤ ``(1 + rtol)·lower``, or at the time budget. Among equal bounds
-  the deepest node goes first (towards leaves, whose witnesses raise the incumbent).
+  search. The search stops when the largest open bound is ≤ ``(1 + rtol)·lower``, or at the time budget. Among equal
+  bounds the deepest node goes first (towards leaves, whose witnesses raise the incumbent).
 
 The returned value is the largest bound left in the queue (every region with interior lies in an open node or
 a leaf still queued): a certified upper bound whether or not the interval closed.
@@ -34,6 +46,7 @@ a leaf still queued): a certified upper bound whether or not the interval closed
 
 from __future__ import annotations
 
+import dataclasses
 import heapq
 import itertools
 import math
@@ -47,6 +60,7 @@ from tqdm.auto import tqdm
 
 from unfoldtheory.forward_error import certified_ratio
 from unfoldtheory.lipschitz.agnostic import activation_agnostic
+from unfoldtheory.lipschitz.exact_box import affine_preactivation, affine_state, enclosing_box, node_intervals
 from unfoldtheory.lipschitz.lower import lower_bound
 from unfoldtheory.lipschitz.polyhedra import Centre, ExactPreactivations, chebyshev_centre, phase_table, proves_no_interior
 from unfoldtheory.lipschitz.product import product_bound
@@ -61,8 +75,11 @@ METHOD = "exact (pattern branch and bound)"
 #: Up to this many unstable neurons a node is bounded by vertex enumeration (2^n patterns; below ~13 neurons it is
 #: cheaper than the node SDP and never looser), else by LipSDP-Neuron or the product bound.
 VERTEX_NEURONS = 12
-#: Share of the time budget (at most ``SEED_SECONDS``) given to the global witness search that seeds the incumbent.
-SEED_SHARE, SEED_SECONDS = 0.1, 10.0
+#: Each global witness search for the incumbent (:func:`~.lower.lower_bound`, ``SEED_RESTARTS`` starts, region ascent
+#: from every one: ``patience=None``) gets ``SEED_SHARE`` of the budget, at most ``SEED_SECONDS``; one seeds the search,
+#: and another one, with the next random seed, runs whenever the searches so far have had less than ``INCUMBENT_SHARE``
+#: of the time spent (their value varies with the seed by several per cent on trained nets).
+SEED_SHARE, SEED_SECONDS, SEED_RESTARTS, INCUMBENT_SHARE = 0.15, 15.0, 64, 0.25
 #: Share of the time budget (at most ``ROOT_SECONDS``) for the root's global certificate (``upper_bound``, "best").
 ROOT_SHARE, ROOT_SECONDS = 0.25, 30.0
 #: Beyond ``VERTEX_NEURONS`` a node with a LipSDP matrix of at most this many rows is bounded by LipSDP-Neuron on its
@@ -80,6 +97,13 @@ class _Node:
     rows: tuple[tuple[int, int, int], ...]  # per row: (layer, neuron, side): +1 is v ≤ hi, −1 is v ≥ lo
     point: np.ndarray | None  # a float point of the node (guidance), None when the LP found none
     bound: float
+    errs: tuple[np.ndarray, ...]  # entrywise bounds on |maps − exact maps| (:mod:`.exact_box`)
+    pre_err: np.ndarray | None  # the same for ``pre``
+    G: np.ndarray  # per row of A: side·[g | g0], the float pre-activation row it came from …
+    E: np.ndarray  # … its error bound …
+    rhs: np.ndarray  # … and side·(phase end): the exact row is side·(g*·y + g0*) ≤ rhs
+    lower: list[np.ndarray] | None = None  # rigorous pre-activation bounds over the polyhedron (None: not known)
+    upper: list[np.ndarray] | None = None
     bounded: bool = False  # False: ``bound`` is the parent's (valid, the node lies in it), its own not computed yet
 
 
@@ -91,30 +115,45 @@ class _Search:
         self.where = [(k, i) for k in range(1, spec.num_layers + 1) for i in range(spec.dims[k])]
         self.start = np.cumsum([0, *spec.dims[1:]])  # flat index of layer k's first neuron: start[k − 1]
         self.stats = {"nodes": 0, "regions_visited": 0, "empty_proved": 0, "empty_unproved": 0, "lps": 0,
-                      "bound_methods": {}}
+                      "box_tries": 0, "boxes": 0, "forced_by_intervals": 0, "bound_methods": {}}
         self.scale = 1.0
 
     # ------------------------------------------------------------------ node bookkeeping
-    def _preactivation(self, maps: tuple[np.ndarray, ...], k: int) -> np.ndarray:
-        spec = self.spec
-        pre = np.zeros((spec.dims[k], spec.input_dim + 1))
-        for j, w in spec.weights[k - 1].items():
-            pre += w @ maps[j]
-        pre[:, -1] += spec.biases[k - 1]
-        return pre
+    def _forced(self, node: _Node, k: int, i: int) -> int | None:
+        """The phase whose closed interval contains the neuron's bounds over the node (then that child is the node
+        itself), or None."""
+        if node.lower is None:
+            return None
+        lo, hi = node.lower[k - 1][i], node.upper[k - 1][i]
+        return next((p for p, ph in enumerate(self.table[k - 1][i]) if ph.lo <= lo and hi <= ph.hi), None)
+
+    def _candidates(self, node: _Node, k: int, i: int) -> list[int]:
+        """The phases to branch on: those whose interval meets the neuron's bounds over the node in more than a point
+        (the others' children are empty or lie in a neighbour's, on the shared end: the kept ones still cover the node)."""
+        phases = self.table[k - 1][i]
+        if node.lower is None:
+            return list(range(len(phases)))
+        lo, hi = node.lower[k - 1][i], node.upper[k - 1][i]
+        return [p for p, ph in enumerate(phases) if max(lo, ph.lo) < min(hi, ph.hi)]
 
     def _settle(self, node: _Node) -> _Node:
-        """Fix single-phase neurons and complete layers until a neuron with a choice (or the leaf) is next."""
+        """Fix single-phase neurons and neurons whose bounds over the node lie in one phase (no new row: the node is
+        unchanged), and complete layers, until a neuron with a choice (or the leaf) is next."""
         spec = self.spec
         with np.errstate(over="ignore", invalid="ignore"):
             while len(node.phases) < len(self.where):
                 t = len(node.phases)
                 k, i = self.where[t]
                 if node.pre is None:
-                    node.pre = self._preactivation(node.maps, k)
+                    node.pre, node.pre_err = affine_preactivation(spec, node.maps, node.errs, k)
                 if len(self.table[k - 1][i]) > 1:
-                    return node
-                node.phases = (*node.phases, 0)
+                    p = self._forced(node, k, i)
+                    if p is None:
+                        return node
+                    self.stats["forced_by_intervals"] += 1
+                else:
+                    p = 0
+                node.phases = (*node.phases, p)
                 if i == spec.dims[k] - 1:
                     self._complete(node, k)
             return node
@@ -123,10 +162,9 @@ class _Search:
         """Layer k's phases are all fixed: its state is affine, ``S v + o``; move to layer k + 1."""
         phases = node.phases[self.start[k - 1]:self.start[k]]
         ph = [self.table[k - 1][i][p] for i, p in enumerate(phases)]
-        h = np.array([p.slope for p in ph])[:, None] * node.pre
-        h[:, -1] += np.array([p.offset for p in ph])
-        node.maps = (*node.maps, h)
-        node.pre = None
+        h, e = affine_state(node.pre, node.pre_err, np.array([p.slope for p in ph]), np.array([p.offset for p in ph]))
+        node.maps, node.errs = (*node.maps, h), (*node.errs, e)
+        node.pre = node.pre_err = None
 
     def child(self, node: _Node, p: int) -> _Node | None:
         """The child of ``node`` with phase ``p`` for its next neuron, settled; None when proved to have no interior."""
@@ -137,20 +175,27 @@ class _Search:
         g, g0 = row[:-1], row[-1]
         norm = float(np.linalg.norm(g))
         unit = norm if norm > 0 and math.isfinite(norm) else 1.0
-        new_A, new_c, new_rows = [], [], []
+        new_A, new_c, new_rows, new_G, new_E, new_rhs = [], [], [], [], [], []
         for side, end in ((1, ph.hi), (-1, ph.lo)):
             if math.isfinite(end):
                 new_A.append(side * g / unit)
                 new_c.append(side * (end - g0) / unit)
                 new_rows.append((k, i, side))
+                new_G.append(side * row)
+                new_E.append(node.pre_err[i])
+                new_rhs.append(side * end)
         A = np.vstack([node.A, *new_A]) if new_A else node.A
         c = np.concatenate([node.c, new_c]) if new_c else node.c
+        G = np.vstack([node.G, *new_G]) if new_G else node.G
+        E = np.vstack([node.E, *new_E]) if new_E else node.E
+        rhs = np.concatenate([node.rhs, new_rhs]) if new_rhs else node.rhs
         point = node.point
         if point is not None:
             v = float(g @ point + g0)
             if not ph.lo < v < ph.hi:
                 point = None
-        child = _Node((*node.phases, p), node.maps, node.pre, A, c, (*node.rows, *new_rows), point, node.bound)
+        child = _Node((*node.phases, p), node.maps, node.pre, A, c, (*node.rows, *new_rows), point, node.bound,
+                      node.errs, node.pre_err, G, E, rhs, node.lower, node.upper)
         if point is None:
             centre = self._centre(child)
             if centre.radius > 0 and centre.y is not None:
@@ -196,30 +241,59 @@ class _Search:
     def expand(self, node: _Node, leaves: int) -> list[_Node]:
         """The children of ``node`` that are not proved interior-free; a single one (its siblings proved empty, so it
         holds every region of ``node``) is expanded in turn, so that only nodes with a choice reach the queue."""
+        node = self._settle(dataclasses.replace(node, bounded=False))  # its own intervals may force the next phases
+        if len(node.phases) == leaves:
+            return [node]
         while True:
             self.stats["nodes"] += 1
             k, i = self.where[len(node.phases)]
-            kids = [c for c in (self.child(node, p) for p in range(len(self.table[k - 1][i]))) if c is not None]
+            kids = [c for c in (self.child(node, p) for p in self._candidates(node, k, i)) if c is not None]
             if len(kids) != 1 or len(kids[0].phases) == leaves:
                 return kids
             node = kids[0]
 
     # ------------------------------------------------------------------ bounds and witnesses
     def _intervals(self, node: _Node) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        """Bounds on every pre-activation over the node: the fixed neurons' phase intervals, intersected with the
+        node's propagated bounds when known."""
         lower = [np.full(d, -np.inf) for d in self.spec.dims[1:]]
         upper = [np.full(d, np.inf) for d in self.spec.dims[1:]]
         for t, p in enumerate(node.phases):
             k, i = self.where[t]
             ph = self.table[k - 1][i][p]
             lower[k - 1][i], upper[k - 1][i] = ph.lo, ph.hi
+        if node.lower is not None:
+            lower = [np.maximum(a, b) for a, b in zip(lower, node.lower, strict=True)]
+            upper = [np.minimum(a, b) for a, b in zip(upper, node.upper, strict=True)]
         return lower, upper
+
+    def tighten(self, node: _Node) -> None:
+        """The node's bounds from its enclosing box (:func:`~.exact_box.enclosing_box`, when the float LPs find the
+        polyhedron bounded) by :func:`~.exact_box.node_intervals`, kept in ``node.lower``/``node.upper``."""
+        if node.A.shape[0] <= self.spec.input_dim:
+            return
+        self.stats["box_tries"] += 1
+        with np.errstate(all="ignore"):
+            box = enclosing_box(node.A, node.c, node.G, node.E, node.rhs)
+        if box is None:
+            return
+        self.stats["boxes"] += 1
+        node.lower, node.upper = node_intervals(self.spec, box, *self._intervals(node))
 
     def bound(self, node: _Node, budget: float, root: bool = False) -> float:
         """A certified upper bound on ``‖J_R‖`` over the regions of ``node`` (module docstring), ≤ its parent's:
         the Jacobian bound of a leaf, vertex enumeration up to ``VERTEX_NEURONS`` unstable neurons, else LipSDP-Neuron
         on the restricted spec (at the root :func:`~unfoldtheory.lipschitz.upper_bound`, "best"), within ``budget``
-        seconds, and the product bound when that does not certify."""
-        restriction = restrict(self.spec, *self._intervals(node))
+        seconds, and the product bound when that does not certify. The bounds of the free neurons come from
+        :meth:`tighten`; bounds that cross prove the node empty (bound 0)."""
+        if not root:
+            self.tighten(node)
+        lower, upper = self._intervals(node)
+        methods = self.stats["bound_methods"]
+        if any(np.any(lo > hi) for lo, hi in zip(lower, upper, strict=True)):
+            methods["empty"] = methods.get("empty", 0) + 1
+            return 0.0
+        restriction = restrict(self.spec, lower, upper)
         method, value = None, math.inf
         if restriction.linear:
             value, method = restriction.jacobian_upper, "jacobian"
@@ -243,7 +317,6 @@ class _Search:
         if method is None or not math.isfinite(value):
             b = product_bound(restriction.spec)
             value, method = min(value, b.value if b.certified else math.inf), "product"
-        methods = self.stats["bound_methods"]
         methods[method] = methods.get(method, 0) + 1
         return min(node.bound, value)
 
@@ -283,8 +356,8 @@ def exact_bound(spec: NetworkSpec, *, rtol: float = 1e-3, time_budget: float = 6
     rtol:
         The search stops once ``upper ≤ (1 + rtol)·lower`` (> 0).
     time_budget:
-        Seconds (> 0, ``inf`` for none); a tenth of it (at most 10 s) seeds the incumbent with
-        :func:`~.lower.lower_bound`.
+        Seconds (> 0, ``inf`` for none); up to a quarter of it goes to global witness searches for the incumbent
+        (:func:`~.lower.lower_bound`, ``SEED_SHARE``, ``INCUMBENT_SHARE``).
     progress:
         Show a progress bar (None: only on a terminal).
 
@@ -304,12 +377,28 @@ def exact_bound(spec: NetworkSpec, *, rtol: float = 1e-3, time_budget: float = 6
     rtol = finite_float(rtol, "rtol", low=0.0, low_open=True)
     budget = time_budget_seconds(time_budget)
     search = _Search(spec, rtol)  # ValueError for a layer that is not piecewise linear
-    seed = lower_bound(spec, time_budget=min(SEED_SHARE * budget, SEED_SECONDS))
+    seed_seconds = min(SEED_SHARE * budget, SEED_SECONDS)
+    seed = lower_bound(spec, restarts=SEED_RESTARTS, patience=None, time_budget=seed_seconds)
     search.scale = max(float(seed.details.get("input_scale", 1.0)), 1e-300)
     best: dict[str, Any] = {"value": seed.value if seed.certified else 0.0, "method": f"seed: {seed.method}",
                             "y1": seed.certificate["y1"], "y2": seed.certificate["y2"]}
+    incumbent = {"seconds": time.perf_counter() - t0, "searches": 1}
+
+    def reseed() -> None:
+        """Another witness search (next random seed) while the searches have had under ``INCUMBENT_SHARE`` of the time."""
+        elapsed = time.perf_counter() - t0
+        if incumbent["seconds"] >= INCUMBENT_SHARE * elapsed or budget - elapsed < 2.0 * seed_seconds:
+            return
+        start = time.perf_counter()
+        b = lower_bound(spec, restarts=SEED_RESTARTS, seed=incumbent["searches"], patience=None, time_budget=seed_seconds)
+        incumbent["seconds"] += time.perf_counter() - start
+        incumbent["searches"] += 1
+        if b.certified and b.value > best["value"]:
+            best.update(value=b.value, method=f"witness search {incumbent['searches']}: {b.method}",
+                        y1=b.certificate["y1"], y2=b.certificate["y2"])
     m = spec.input_dim
-    root = _Node((), (np.eye(m, m + 1),), None, np.zeros((0, m)), np.zeros(0), (), np.zeros(m), math.inf)
+    root = _Node((), (np.eye(m, m + 1),), None, np.zeros((0, m)), np.zeros(0), (), np.zeros(m), math.inf,
+                 (np.zeros((m, m + 1)),), None, np.zeros((0, m + 1)), np.zeros((0, m + 1)), np.zeros(0))
     root = search._settle(root)
     root.bound, root.bounded = search.bound(root, min(ROOT_SHARE * budget, ROOT_SECONDS), root=True), True
     heap: list[tuple[float, int, int, _Node]] = []  # (−bound, −depth, order, node): best first, deepest among equals
@@ -336,6 +425,7 @@ def exact_bound(spec: NetworkSpec, *, rtol: float = 1e-3, time_budget: float = 6
             if left <= 0:
                 reason = f"time budget of {budget:g} s spent"
                 break
+            reseed()
             node = heap[0][-1]
             if not node.bounded:  # its own bound, computed when it is first the largest (lazily)
                 heapq.heappop(heap)
@@ -366,6 +456,7 @@ def exact_bound(spec: NetworkSpec, *, rtol: float = 1e-3, time_budget: float = 6
     certified = math.isfinite(upper)
     details = {"lower": lower, "witness": (best["y1"], best["y2"]), "closed": bool(closed), "rtol": rtol,
                **search.stats, "open": len(heap), "time_budget": budget, "seed": seed.value,
+               "witness_searches": incumbent["searches"],
                **({} if closed else {"reason": reason or "the search ended without closing the interval"})}
     if not certified:
         details["reason"] = "no certified bound on the largest open node (the float64 bounds overflowed)"
