@@ -39,6 +39,7 @@ bound they prove. Nothing it returns is trusted.
 from __future__ import annotations
 
 import contextlib
+import math
 import time
 from dataclasses import dataclass
 from functools import cached_property, lru_cache
@@ -457,8 +458,9 @@ def _direction(problem: StructuredLMI, pt: _Point, res: _Residuals, factor, sigm
                corr: np.ndarray | None = None, corr_lin: np.ndarray | None = None):
     """The HKM direction for the target ``σμ`` with Mehrotra's second-order terms ``corr = ΔX_aΔZ_aW``,
     ``corr_lin = Δx_aΔz_a``: ``ΔX = σμW − X − corr − X ΔZ W`` (symmetrised), ``ΔZ = R_d − 𝒜ᵀΔt``,
-    ``Δx = (σμ − xz − corr_lin)/z − x Δz / z``, ``Δz = r_dl + Δλ``, and ``Δt`` from the Schur system; and
-    ``ΔZ W = R_dW − (W𝒜ᵀΔt)ᵀ`` (for the corrector's ``corr``: one structured product instead of a dense one)."""
+    ``Δx = (σμ − xz − corr_lin)/z − x Δz / z``, ``Δz = r_dl + Δλ``, and ``Δt`` from the Schur system; and for the
+    predictor (``corr`` None) ``ΔZ W = R_dW − (W𝒜ᵀΔt)ᵀ``, the corrector's ``corr = ΔX ΔZ W``: one structured
+    product instead of a dense one (None for the corrector)."""
     X, x, z, W = pt.X, pt.x, pt.z, pt.W
     # (in place where possible: every fresh N × N array costs page faults)
     K = sigma_mu * W
@@ -482,9 +484,11 @@ def _direction(problem: StructuredLMI, pt: _Point, res: _Residuals, factor, sigm
     dz = res.rdl + dt[1:]
     At *= -1.0
     At += res.Rd
-    dZW = problem.times_adjoint(W, pt.FbW, dt[0], dt[1:]).T * -1.0  # −𝒜ᵀΔt W = −(W𝒜ᵀΔt)ᵀ (both symmetric)
-    if res.RdW is not None:
-        dZW += res.RdW
+    dZW = None
+    if corr is None:  # the predictor's, for the corrector: −𝒜ᵀΔt W = −(W𝒜ᵀΔt)ᵀ (both symmetric)
+        dZW = problem.times_adjoint(W, pt.FbW, dt[0], dt[1:]).T * -1.0
+        if res.RdW is not None:
+            dZW += res.RdW
     return dX, dt, At, target / z - x * dz / z, dz, dZW
 
 
@@ -536,10 +540,10 @@ def _smallest_eigenvalue(matvec, explicit, rtol: float, start: np.ndarray) -> tu
         w = matvec(q)
         a[j] = q @ w
         basis = Q[: j + 1]
-        w -= basis.T @ (basis @ w)
-        w -= basis.T @ (basis @ w)  # twice is enough in floating point
-        b[j] = np.linalg.norm(w)
-        if not np.isfinite(b[j]):
+        w -= (basis @ w) @ basis
+        w -= (basis @ w) @ basis  # twice is enough in floating point
+        b[j] = math.sqrt(w @ w)
+        if not math.isfinite(b[j]):
             break
         whole = j + 1 == n  # the Krylov space is the whole space: θ is λ_min
         if b[j] <= 1e-13 * (abs(a[j]) + (b[j - 1] if j else 0.0)) and not whole:
