@@ -33,8 +33,8 @@ domain is assumed. Best first on a certified upper bound of ``‖J_R‖`` over e
   a witness pair ``y ± s·u`` whose ratio :func:`~unfoldtheory.forward_error.certified_ratio` re-evaluates from
   the spec;
 * **incumbent.** The largest certified ratio of the leaf witnesses and of global witness searches
-  (:func:`~.lower.lower_bound` with region ascent from all its starts): one before the search, another with the next
-  random seed whenever the searches have had under ``INCUMBENT_SHARE`` of the time spent;
+  (:func:`~.lower.lower_bound`): a quick one before the search, then thorough ones (region ascent from all their
+  starts, the next random seed each) whenever the searches have had under ``INCUMBENT_SHARE`` of the time spent;
 * **pruning.** A child whose float LP finds no interior is dropped only when
   :func:`~.polyhedra.proves_no_interior` proves it in exact rational arithmetic; otherwise it stays in the
   search. The search stops when the largest open bound is ≤ ``(1 + rtol)·lower``, or at the time budget. Among equal
@@ -61,6 +61,7 @@ from tqdm.auto import tqdm
 from unfoldtheory.forward_error import certified_ratio
 from unfoldtheory.lipschitz.agnostic import activation_agnostic
 from unfoldtheory.lipschitz.exact_box import affine_preactivation, affine_state, enclosing_box, node_intervals
+from unfoldtheory.lipschitz.linear_relaxation import nonaffine
 from unfoldtheory.lipschitz.lower import lower_bound
 from unfoldtheory.lipschitz.polyhedra import Centre, ExactPreactivations, chebyshev_centre, phase_table, proves_no_interior
 from unfoldtheory.lipschitz.product import product_bound
@@ -75,16 +76,19 @@ METHOD = "exact (pattern branch and bound)"
 #: Up to this many unstable neurons a node is bounded by vertex enumeration (2^n patterns; below ~13 neurons it is
 #: cheaper than the node SDP and never looser), else by LipSDP-Neuron or the product bound.
 VERTEX_NEURONS = 12
-#: Each global witness search for the incumbent (:func:`~.lower.lower_bound`, ``SEED_RESTARTS`` starts, region ascent
-#: from every one: ``patience=None``) gets ``SEED_SHARE`` of the budget, at most ``SEED_SECONDS``; one seeds the search,
-#: and another one, with the next random seed, runs whenever the searches so far have had less than ``INCUMBENT_SHARE``
-#: of the time spent (their value varies with the seed by several per cent on trained nets).
+#: Each global witness search for the incumbent (:func:`~.lower.lower_bound`) gets ``SEED_SHARE`` of the budget, at
+#: most ``SEED_SECONDS``: a quick one (its defaults) seeds the search; a thorough one (``SEED_RESTARTS`` starts, region
+#: ascent from every one: ``patience=None``), with the next random seed, runs whenever the searches so far have had less
+#: than ``INCUMBENT_SHARE`` of the time spent (their value varies with the seed by several per cent on trained nets).
 SEED_SHARE, SEED_SECONDS, SEED_RESTARTS, INCUMBENT_SHARE = 0.15, 15.0, 64, 0.25
 #: Share of the time budget (at most ``ROOT_SECONDS``) for the root's global certificate (``upper_bound``, "best").
 ROOT_SHARE, ROOT_SECONDS = 0.25, 30.0
 #: Beyond ``VERTEX_NEURONS`` a node with a LipSDP matrix of at most this many rows is bounded by LipSDP-Neuron on its
 #: restricted spec (structured interior-point method, at most ``NODE_SDP_SECONDS`` each), larger ones by the product bound.
 NODE_SDP_ROWS, NODE_SDP_SECONDS = 400, 5.0
+#: Node boxes (:meth:`_Search.tighten`): after ``BOX_TRIAL`` boxes of which under ``BOX_GAIN_SHARE`` stabilised a free
+#: neuron, one eligible node in ``BOX_RETRY``.
+BOX_TRIAL, BOX_GAIN_SHARE, BOX_RETRY = 30, 0.05, 10
 
 
 @dataclass
@@ -115,7 +119,7 @@ class _Search:
         self.where = [(k, i) for k in range(1, spec.num_layers + 1) for i in range(spec.dims[k])]
         self.start = np.cumsum([0, *spec.dims[1:]])  # flat index of layer k's first neuron: start[k − 1]
         self.stats = {"nodes": 0, "regions_visited": 0, "empty_proved": 0, "empty_unproved": 0, "lps": 0,
-                      "box_tries": 0, "boxes": 0, "forced_by_intervals": 0, "bound_methods": {}}
+                      "box_tries": 0, "boxes": 0, "box_gains": 0, "forced_by_intervals": 0, "bound_methods": {}}
         self.scale = 1.0
 
     # ------------------------------------------------------------------ node bookkeeping
@@ -269,16 +273,26 @@ class _Search:
 
     def tighten(self, node: _Node) -> None:
         """The node's bounds from its enclosing box (:func:`~.exact_box.enclosing_box`, when the float LPs find the
-        polyhedron bounded) by :func:`~.exact_box.node_intervals`, kept in ``node.lower``/``node.upper``."""
+        polyhedron bounded) by :func:`~.exact_box.node_intervals`, kept in ``node.lower``/``node.upper``. Once
+        ``BOX_TRIAL`` boxes were found and under ``BOX_GAIN_SHARE`` of them made a free neuron stable, only every
+        ``BOX_RETRY``-th eligible node gets one (the LPs cost about a node SDP each time)."""
+        st = self.stats
         if node.A.shape[0] <= self.spec.input_dim:
             return
-        self.stats["box_tries"] += 1
+        st["box_tries"] += 1
+        if (st["boxes"] >= BOX_TRIAL and st["box_gains"] < BOX_GAIN_SHARE * st["boxes"]
+                and st["box_tries"] % BOX_RETRY):
+            return
         with np.errstate(all="ignore"):
             box = enclosing_box(node.A, node.c, node.G, node.E, node.rhs)
         if box is None:
             return
-        self.stats["boxes"] += 1
+        st["boxes"] += 1
         node.lower, node.upper = node_intervals(self.spec, box, *self._intervals(node))
+        with np.errstate(invalid="ignore"):
+            stable = np.concatenate([~nonaffine(act, lo, hi) | (lo > hi)
+                                     for act, lo, hi in zip(self.spec.activations, node.lower, node.upper, strict=True)])
+        st["box_gains"] += bool(np.any(stable[len(node.phases):]))
 
     def bound(self, node: _Node, budget: float, root: bool = False) -> float:
         """A certified upper bound on ``‖J_R‖`` over the regions of ``node`` (module docstring), ≤ its parent's:
@@ -369,7 +383,9 @@ def exact_bound(spec: NetworkSpec, *, rtol: float = 1e-3, time_budget: float = 6
         ``closed`` (``value ≤ (1 + rtol)·lower``), ``rtol``, ``nodes``, ``regions_visited``, ``empty_proved``
         (children dropped on an exact emptiness proof), ``empty_unproved`` (kept although the LP found no interior),
         ``bound_methods`` (how many node bounds each certificate gave: ``best``, ``sdp``, ``vertex``, ``product``,
-        ``jacobian``), ``reason`` (when not closed).
+        ``jacobian``, ``empty``: crossed node bounds), ``box_tries``/``boxes``/``box_gains`` (nodes that tried an
+        enclosing box / got one / got a free neuron stable from it), ``forced_by_intervals`` (phases fixed by node
+        bounds), ``witness_searches`` (thorough incumbent searches), ``reason`` (when not closed).
     """
     t0 = time.perf_counter()
     if not isinstance(spec, NetworkSpec):
@@ -378,14 +394,15 @@ def exact_bound(spec: NetworkSpec, *, rtol: float = 1e-3, time_budget: float = 6
     budget = time_budget_seconds(time_budget)
     search = _Search(spec, rtol)  # ValueError for a layer that is not piecewise linear
     seed_seconds = min(SEED_SHARE * budget, SEED_SECONDS)
-    seed = lower_bound(spec, restarts=SEED_RESTARTS, patience=None, time_budget=seed_seconds)
+    seed = lower_bound(spec, time_budget=seed_seconds)  # quick (defaults): enough where the root's bound closes
     search.scale = max(float(seed.details.get("input_scale", 1.0)), 1e-300)
     best: dict[str, Any] = {"value": seed.value if seed.certified else 0.0, "method": f"seed: {seed.method}",
                             "y1": seed.certificate["y1"], "y2": seed.certificate["y2"]}
-    incumbent = {"seconds": time.perf_counter() - t0, "searches": 1}
+    incumbent = {"seconds": time.perf_counter() - t0, "searches": 0}
 
     def reseed() -> None:
-        """Another witness search (next random seed) while the searches have had under ``INCUMBENT_SHARE`` of the time."""
+        """A thorough witness search (next random seed) while the searches have had under ``INCUMBENT_SHARE`` of the
+        time."""
         elapsed = time.perf_counter() - t0
         if incumbent["seconds"] >= INCUMBENT_SHARE * elapsed or budget - elapsed < 2.0 * seed_seconds:
             return
