@@ -24,13 +24,17 @@ products of ``N × N`` matrices (``tests/test_lipschitz_structured_ipm.py`` chec
 definition). One iteration costs ``O(N³ + p³ + R·N·(N + R))``, so the method suits LipSDP matrices
 up to several hundred rows, where it needs 12–20 iterations (:func:`solve`'s value test ends most runs).
 
-**Cost per iteration** (all float64, one BLAS thread, about 15 dense ``N × N`` products): the inverse
-Cholesky factors ``L_X⁻¹``, ``L_Z⁻¹`` (``trtri``) give ``W = L_Z⁻ᵀL_Z⁻¹`` (``lauum``) and every step length:
-the largest ``α`` with ``X + αΔX ⪰ 0`` is ``−1/λ_min(L_X⁻¹ΔX L_X⁻ᵀ)``, estimated from below by a few Lanczos
-steps on matrix–vector products, warm-started from the last Ritz vector of the same cone (SDPT3 computes its
-step lengths by Lanczos too): to 1 % for the step taken, to 2 % for the predictor's, which only set the
-centring parameter; a dense tridiagonal reduction costs as much as six matrix products at N = 180. The new
-factors come from the Cholesky factorisation that confirms each step.
+**Cost per iteration** (all float64, one BLAS thread, about 9 dense ``N × N`` products and a few over the
+nonzero blocks of ``F_b``): the inverse Cholesky factors ``L_X⁻¹``, ``L_Z⁻¹`` (``trtri``) give
+``W = L_Z⁻ᵀL_Z⁻¹`` (``lauum``) and every step length; ``F_b X``, ``F_b W`` and their products with ``F_bᵀ`` (the
+Schur complement), ``X𝒜ᵀ(Δt)`` and the predictor's ``ΔZ W`` go over the nonzero blocks of ``F_b``
+(:class:`.RowBlocks`: a third of it at (20, 40, 4)), and ``F_a = E`` is a selection. The largest ``α`` with
+``X + αΔX ⪰ 0`` is ``−1/λ_min(L_X⁻¹ΔX L_X⁻ᵀ)``, estimated from below by a few Lanczos steps on matrix–vector
+products, warm-started from the last Ritz vector of the same cone (SDPT3 computes its step lengths by Lanczos
+too): to 1 % for the step taken, to 2 % for the predictor's, which only set the centring parameter; a dense
+tridiagonal reduction costs as much as six matrix products at N = 180. The new factors come from the Cholesky
+factorisation that confirms each step. (Triangular solves with ``L_X`` instead of ``L_X⁻¹`` would save one
+``trtri``, 3 % of an iteration, but changed the rounding enough that a net scaled by 2^110 lost its certificate.)
 
 The solver only proposes multipliers: :func:`~.certificate.certify_multipliers` recomputes the
 bound they prove. Nothing it returns is trusted.
