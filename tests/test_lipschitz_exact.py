@@ -254,6 +254,27 @@ def test_intervals_force_a_later_phase_and_the_search_still_matches_the_oracle()
     assert bound.details["closed"]
 
 
+def test_node_intervals_prune_and_the_search_matches_the_oracle():
+    """Soft-thresholding (θ = 1) then ReLU with input injection, dyadic weights, vertex enumeration limited to 2
+    unstable neurons: bounded nodes get boxes whose propagated bounds make later neurons stable (``box_gains``), the
+    search needs fewer nodes than with the node intervals switched off, and both intervals contain the oracle's value."""
+    l1 = Layer({0: np.array([[1.75, -3.0], [1.0, 0.0], [1.25, 0.5]])}, SoftThreshold(1.0))
+    l2 = Layer({1: np.array([[1.75, 0.0, -0.5], [0.5, 0.5, -0.25], [-0.25, 0.75, 0.75]]),
+                0: np.array([[-0.25, -0.125], [-0.875, 0.875], [-0.125, 0.625]])}, ReLU(), np.array([0.75, 4.0, 3.0]))
+    spec = NetworkSpec(2, [l1, l2], {2: np.array([[0.25, 1.5, -1.0], [1.25, -1.5, 0.25]])})
+    oracle = linear_regions(spec)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(exact, "VERTEX_NEURONS", 2)
+        bound = exact_bound(spec, rtol=1e-6, time_budget=20.0)
+        mp.setattr(exact._Search, "tighten", lambda self, node: None)
+        plain = exact_bound(spec, rtol=1e-6, time_budget=20.0)
+    for b in (bound, plain):
+        _check_interval(spec, b, oracle)
+        assert b.details["closed"]
+    assert bound.details["box_gains"] >= 1 and plain.details["boxes"] == 0
+    assert bound.details["nodes"] < plain.details["nodes"]
+
+
 def test_exact_emptiness_check():
     one, zero = Fraction(1), Fraction(0)
     assert proves_no_interior([[one], [-one]], [zero, -one], np.array([1.0, 1.0]))  # y ≤ 0 and y ≥ 1: empty
