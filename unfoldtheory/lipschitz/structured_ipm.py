@@ -371,7 +371,7 @@ def _solve(problem: StructuredLMI, tol: float, max_iterations: int, deadline: fl
         point = _Point(X, x, Z, z, iX, iZ, W, work["FbX"], work["FbW"])
         residuals = _Residuals(rp, Rd, rdl, AX, RdW)
         try:
-            dX, dt, dZ, dx, dz, dZW = _direction(problem, point, residuals, factor, 0.0)  # predictor (affine scaling)
+            dX, dt, dZ, dx, dz, WAt = _direction(problem, point, residuals, factor, 0.0)  # predictor (affine scaling)
             # its step lengths only set σ: to a few per cent
             ap, ad = _steps(point, dX, dZ, dx, dz, PREDICTOR_RTOL, lanczos)
             ap, ad = min(1.0, ap), min(1.0, ad)
@@ -380,7 +380,8 @@ def _solve(problem: StructuredLMI, tol: float, max_iterations: int, deadline: fl
                       + float((x + ap * dx) @ (z + ad * dz))) / nu
             sigma = min(1.0, max(0.0, mu_aff / mu) ** 3)  # Mehrotra's centring rule
             gamma = 0.9 + 0.09 * min(ap, ad)  # SDPT3's step-length factor: closer to the boundary after long steps
-            dX, dt, dZ, dx, dz, _ = _direction(problem, point, residuals, factor, sigma * mu, dX @ dZW, dx * dz)  # corrector
+            corr = _corrector_term(dX, WAt, RdW)
+            dX, dt, dZ, dx, dz, _ = _direction(problem, point, residuals, factor, sigma * mu, corr, dx * dz)  # corrector
             ap, ad = _steps(point, dX, dZ, dx, dz, CORRECTOR_RTOL, lanczos)  # the step that is taken
         except linalg.LinAlgError as exc:
             status = f"step_failed: {exc}"
@@ -466,19 +467,20 @@ def _direction(problem: StructuredLMI, pt: _Point, res: _Residuals, factor, sigm
     """The HKM direction for the target ``σμ`` with Mehrotra's second-order terms ``corr = ΔX_aΔZ_aW``,
     ``corr_lin = Δx_aΔz_a``: ``ΔX = σμW − X − corr − X ΔZ W`` (symmetrised), ``ΔZ = R_d − 𝒜ᵀΔt``,
     ``Δx = (σμ − xz − corr_lin)/z − x Δz / z``, ``Δz = r_dl + Δλ``, and ``Δt`` from the Schur system; and for the
-    predictor (``corr`` None) ``ΔZ W = R_dW − (W𝒜ᵀΔt)ᵀ``, the corrector's ``corr = ΔX ΔZ W``: one structured
-    product instead of a dense one (None for the corrector)."""
+    predictor (``corr`` None) ``W𝒜ᵀΔt``, from which :func:`_corrector_term` forms ``corr`` (None for the
+    corrector). The predictor's ``K = σμW − corr − XR_dW`` is usually zero, and is then left out."""
     X, x, z, W = pt.X, pt.x, pt.z, pt.W
     # (in place where possible: every fresh N × N array costs page faults)
-    K = sigma_mu * W
+    K = sigma_mu * W if sigma_mu != 0.0 else None
     if res.RdW is not None:
-        K -= X @ res.RdW
+        K = -(X @ res.RdW) if K is None else np.subtract(K, X @ res.RdW, out=K)
     if corr is not None:
-        K -= corr
-    K = np.add(K, K.T)  # the symmetric part: ΔX is symmetrised anyway, and 𝒜 sees only it
-    K *= 0.5
+        K = -corr if K is None else np.subtract(K, corr, out=K)
+    if K is not None:
+        K = np.add(K, K.T)  # the symmetric part: ΔX is symmetrised anyway, and 𝒜 sees only it
+        K *= 0.5
     target = sigma_mu - x * z - (corr_lin if corr_lin is not None else 0.0)
-    rhs = res.rp - (problem.apply(K) - res.AX)  # 𝒜(σμW − X − corr·W − XR_dW) = 𝒜(K) − 𝒜(X)
+    rhs = res.rp + res.AX if K is None else res.rp - (problem.apply(K) - res.AX)  # 𝒜(K) − 𝒜(X)
     rhs[1:] += target / z - x * res.rdl / z
     dt = linalg.cho_solve(factor, rhs, check_finite=False)
     At = problem.adjoint(dt[0], dt[1:])
@@ -486,17 +488,24 @@ def _direction(problem: StructuredLMI, pt: _Point, res: _Residuals, factor, sigm
     XAtW = XAt @ W
     dX = np.add(XAtW, XAtW.T, out=XAt)  # ΔX = sym(K − X + X·𝒜ᵀΔt·W) = K − X + sym(X·𝒜ᵀΔt·W)
     dX *= 0.5
-    dX += K
+    if K is not None:
+        dX += K
     dX -= X
     dz = res.rdl + dt[1:]
     At *= -1.0
     At += res.Rd
-    dZW = None
-    if corr is None:  # the predictor's, for the corrector: −𝒜ᵀΔt W = −(W𝒜ᵀΔt)ᵀ (both symmetric)
-        dZW = problem.times_adjoint(W, pt.FbW, dt[0], dt[1:]).T * -1.0
-        if res.RdW is not None:
-            dZW += res.RdW
-    return dX, dt, At, target / z - x * dz / z, dz, dZW
+    WAt = problem.times_adjoint(W, pt.FbW, dt[0], dt[1:]) if corr is None else None
+    return dX, dt, At, target / z - x * dz / z, dz, WAt
+
+
+def _corrector_term(dX: np.ndarray, WAt: np.ndarray, RdW: np.ndarray | None) -> np.ndarray:
+    """Mehrotra's ``ΔX ΔZ W`` for the predictor's ``ΔZ = R_d − 𝒜ᵀΔt``: ``ΔX R_dW − (W𝒜ᵀΔt ΔX)ᵀ`` (``ΔX``, ``W`` and
+    ``𝒜ᵀΔt`` are symmetric), one dense product, as a transposed view."""
+    corr = (WAt @ dX).T
+    corr *= -1.0
+    if RdW is not None:
+        corr += dX @ RdW
+    return corr
 
 
 def _steps(pt: _Point, dX: np.ndarray, dZ: np.ndarray, dx: np.ndarray, dz: np.ndarray, rtol: float,
