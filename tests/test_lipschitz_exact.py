@@ -247,8 +247,11 @@ def test_intervals_force_a_later_phase_and_the_search_still_matches_the_oracle()
     node, _ = _node_of(search, np.array([0.1, -0.2]), 2, tighten_each=False)
     search.tighten(node)
     assert node.lower is not None and node.lower[1][0] >= 2.5 - 1e-9 and node.upper[1][0] <= 3.5 + 1e-9
-    settled = search._settle(node)
-    assert len(settled.phases) == 3 and settled.phases[2] == 1 and search.stats["forced_by_intervals"] == 1
+    assert search._forced(node, 2, 0) == 1 and search._forced(node, 2, 1) is None  # [2.5, 3.5]: active; [−¼, ¼]: no
+    settled = search._settle(node)  # fixes layer 2's first neuron (active) wherever it comes, stops at the second
+    assert search.where[len(settled.phases)] == (2, 1)
+    fixed = dict(zip(search.where[:len(settled.phases)], settled.phases, strict=True))
+    assert fixed.get((2, 0), 1) == 1 and search.stats["forced_by_intervals"] == ((2, 0) in fixed)
     bound = exact_bound(spec, rtol=1e-6, time_budget=20.0)
     _check_interval(spec, bound, linear_regions(spec))
     assert bound.details["closed"]

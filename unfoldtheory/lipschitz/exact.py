@@ -4,9 +4,11 @@
 box projection or identity computes a continuous piecewise-affine ``f``; its ℓ2 Lipschitz constant equals
 ``max ‖J_R‖₂`` over the linear regions ``R`` (activation patterns, :mod:`.polyhedra`) that have an interior.
 
-**Search.** A node fixes the phases of the first neurons in topological order; its inputs form a polyhedron
-(:mod:`.polyhedra`) and its children (the next neuron's phases) cover it, so the leaves cover ℝᵐ: no bounded
-domain is assumed. Best first on a certified upper bound of ``‖J_R‖`` over every region of the node's subtree:
+**Search.** A node fixes the phases of the first neurons, layer by layer (topological order) and within a layer in
+the order of :func:`branching_order` (larger influence on the output first: any order within a layer keeps the
+polyhedra); its inputs form a polyhedron (:mod:`.polyhedra`) and its children (the next neuron's phases) cover it,
+so the leaves cover ℝᵐ: no bounded domain is assumed. Best first on a certified upper bound of ``‖J_R‖`` over every
+region of the node's subtree:
 
 * **node intervals** (:mod:`.exact_box`). When the float LPs find the node's polyhedron ``P`` bounded, a rigorous
   box around it (LP multipliers re-checked with outward rounding against rows whose float error is bounded) and
@@ -111,13 +113,41 @@ class _Node:
     bounded: bool = False  # False: ``bound`` is the parent's (valid, the node lies in it), its own not computed yet
 
 
+def branching_order(spec: NetworkSpec) -> list[np.ndarray]:
+    """Per layer, the order in which its neurons are branched on (any order within a layer keeps the node polyhedra:
+    every pre-activation of a layer is affine once the layers before it are fixed): larger influence first,
+    ``‖∂out/∂z_{k,i}‖·‖∂v_{k,i}/∂y‖`` of the linear net with every slope at 1 (a float heuristic; ties keep the index
+    order)."""
+    N = spec.num_layers
+    with np.errstate(all="ignore"):
+        states, pres = [np.eye(spec.input_dim)], []
+        for k in range(1, N + 1):
+            v = sum(w @ states[j] for j, w in spec.weights[k - 1].items())
+            pres.append(v)
+            states.append(v)
+        adjoint = [np.zeros((spec.output_dim, d)) for d in spec.dims]
+        for j, c in spec.readout.items():
+            adjoint[j] = adjoint[j] + c
+        for k in range(N, 0, -1):
+            for j, w in spec.weights[k - 1].items():
+                adjoint[j] = adjoint[j] + adjoint[k] @ w
+        out = []
+        for k in range(1, N + 1):
+            score = np.linalg.norm(adjoint[k], axis=0) * np.linalg.norm(pres[k - 1], axis=1)
+            out.append(np.argsort(-np.nan_to_num(score, nan=0.0, posinf=np.finfo(float).max), kind="stable"))
+    return out
+
+
 class _Search:
     def __init__(self, spec: NetworkSpec, rtol: float) -> None:
         self.spec, self.rtol = spec, rtol
         self.table = phase_table(spec)
         self.exact = ExactPreactivations(spec, self.table)
-        self.where = [(k, i) for k in range(1, spec.num_layers + 1) for i in range(spec.dims[k])]
+        self.order = branching_order(spec)  # per layer, its neurons in the order they are branched on
+        self.where = [(k, int(i)) for k in range(1, spec.num_layers + 1) for i in self.order[k - 1]]
+        self.position = [np.argsort(o) for o in self.order]  # position[k − 1][i]: neuron i's place in layer k's order
         self.start = np.cumsum([0, *spec.dims[1:]])  # flat index of layer k's first neuron: start[k − 1]
+        self.flat = np.array([self.start[k - 1] + i for k, i in self.where], dtype=int)  # where-order → layer order
         self.stats = {"nodes": 0, "regions_visited": 0, "empty_proved": 0, "empty_unproved": 0, "lps": 0,
                       "box_tries": 0, "boxes": 0, "box_gains": 0, "forced_by_intervals": 0, "bound_methods": {}}
         self.scale = 1.0
@@ -158,14 +188,14 @@ class _Search:
                 else:
                     p = 0
                 node.phases = (*node.phases, p)
-                if i == spec.dims[k] - 1:
+                if len(node.phases) == self.start[k]:
                     self._complete(node, k)
             return node
 
     def _complete(self, node: _Node, k: int) -> None:
         """Layer k's phases are all fixed: its state is affine, ``S v + o``; move to layer k + 1."""
         phases = node.phases[self.start[k - 1]:self.start[k]]
-        ph = [self.table[k - 1][i][p] for i, p in enumerate(phases)]
+        ph = [self.table[k - 1][i][phases[j]] for i, j in enumerate(self.position[k - 1])]
         h, e = affine_state(node.pre, node.pre_err, np.array([p.slope for p in ph]), np.array([p.offset for p in ph]))
         node.maps, node.errs = (*node.maps, h), (*node.errs, e)
         node.pre = node.pre_err = None
@@ -209,7 +239,7 @@ class _Search:
                 return None
             else:
                 self.stats["empty_unproved"] += 1
-        if i == self.spec.dims[k] - 1:
+        if len(child.phases) == self.start[k]:
             self._complete(child, k)
         return self._settle(child)
 
@@ -226,11 +256,11 @@ class _Search:
             return False
         support = np.flatnonzero(multipliers > 1e-12 * float(np.max(multipliers)))
         K = max(k for k, _, _ in (node.rows[s] for s in support))
-        pres = self.exact.maps(node.phases[:self.start[K - 1]], K)
+        pres = self.exact.maps(self.layer_order(node.phases[:self.start[K - 1]]), K)
         G, h = [], []
         for s in support:
             k, i, side = node.rows[s]
-            ph = self.table[k - 1][i][node.phases[self.start[k - 1] + i]]
+            ph = self.table[k - 1][i][node.phases[self.start[k - 1] + self.position[k - 1][i]]]
             row = pres[k - 1][i]
             if side == 1:
                 G.append([x for x in row[:-1]])
@@ -241,6 +271,13 @@ class _Search:
         norms = np.linalg.norm(node.A[support], axis=1)
         guess = multipliers[support] / np.where(norms > 0, norms, 1.0)
         return proves_no_interior(G, h, guess)
+
+    def layer_order(self, phases: tuple[int, ...]) -> tuple[int, ...]:
+        """The phases of complete layers (branching order) in layer order, neuron by neuron."""
+        out = [0] * len(phases)
+        for t, p in enumerate(phases):
+            out[self.flat[t]] = p
+        return tuple(out)
 
     def expand(self, node: _Node, leaves: int) -> list[_Node]:
         """The children of ``node`` that are not proved interior-free; a single one (its siblings proved empty, so it
@@ -292,7 +329,7 @@ class _Search:
         with np.errstate(invalid="ignore"):
             stable = np.concatenate([~nonaffine(act, lo, hi) | (lo > hi)
                                      for act, lo, hi in zip(self.spec.activations, node.lower, node.upper, strict=True)])
-        st["box_gains"] += bool(np.any(stable[len(node.phases):]))
+        st["box_gains"] += bool(np.any(stable[self.flat[len(node.phases):]]))
 
     def bound(self, node: _Node, budget: float, root: bool = False) -> float:
         """A certified upper bound on ``‖J_R‖`` over the regions of ``node`` (module docstring), ≤ its parent's:
@@ -477,8 +514,9 @@ def exact_bound(spec: NetworkSpec, *, rtol: float = 1e-3, time_budget: float = 6
                **({} if closed else {"reason": reason or "the search ended without closing the interval"})}
     if not certified:
         details["reason"] = "no certified bound on the largest open node (the float64 bounds overflowed)"
+    top = heap[0][-1].phases if heap else ()
     return Bound(upper if certified else math.inf, "upper", QUANTITY, METHOD, certified=certified,
-                 certificate={"pattern": heap[0][-1].phases if heap else ()}, seconds=seconds, details=details)
+                 certificate={"pattern": top, "neurons": tuple(search.where[:len(top)])}, seconds=seconds, details=details)
 
 
 __all__ = ["METHOD", "NODE_SDP_ROWS", "VERTEX_NEURONS", "exact_bound"]
