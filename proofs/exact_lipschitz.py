@@ -25,7 +25,8 @@ Proof.
 Hence L = max. A pair on which the spec is re-evaluated rigorously (forward_error.certified_ratio) is a
 certified lower bound whatever region it lies in.
 
-Search (exact.py). A node fixes the phases of the first t neurons (topological order); its inputs are a
+Search (exact.py). A node fixes the phases of the first t neurons: layer by layer, and within a layer in any fixed
+order (once layers 1..k-1 are fixed, every pre-activation of layer k is affine in y); its inputs are a
 polyhedron P, and its children (the phases of neuron t + 1) cover P by claim 1. So every full-dimensional
 P_sigma lies in a leaf of every node's subtree that contains it, and the leaves below a node cover it.
 * Node bound. restrict() gives fixed neurons their phase interval, free neurons (-inf, inf); every slope-based
