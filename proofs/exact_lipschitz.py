@@ -29,7 +29,8 @@ Search (exact.py). A node fixes the phases of the first t neurons: layer by laye
 order (once layers 1..k-1 are fixed, every pre-activation of layer k is affine in y); its inputs are a
 polyhedron P, and its children (the phases of neuron t + 1) cover P by claim 1. So every full-dimensional
 P_sigma lies in a leaf of every node's subtree that contains it, and the leaves below a node cover it.
-* Node bound. restrict() gives fixed neurons their phase interval, free neurons (-inf, inf); every slope-based
+* Node bound. restrict() gives fixed neurons their phase interval, free neurons (-inf, inf) or the node's bounds
+  (node intervals below; any bounds that hold on P serve); every slope-based
   certificate on the restricted spec bounds ||f(y1) - f(y2)|| / ||y1 - y2|| for all y1, y2 in P (restriction.py,
   proofs/local_slopes.py). For a region R in P with an interior, the pair of (c) lies in R, hence in P, and its
   ratio is ||J_R||: the bound covers ||J_R|| for EVERY pattern of the free neurons, whatever their phases.
