@@ -16,9 +16,7 @@ within 600 s. BLAS runs on one thread. ``--cache DIR`` keeps the trained specs a
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
-import sys
 import time
 from pathlib import Path
 
@@ -31,19 +29,9 @@ from unfoldtheory.problems import SparseRecovery
 from unfoldtheory.spec import NetworkSpec
 
 
-def _sibling(name: str):
-    """A module of this folder (``benchmarks/`` is not a package)."""
-    path = Path(__file__).with_name(f"{name}.py")
-    spec = importlib.util.spec_from_file_location(f"benchmarks_{name}", path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
 def networks(args) -> list[tuple[str, NetworkSpec]]:
     """The trained nets of ``--sizes`` (``benchmarks/lipschitz.py``'s ``trained``), loaded from ``--cache`` if there."""
-    family = _sibling("lipschitz")
+    import lipschitz as family  # benchmarks/lipschitz.py: a script's own folder is on sys.path
     out = []
     for entry in args.sizes:
         size, _, only = entry.partition(":")

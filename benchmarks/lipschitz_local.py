@@ -28,10 +28,8 @@ the report's size (64×128, 12 layers), so the lower bound gets ``--lower-budget
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import math
-import sys
 import time
 from pathlib import Path
 
@@ -54,16 +52,6 @@ PRESETS = {"small": {"m": 32, "n": 64, "layers": 6, "train_steps": 300},
                       "train_steps": ReportConfig.train_steps}}
 GOAL_RATIO, GOAL_SECONDS = 1.2, 2.0
 REPORT_SIZE = (ReportConfig.m, ReportConfig.n, ReportConfig.layers)
-
-
-def _sibling(name: str):
-    """A module of this folder (``benchmarks/`` is not a package)."""
-    path = Path(__file__).with_name(f"{name}.py")
-    spec = importlib.util.spec_from_file_location(f"benchmarks_{name}", path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 def report_networks(preset: dict, args) -> list[tuple[str, object, SparseRecovery, tuple[int, int, int]]]:
@@ -98,7 +86,7 @@ def report_networks(preset: dict, args) -> list[tuple[str, object, SparseRecover
 
 def family_networks(args) -> list[tuple[str, object, SparseRecovery, tuple[int, int, int]]]:
     """The LISTA family of ``benchmarks/lipschitz.py`` (ISTA weights, trained LISTA and ALISTA) at ``--family`` sizes."""
-    family = _sibling("lipschitz")
+    import lipschitz as family  # benchmarks/lipschitz.py: a script's own folder is on sys.path
     out = []
     for size in args.family:
         m, n, K = (int(v) for v in size.split(","))
