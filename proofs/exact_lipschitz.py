@@ -83,7 +83,27 @@ Claims checked here:
 8. Dropped children. For soft-thresholding (theta = 1) and the box [-1, 1] on a grid of intervals [lo, hi] with
    rational end points: when no phase contains [lo, hi], every v in [lo, hi] (grid points, end points included)
    lies in a phase that meets [lo, hi] in more than a point (the kept ones).
+9. Local constant over a convex region C with an interior (exact_bound(region=...)).
+   Theorem. L_C := sup over y1 != y2 in C of the ratio = max { ||J_sigma|| : P_sigma ∩ C has an interior }.
+   (a') The closed sets P_sigma ∩ C cover C; those without interior lie in finitely many hyperplanes H, and
+   int C minus H is dense in C (C convex with an interior: C lies in the closure of int C, and removing finitely many
+   hyperplanes from an open set leaves a dense subset of it), so the union of the P_sigma ∩ C with interior, a closed
+   set containing int C minus H, is all of C. (b') For y1, y2 in C the segment lies in C (convexity, checked below for a
+   box and a disc), and meets each P_sigma ∩ C with interior in a closed interval of t; these cover [0, 1] by (a'),
+   and (b)'s telescoping gives the ratio <= the max. (c') An interior point y0 of P_sigma ∩ C has a ball around it in
+   P_sigma ∩ C: the pair of (c) lies in C and has ratio ||J_sigma||. A pair checked to lie in C exactly
+   (local_lower.inside_exactly) and re-evaluated rigorously is a certified lower bound on L_C.
+   Search. The root polyhedron is a box B ⊇ C (C itself for a Box; a Ball's enclosing box rounded outward), its
+   rows +-y_j <= +-end_j exact (float64 ends are rationals). The invariant of the global search becomes: every sigma
+   with P_sigma ∩ C of nonempty interior has P_sigma ∩ B in a queued node, and the node's bound is >= ||J_sigma||.
+   Children still cover their parent (claim 1), an interior-free node holds no such sigma (claims 4, 5, on the input
+   rows too), a node's certificate bounds the ratios of pairs in its polyhedron (which contains the pair of (c')),
+   node intervals from B ∩ (LP box) hold on the node (claims 6, 7: both boxes contain it), and the root's bound,
+   local_upper_bound(C) >= L_C, is >= ||J_sigma|| for each such sigma by (c'). So the largest queued bound is
+   >= L_C, and the interval [lower, upper] contains L_C.
 """
+
+from fractions import Fraction
 
 import sympy as sp
 from _check import check, check_cover, finish, ge, gt, section
@@ -228,5 +248,24 @@ for name, phases in (("soft-threshold (theta = 1)", [(-sp.oo, -one), (-one, one)
             kept = [(a, b) for a, b in phases if sp.Max(lo_, a) < sp.Min(hi_, b)]
             ok &= all(any(a <= x <= b for a, b in kept) for x in pts if lo_ <= x <= hi_)
     check(f"{name}: every v in [lo, hi] lies in a kept phase when no phase contains [lo, hi]", bool(ok))
+
+section("9. the local constant over a convex region: segments stay in the region, box rows are exact")
+tt9 = sp.Symbol("t", nonnegative=True)
+pts9 = [sp.Rational(k, 3) for k in range(-4, 5)]
+box_lo, box_hi = sp.Rational(-1, 2), sp.Rational(4, 3)
+inside_box = [p for p in pts9 if box_lo <= p <= box_hi]
+check("box: l <= a, b <= u and t in [0, 1] give l <= (1 - t) a + t b <= u (grid of a, b, t)",
+      all(box_lo <= (1 - w) * a + w * b <= box_hi for a in inside_box for b in inside_box
+          for w in (sp.Integer(0), sp.Rational(1, 4), sp.Rational(1, 2), sp.Integer(1))))
+aa = sp.Matrix(sp.symbols("a0:2", real=True))
+bb = sp.Matrix(sp.symbols("b0:2", real=True))
+ra, rb = sp.symbols("ra rb", nonnegative=True)
+gap9 = sp.expand((((1 - tt9) * aa + tt9 * bb).T * ((1 - tt9) * aa + tt9 * bb))[0]
+                 - ((1 - tt9) * (aa.T * aa)[0] + tt9 * (bb.T * bb)[0]))
+check("disc: |(1 - t) a + t b|^2 = (1 - t)|a|^2 + t|b|^2 - t(1 - t)|a - b|^2 <= max(|a|^2, |b|^2) (centre 0)",
+      sp.simplify(gap9 + tt9 * (1 - tt9) * ((aa - bb).T * (aa - bb))[0]) == 0)
+check("a float64 box end is a dyadic rational that converts back exactly (the input rows need no error term)",
+      all(float(Fraction(x)) == x and Fraction(x).denominator & (Fraction(x).denominator - 1) == 0
+          for x in (0.1, -2.5e-7, 3.0, 1e300, 5e-324)))
 
 finish()

@@ -13,7 +13,10 @@ from unfoldtheory.lipschitz import exact
 from unfoldtheory.lipschitz.agnostic import activation_agnostic
 from unfoldtheory.lipschitz.exact import exact_bound
 from unfoldtheory.lipschitz.exact_box import enclosing_box
+from unfoldtheory.lipschitz.local import local_upper_bound
+from unfoldtheory.lipschitz.local_lower import inside_exactly
 from unfoldtheory.lipschitz.polyhedra import phase_table, proves_no_interior
+from unfoldtheory.lipschitz.regions import Ball, Box
 from unfoldtheory.oracle.linear_regions import linear_regions
 from unfoldtheory.spec import Layer, NetworkSpec, unrolled
 
@@ -303,3 +306,113 @@ def test_bad_input():
         phase_table(group)
     with pytest.raises(TypeError):
         exact_bound("not a spec")
+
+
+# ---------------------------------------------------------------- the local constant over a region
+
+
+def _clipped(spec: NetworkSpec, lo: np.ndarray, hi: np.ndarray) -> NetworkSpec:
+    """``f ∘ clip_[lo, hi]``: its global constant is ``f``'s constant on the box (the projection is 1-Lipschitz and the
+    identity on the box), an independent route for the oracle."""
+    m = spec.input_dim
+    layers = [Layer({0: np.eye(m)}, BoxProjection(lo, hi), np.zeros(m))]
+    for k in range(spec.num_layers):
+        layers.append(Layer({j + 1: w for j, w in spec.weights[k].items()}, spec.activations[k], spec.biases[k]))
+    return NetworkSpec(m, layers, {j + 1: c for j, c in spec.readout.items()})
+
+
+def _sampled_max(spec: NetworkSpec, region, count: int = 400) -> float:
+    return max(float(np.linalg.norm(spec.jacobian(y), 2)) for y in region.sample(count, rng=1))
+
+
+def _check_local(spec, region, bound):
+    lower = bound.details["lower"]
+    assert bound.certified and lower.certified and lower.value <= bound.value
+    y1, y2 = bound.details["witness"]
+    if lower.value > 0:
+        assert np.all(inside_exactly(region, np.vstack([y1, y2])))
+        ratio = certified_ratio(spec, y1, y2)  # the local search may certify its pair by the linear piece instead
+        assert ratio.certified and abs(ratio.float_ratio - lower.value) <= 1e-9 * lower.value
+    assert _sampled_max(spec, region) <= bound.value * (1 + SLACK)
+
+
+@settings(max_examples=12, deadline=None)
+@given(tiny_specs(), st.integers(0, 2 ** 32 - 1))
+def test_box_region_matches_the_oracle_on_the_clipped_net(spec, seed):
+    rng = np.random.default_rng(seed)
+    centre = rng.standard_normal(spec.input_dim)
+    half = rng.uniform(0.05, 1.0, spec.input_dim)
+    region = Box(centre - half, centre + half)
+    bound = exact_bound(spec, region=region, rtol=1e-6, time_budget=20.0)
+    _check_local(spec, region, bound)
+    oracle = linear_regions(_clipped(spec, region.lower, region.upper)).lipschitz
+    assert bound.details["lower"].value <= oracle * (1 + SLACK) + 1e-300
+    assert oracle <= bound.value * (1 + SLACK)
+    assert bound.details["closed"] and bound.quantity != exact_bound(spec, rtol=1e-6, time_budget=20.0).quantity
+    whole = exact_bound(spec, rtol=1e-6, time_budget=20.0)
+    assert bound.details["lower"].value <= whole.value
+    assert bound.value <= whole.value * (1 + 1e-6) ** 2
+    local = local_upper_bound(spec, region)
+    assert bound.value <= local.value * (1 + 1e-9)
+
+
+def test_box_region_below_the_global_constant_and_exactly_its_regions():
+    """Two ReLU pieces with slopes 1 and 3 meeting at y = 0: on [0.5, 2] only the slope-1 piece, on [-1, 1] both."""
+    spec = NetworkSpec(1, [Layer({0: np.array([[1.0], [-1.0]])}, ReLU(), np.zeros(2))], {1: np.array([[1.0, 3.0]])})
+    right = exact_bound(spec, region=Box([0.5], [2.0]), rtol=1e-9)
+    assert right.details["closed"] and abs(right.value - 1.0) < 1e-9
+    both = exact_bound(spec, region=Box([-1.0], [1.0]), rtol=1e-9)
+    assert both.details["closed"] and abs(both.value - 3.0) < 1e-9
+    assert abs(exact_bound(spec, rtol=1e-9).value - 3.0) < 1e-9
+
+
+@settings(max_examples=8, deadline=None)
+@given(tiny_specs(), st.integers(0, 2 ** 32 - 1))
+def test_ball_region_witnesses_inside_the_ball(spec, seed):
+    rng = np.random.default_rng(seed)
+    region = Ball(rng.standard_normal(spec.input_dim), float(rng.uniform(0.05, 1.0)))
+    bound = exact_bound(spec, region=region, rtol=1e-6, time_budget=20.0)
+    _check_local(spec, region, bound)
+    lo, hi = region.enclosing_box()
+    boxed = exact_bound(spec, region=Box(lo, hi), rtol=1e-6, time_budget=20.0)
+    assert bound.details["lower"].value <= boxed.value * (1 + 1e-9)  # the ball lies in its box
+    assert "enclosing box" in bound.details["domain"]
+
+
+def test_box_region_branches_below_the_agnostic_value():
+    """``_exclusive_pair`` on boxes: the root's vertex bound over the box is 2 (both first neurons unstable), so the
+    search must branch; the exact local constants are √1.25 where the box reaches y₂ > 1, and 1 where it does not."""
+    spec = _exclusive_pair()
+    for lower, upper, expected in (([-1.0, 0.0], [1.0, 2.0], np.sqrt(1.25)), ([-1.0, -1.0], [1.0, 0.5], 1.0)):
+        region = Box(lower, upper)
+        bound = exact_bound(spec, region=region, rtol=1e-9, time_budget=20.0)
+        _check_local(spec, region, bound)
+        assert bound.details["closed"] and bound.details["nodes"] >= 1
+        assert abs(bound.value - expected) < 1e-9
+        assert abs(linear_regions(_clipped(spec, region.lower, region.upper)).lipschitz - expected) < 1e-9
+
+
+def test_input_rows_prove_a_region_outside_the_box_empty():
+    """ReLU(y − 2) on the box [−1, 1]: the active phase (y ≥ 2) is proved interior-free by the box's rows."""
+    spec = NetworkSpec(1, [Layer({0: np.array([[1.0]])}, ReLU(), np.array([-2.0]))], {1: np.array([[5.0]])})
+    search = exact._Search(spec, 1e-3, Box([-1.0], [1.0]))
+    node = exact._Node((), (np.eye(1, 2),), None, np.array([[1.0], [-1.0]]), np.array([1.0, 1.0]),
+                       ((0, 0, 1), (0, 0, -1)), None, np.inf, (np.zeros((1, 2)),), None,
+                       np.array([[1.0, 0.0], [-1.0, 0.0]]), np.zeros((2, 2)), np.array([1.0, 1.0]))
+    node = search._settle(node)
+    assert search.child(node, 1) is None and search.stats["empty_proved"] == 1
+    assert search.child(node, 0) is not None
+    bound = exact_bound(spec, region=Box([-1.0], [1.0]))
+    assert bound.value == 0.0 and bound.details["closed"]  # f is constant on the box
+
+
+def test_bad_region():
+    spec = _exclusive_pair()
+    with pytest.raises(ValueError, match="input dimension"):
+        exact_bound(spec, region=Box(np.zeros(spec.input_dim + 1), np.ones(spec.input_dim + 1)))
+    with pytest.raises(ValueError, match="empty interior"):
+        exact_bound(spec, region=Box(np.zeros(spec.input_dim), np.zeros(spec.input_dim)))
+    with pytest.raises(ValueError, match="empty interior"):
+        exact_bound(spec, region=Ball(np.zeros(spec.input_dim), 0.0))
+    with pytest.raises(TypeError, match="region"):
+        exact_bound(spec, region=(np.zeros(spec.input_dim), np.ones(spec.input_dim)))

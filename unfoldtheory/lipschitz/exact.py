@@ -44,6 +44,16 @@ region of the node's subtree:
 
 The returned value is the largest bound left in the queue (every region with interior lies in an open node or
 a leaf still queued): a certified upper bound whether or not the interval closed.
+
+**Local constant** (``region=``; ``proofs/exact_lipschitz.py``, claim 9). For a convex region ``C`` with an interior,
+the Lipschitz constant of ``f`` on ``C`` is ``max ‖J_R‖`` over the regions ``R`` with ``R ∩ C`` of nonempty interior.
+The root polyhedron is a box ``B ⊇ C``: a :class:`~.regions.Box` itself, a :class:`~.regions.Ball`'s enclosing box
+rounded outward. Its ``2m`` rows ``±y_j ≤ ±end`` are exact float data (rows of kind ``(0, j, side)``, layer 0 the
+input). Every node polyhedron is then bounded, and its enclosing box is ``B`` intersected with what the LPs prove;
+the root's intervals come from ``B``. The root bound is :func:`~.local.local_upper_bound` on the region (valid for
+every region meeting ``C`` with interior: the invariant the search keeps, node bounds over supersets of ``P ∩ C``
+included). The incumbent comes from :func:`~.local_lower.local_lower_bound` on the region and the leaf witnesses,
+each pair kept only when both points lie in the region exactly (:func:`~.local_lower.inside_exactly`).
 """
 
 from __future__ import annotations
@@ -64,10 +74,13 @@ from unfoldtheory.forward_error import certified_ratio
 from unfoldtheory.lipschitz.agnostic import activation_agnostic
 from unfoldtheory.lipschitz.exact_box import affine_preactivation, affine_state, enclosing_box, node_intervals
 from unfoldtheory.lipschitz.linear_relaxation import nonaffine
+from unfoldtheory.lipschitz.local import local_upper_bound
+from unfoldtheory.lipschitz.local_lower import inside_exactly, local_lower_bound
 from unfoldtheory.lipschitz.lower import lower_bound
 from unfoldtheory.lipschitz.polyhedra import Centre, ExactPreactivations, chebyshev_centre, phase_table, proves_no_interior
 from unfoldtheory.lipschitz.product import product_bound
-from unfoldtheory.lipschitz.quantity import QUANTITY
+from unfoldtheory.lipschitz.quantity import LOCAL_QUANTITY, QUANTITY
+from unfoldtheory.lipschitz.regions import Ball, Box, Region
 from unfoldtheory.lipschitz.restriction import restrict
 from unfoldtheory.lipschitz.sdp import sdp_bound
 from unfoldtheory.results import Bound
@@ -100,7 +113,7 @@ class _Node:
     pre: np.ndarray | None  # float [G | g] of the pre-activations of layer K (None at a leaf)
     A: np.ndarray  # unit rows of the node's polyhedron {A y ≤ c}
     c: np.ndarray
-    rows: tuple[tuple[int, int, int], ...]  # per row: (layer, neuron, side): +1 is v ≤ hi, −1 is v ≥ lo
+    rows: tuple[tuple[int, int, int], ...]  # per row: (layer, neuron, side): +1 is v ≤ hi, −1 is v ≥ lo; layer 0: y_j
     point: np.ndarray | None  # a float point of the node (guidance), None when the LP found none
     bound: float
     errs: tuple[np.ndarray, ...]  # entrywise bounds on |maps − exact maps| (:mod:`.exact_box`)
@@ -139,8 +152,9 @@ def branching_order(spec: NetworkSpec) -> list[np.ndarray]:
 
 
 class _Search:
-    def __init__(self, spec: NetworkSpec, rtol: float) -> None:
-        self.spec, self.rtol = spec, rtol
+    def __init__(self, spec: NetworkSpec, rtol: float, region: Region | None = None) -> None:
+        self.spec, self.rtol, self.region = spec, rtol, region
+        self.box = None if region is None else region.enclosing_box()  # the root polyhedron B ⊇ region (exact rows)
         self.table = phase_table(spec)
         self.exact = ExactPreactivations(spec, self.table)
         self.order = branching_order(spec)  # per layer, its neurons in the order they are branched on
@@ -256,10 +270,16 @@ class _Search:
             return False
         support = np.flatnonzero(multipliers > 1e-12 * float(np.max(multipliers)))
         K = max(k for k, _, _ in (node.rows[s] for s in support))
-        pres = self.exact.maps(self.layer_order(node.phases[:self.start[K - 1]]), K)
+        pres = self.exact.maps(self.layer_order(node.phases[:self.start[K - 1]]), K) if K > 0 else []
         G, h = [], []
+        m = self.spec.input_dim
         for s in support:
             k, i, side = node.rows[s]
+            if k == 0:  # an input row of the root box: side·y_i ≤ side·end, exact
+                unit = [Fraction(side) if j == i else Fraction(0) for j in range(m)]
+                G.append(unit)
+                h.append(Fraction(float(self.box[1][i])) if side == 1 else -Fraction(float(self.box[0][i])))
+                continue
             ph = self.table[k - 1][i][node.phases[self.start[k - 1] + self.position[k - 1][i]]]
             row = pres[k - 1][i]
             if side == 1:
@@ -322,6 +342,8 @@ class _Search:
             return
         with np.errstate(all="ignore"):
             box = enclosing_box(node.A, node.c, node.G, node.E, node.rhs)
+        if self.box is not None:  # the root box holds the node: intersect (both contain it)
+            box = self.box if box is None else (np.maximum(box[0], self.box[0]), np.minimum(box[1], self.box[1]))
         if box is None:
             return
         st["boxes"] += 1
@@ -354,6 +376,9 @@ class _Search:
                 value, method = (b.value if b.certified else math.inf), "vertex"
             except ValueError:  # a non-separable block stays (no vertex enumeration): the product bound below
                 value, method = math.inf, None
+        elif root and self.region is not None:
+            b = local_upper_bound(self.spec, self.region, time_budget=budget)
+            value, method = (b.value if b.certified else math.inf), "local"
         elif root:
             from unfoldtheory.lipschitz import upper_bound  # the package's entry point imports this module
 
@@ -391,11 +416,27 @@ class _Search:
             y1, y2 = centre.y - 0.5 * centre.radius * u, centre.y + 0.5 * centre.radius * u
         if not (np.all(np.isfinite(y1)) and np.all(np.isfinite(y2))) or np.array_equal(y1, y2):
             return None
+        if self.region is not None and not np.all(inside_exactly(self.region, np.vstack([y1, y2]))):
+            return None
         ratio = certified_ratio(self.spec, y1, y2)
         return (ratio.value, y1, y2) if ratio.certified else None
 
 
-def exact_bound(spec: NetworkSpec, *, rtol: float = 1e-3, time_budget: float = 60.0,
+def _check_region(spec: NetworkSpec, region: Any) -> Region | None:
+    """The region, checked: None, or a Box or Ball of the spec's input dimension with a nonempty interior."""
+    if region is None:
+        return None
+    if not isinstance(region, (Box, Ball)):
+        raise TypeError(f"exact_bound's region must be a Box or a Ball, got {type(region).__name__}")
+    region.check_dim(spec.input_dim)
+    lo, hi = region.enclosing_box()
+    if (isinstance(region, Box) and not np.all(lo < hi)) or (isinstance(region, Ball) and not region.radius > 0):
+        raise ValueError(f"exact_bound's region {region!r} has an empty interior (a Box needs lower < upper in every "
+                         "coordinate, a Ball a positive radius): the constant over it is not a max over linear regions")
+    return region
+
+
+def exact_bound(spec: NetworkSpec, *, region: Box | Ball | None = None, rtol: float = 1e-3, time_budget: float = 60.0,
                 progress: bool | None = None) -> Bound:
     """The exact ℓ2 Lipschitz constant of a piecewise-linear spec, as a certified interval (module docstring).
 
@@ -404,6 +445,9 @@ def exact_bound(spec: NetworkSpec, *, rtol: float = 1e-3, time_budget: float = 6
     spec:
         A spec whose activations are the built-in ReLU, SoftThreshold, BoxProjection or Identity (ValueError naming
         the first other layer).
+    region:
+        None: the global constant. A :class:`~.regions.Box` or :class:`~.regions.Ball` (input dimension, nonempty
+        interior; ValueError otherwise): the constant of ``f`` restricted to it (module docstring, "Local constant").
     rtol:
         The search stops once ``upper ≤ (1 + rtol)·lower`` (> 0).
     time_budget:
@@ -422,16 +466,26 @@ def exact_bound(spec: NetworkSpec, *, rtol: float = 1e-3, time_budget: float = 6
         ``bound_methods`` (how many node bounds each certificate gave: ``best``, ``sdp``, ``vertex``, ``product``,
         ``jacobian``, ``empty``: crossed node bounds), ``box_tries``/``boxes``/``box_gains`` (nodes that tried an
         enclosing box / got one / got a free neuron stable from it), ``forced_by_intervals`` (phases fixed by node
-        bounds), ``witness_searches`` (thorough incumbent searches), ``reason`` (when not closed).
+        bounds), ``witness_searches`` (thorough incumbent searches), ``reason`` (when not closed); with a region also
+        ``region`` (its repr) and ``domain`` (the box searched), and ``quantity`` is the local one.
     """
     t0 = time.perf_counter()
     if not isinstance(spec, NetworkSpec):
         raise TypeError(f"exact_bound takes a NetworkSpec, got {type(spec).__name__}")
     rtol = finite_float(rtol, "rtol", low=0.0, low_open=True)
     budget = time_budget_seconds(time_budget)
-    search = _Search(spec, rtol)  # ValueError for a layer that is not piecewise linear
+    region = _check_region(spec, region)
+    search = _Search(spec, rtol, region)  # ValueError for a layer that is not piecewise linear
     seed_seconds = min(SEED_SHARE * budget, SEED_SECONDS)
-    seed = lower_bound(spec, time_budget=seed_seconds)  # quick (defaults): enough where the root's bound closes
+
+    def witnesses(**kw: Any) -> Bound:
+        """A witness search: global (:func:`~.lower.lower_bound`) or in the region (:func:`~.local_lower.local_lower_bound`,
+        both points checked to lie in it exactly)."""
+        if region is None:
+            return lower_bound(spec, time_budget=seed_seconds, **kw)
+        kw.pop("patience", None)  # the local search has no patience: it always ascends from every start
+        return local_lower_bound(spec, region, time_budget=seed_seconds, **kw)
+    seed = witnesses()  # quick (defaults): enough where the root's bound closes
     search.scale = max(float(seed.details.get("input_scale", 1.0)), 1e-300)
     best: dict[str, Any] = {"value": seed.value if seed.certified else 0.0, "method": f"seed: {seed.method}",
                             "y1": seed.certificate["y1"], "y2": seed.certificate["y2"]}
@@ -444,15 +498,25 @@ def exact_bound(spec: NetworkSpec, *, rtol: float = 1e-3, time_budget: float = 6
         if incumbent["seconds"] >= INCUMBENT_SHARE * elapsed or budget - elapsed < 2.0 * seed_seconds:
             return
         start = time.perf_counter()
-        b = lower_bound(spec, restarts=SEED_RESTARTS, seed=incumbent["searches"], patience=None, time_budget=seed_seconds)
+        b = witnesses(restarts=SEED_RESTARTS, seed=incumbent["searches"], patience=None)
         incumbent["seconds"] += time.perf_counter() - start
         incumbent["searches"] += 1
         if b.certified and b.value > best["value"]:
             best.update(value=b.value, method=f"witness search {incumbent['searches']}: {b.method}",
                         y1=b.certificate["y1"], y2=b.certificate["y2"])
     m = spec.input_dim
-    root = _Node((), (np.eye(m, m + 1),), None, np.zeros((0, m)), np.zeros(0), (), np.zeros(m), math.inf,
-                 (np.zeros((m, m + 1)),), None, np.zeros((0, m + 1)), np.zeros((0, m + 1)), np.zeros(0))
+    if region is None:
+        root = _Node((), (np.eye(m, m + 1),), None, np.zeros((0, m)), np.zeros(0), (), np.zeros(m), math.inf,
+                     (np.zeros((m, m + 1)),), None, np.zeros((0, m + 1)), np.zeros((0, m + 1)), np.zeros(0))
+    else:  # the root box's 2m rows y_j ≤ hi_j, −y_j ≤ −lo_j (exact), its intervals from the box
+        lo, hi = search.box
+        eye, zero = np.eye(m), np.zeros((m, 1))
+        G = np.vstack([np.hstack([eye, zero]), np.hstack([-eye, zero])])
+        rows = tuple((0, j, side) for side in (1, -1) for j in range(m))
+        root = _Node((), (np.eye(m, m + 1),), None, np.vstack([eye, -eye]), np.concatenate([hi, -lo]), rows,
+                     0.5 * lo + 0.5 * hi, math.inf, (np.zeros((m, m + 1)),), None, G, np.zeros_like(G),
+                     np.concatenate([hi, -lo]))
+        root.lower, root.upper = node_intervals(spec, search.box, *search._intervals(root))
     root = search._settle(root)
     root.bound, root.bounded = search.bound(root, min(ROOT_SHARE * budget, ROOT_SECONDS), root=True), True
     heap: list[tuple[float, int, int, _Node]] = []  # (−bound, −depth, order, node): best first, deepest among equals
@@ -505,7 +569,8 @@ def exact_bound(spec: NetworkSpec, *, rtol: float = 1e-3, time_budget: float = 6
     lower_value = float(best["value"])
     closed = upper <= (1.0 + rtol) * lower_value
     seconds = time.perf_counter() - t0
-    lower = Bound(lower_value, "lower", QUANTITY, f"exact ({best['method']})", certified=True,
+    quantity = QUANTITY if region is None else LOCAL_QUANTITY
+    lower = Bound(lower_value, "lower", quantity, f"exact ({best['method']})", certified=True,
                   certificate={"y1": best["y1"], "y2": best["y2"], "ratio": lower_value}, seconds=seconds)
     certified = math.isfinite(upper)
     details = {"lower": lower, "witness": (best["y1"], best["y2"]), "closed": bool(closed), "rtol": rtol,
@@ -514,8 +579,14 @@ def exact_bound(spec: NetworkSpec, *, rtol: float = 1e-3, time_budget: float = 6
                **({} if closed else {"reason": reason or "the search ended without closing the interval"})}
     if not certified:
         details["reason"] = "no certified bound on the largest open node (the float64 bounds overflowed)"
+    if region is not None:
+        details["region"] = repr(region)
+        details["domain"] = ("the box itself" if isinstance(region, Box) else
+                             "the ball's enclosing box, rounded outward: the upper bound covers its regions (valid, the "
+                             "ball lies in it; node bounds hold on supersets of the ball's part), every witness pair is "
+                             "checked to lie in the ball exactly")
     top = heap[0][-1].phases if heap else ()
-    return Bound(upper if certified else math.inf, "upper", QUANTITY, METHOD, certified=certified,
+    return Bound(upper if certified else math.inf, "upper", quantity, METHOD, certified=certified,
                  certificate={"pattern": top, "neurons": tuple(search.where[:len(top)])}, seconds=seconds, details=details)
 
 
