@@ -101,6 +101,10 @@ Claims checked here:
    node intervals from B ∩ (LP box) hold on the node (claims 6, 7: both boxes contain it), and the root's bound,
    local_upper_bound(C) >= L_C, is >= ||J_sigma|| for each such sigma by (c'). So the largest queued bound is
    >= L_C, and the interval [lower, upper] contains L_C.
+   Ball pruning. If lam >= 0 aggregates the exact rows of a node into g.y <= h (valid on P) and, with c the ball's
+   centre, gap := g.c - h >= 0 and gap^2 >= r^2 |g|^2, then for y in P and |y - c| <= r: g.(y - c) <= -gap <= -r|g|
+   and g.(y - c) >= -|g| |y - c| >= -r|g| (Cauchy-Schwarz), so equality holds: P ∩ ball lies in a hyperplane (g != 0)
+   or is empty (g = 0, gap > 0: 0 <= h < 0): no interior, the node holds no sigma of the invariant (checked below).
 """
 
 from fractions import Fraction
@@ -264,6 +268,10 @@ gap9 = sp.expand((((1 - tt9) * aa + tt9 * bb).T * ((1 - tt9) * aa + tt9 * bb))[0
                  - ((1 - tt9) * (aa.T * aa)[0] + tt9 * (bb.T * bb)[0]))
 check("disc: |(1 - t) a + t b|^2 = (1 - t)|a|^2 + t|b|^2 - t(1 - t)|a - b|^2 <= max(|a|^2, |b|^2) (centre 0)",
       sp.simplify(gap9 + tt9 * (1 - tt9) * ((aa - bb).T * (aa - bb))[0]) == 0)
+gg9 = sp.Matrix(sp.symbols("k0:2", real=True))
+dy = sp.Matrix(sp.symbols("e0:2", real=True))
+check("Cauchy-Schwarz: (|g|^2 |d|^2) - (g.d)^2 = (g0 d1 - g1 d0)^2 >= 0, so g.d >= -|g| |d| >= -r|g| for |d| <= r",
+      sp.expand((gg9.T * gg9)[0] * (dy.T * dy)[0] - ((gg9.T * dy)[0]) ** 2 - (gg9[0] * dy[1] - gg9[1] * dy[0]) ** 2) == 0)
 check("a float64 box end is a dyadic rational that converts back exactly (the input rows need no error term)",
       all(float(Fraction(x)) == x and Fraction(x).denominator & (Fraction(x).denominator - 1) == 0
           for x in (0.1, -2.5e-7, 3.0, 1e300, 5e-324)))

@@ -392,6 +392,20 @@ def test_box_region_branches_below_the_agnostic_value():
         assert abs(linear_regions(_clipped(spec, region.lower, region.upper)).lipschitz - expected) < 1e-9
 
 
+def test_ball_drops_regions_of_its_box_outside_it():
+    """``y₁ + ½ReLU(y₁ + y₂ − 1.5)`` (first neurons as ``_exclusive_pair``): the unit ball centred at 0 never reaches
+    ``y₁ + y₂ > √2``, its enclosing box does (constant √2.5 there); the exact constant on the ball is 1, on the box √2.5."""
+    W = np.array([[1.0, 0.0], [-1.0, 0.0], [1.0, 1.0]])
+    spec = NetworkSpec(2, [Layer({0: W}, ReLU(), np.array([0.0, 0.0, -1.5]))], {1: np.array([[1.0, -1.0, 0.5]])})
+    ball = Ball(np.zeros(2), 1.0)
+    bound = exact_bound(spec, region=ball, rtol=1e-9, time_budget=20.0)
+    _check_local(spec, ball, bound)
+    assert bound.details["closed"] and abs(bound.value - 1.0) < 1e-9
+    assert bound.details["outside_region"] >= 1
+    boxed = exact_bound(spec, region=Box(*ball.enclosing_box()), rtol=1e-9, time_budget=20.0)
+    assert boxed.details["closed"] and abs(boxed.value - np.sqrt(2.5)) < 1e-9
+
+
 def test_input_rows_prove_a_region_outside_the_box_empty():
     """ReLU(y − 2) on the box [−1, 1]: the active phase (y ≥ 2) is proved interior-free by the box's rows."""
     spec = NetworkSpec(1, [Layer({0: np.array([[1.0]])}, ReLU(), np.array([-2.0]))], {1: np.array([[5.0]])})

@@ -53,7 +53,11 @@ input). Every node polyhedron is then bounded, and its enclosing box is ``B`` in
 the root's intervals come from ``B``. The root bound is :func:`~.local.local_upper_bound` on the region (valid for
 every region meeting ``C`` with interior: the invariant the search keeps, node bounds over supersets of ``P ∩ C``
 included). The incumbent comes from :func:`~.local_lower.local_lower_bound` on the region and the leaf witnesses,
-each pair kept only when both points lie in the region exactly (:func:`~.local_lower.inside_exactly`).
+each pair kept only when both points lie in the region exactly (:func:`~.local_lower.inside_exactly`). For an ℓ2
+ball a child whose polyhedron misses the ball's interior is dropped on an exact proof (:meth:`_Search._misses_ball`:
+an aggregate of its exact rows, weights from Lawson–Hanson least-distance programming, at distance ≥ r from the
+centre), and a leaf whose Chebyshev pair falls outside the ball tries pairs between its nearest point to the centre
+and its Chebyshev centre (``details["outside_region"]`` counts the dropped children).
 """
 
 from __future__ import annotations
@@ -68,6 +72,7 @@ from fractions import Fraction
 from typing import Any
 
 import numpy as np
+from scipy.optimize import nnls
 from tqdm.auto import tqdm
 
 from unfoldtheory.forward_error import certified_ratio
@@ -151,6 +156,28 @@ def branching_order(spec: NetworkSpec) -> list[np.ndarray]:
     return out
 
 
+def _least_distance(A: np.ndarray, c: np.ndarray, y0: np.ndarray) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """Float ``λ ≥ 0`` and the nearest point of ``{A y ≤ c}`` to ``y0`` (None when infeasible) by Lawson–Hanson's
+    least-distance programming (NNLS of ``[Gᵀ; hᵀ] u ≈ e``, ``G = −A``, ``h = A y0 − c``); (None, None) on failure.
+    A proposal only: the callers check what they use exactly."""
+    m = A.shape[1]
+    h = A @ y0 - c
+    E = np.vstack([-A.T, h[None, :]])
+    f = np.zeros(m + 1)
+    f[-1] = 1.0
+    if not (np.all(np.isfinite(E))):
+        return None, None
+    try:
+        u = nnls(E, f, maxiter=50 * E.shape[1])[0]
+    except (RuntimeError, ValueError):
+        return None, None
+    if not np.any(u > 0):
+        return None, None
+    res = E @ u - f
+    point = None if abs(res[-1]) < 1e-14 else y0 - res[:m] / res[-1]
+    return u, point
+
+
 class _Search:
     def __init__(self, spec: NetworkSpec, rtol: float, region: Region | None = None) -> None:
         self.spec, self.rtol, self.region = spec, rtol, region
@@ -163,7 +190,8 @@ class _Search:
         self.start = np.cumsum([0, *spec.dims[1:]])  # flat index of layer k's first neuron: start[k − 1]
         self.flat = np.array([self.start[k - 1] + i for k, i in self.where], dtype=int)  # where-order → layer order
         self.stats = {"nodes": 0, "regions_visited": 0, "empty_proved": 0, "empty_unproved": 0, "lps": 0,
-                      "box_tries": 0, "boxes": 0, "box_gains": 0, "forced_by_intervals": 0, "bound_methods": {}}
+                      "box_tries": 0, "boxes": 0, "box_gains": 0, "forced_by_intervals": 0, "bound_methods": {},
+                      "outside_region": 0}
         self.scale = 1.0
 
     # ------------------------------------------------------------------ node bookkeeping
@@ -253,6 +281,10 @@ class _Search:
                 return None
             else:
                 self.stats["empty_unproved"] += 1
+        if (isinstance(self.region, Ball) and not (child.point is not None and self.region.contains(child.point))
+                and self._misses_ball(child)):
+            self.stats["outside_region"] += 1
+            return None
         if len(child.phases) == self.start[k]:
             self._complete(child, k)
         return self._settle(child)
@@ -269,6 +301,39 @@ class _Search:
         if multipliers is None or multipliers.shape[0] != len(node.rows) or not np.any(multipliers > 0):
             return False
         support = np.flatnonzero(multipliers > 1e-12 * float(np.max(multipliers)))
+        G, h = self._exact_rows(node, support)
+        norms = np.linalg.norm(node.A[support], axis=1)
+        guess = multipliers[support] / np.where(norms > 0, norms, 1.0)
+        return proves_no_interior(G, h, guess)
+
+    def _misses_ball(self, node: _Node) -> bool:
+        """For an ℓ2 ball ``B(c, r)``: an exact proof that the node's polyhedron meets it in no interior point. The
+        least-distance problem ``min ‖y − c‖`` over the float rows (Lawson–Hanson: NNLS on ``[−Aᵀ; (A c − b)ᵀ]``)
+        proposes ``λ ≥ 0``; the exact aggregate row ``g·y ≤ h`` (``g = Σ λ_i g*_i``, ``h = Σ λ_i h*_i``) holds on the
+        polyhedron, and ``g·c − h ≥ 0`` with ``(g·c − h)² ≥ r²‖g‖²`` puts every common point on the hyperplane
+        ``g·(y − c) = −r‖g‖`` (or proves the polyhedron empty when ``g = 0``)."""
+        ball = self.region
+        if not (isinstance(ball, Ball) and ball.norm == 2) or node.A.shape[0] == 0:
+            return False
+        with np.errstate(all="ignore"):
+            lam = _least_distance(node.A, node.c, ball.center)[0]
+            if lam is None:
+                return False
+            support = np.flatnonzero(lam > 1e-12 * float(np.max(lam)))
+            units = np.linalg.norm(node.G[support, :-1], axis=1)
+            weights = lam[support] / np.where(units > 0, units, 1.0)
+        if not np.all(np.isfinite(weights)):
+            return False
+        G, h = self._exact_rows(node, support)
+        m = self.spec.input_dim
+        w = [Fraction(float(x)) for x in weights]
+        g = [sum(wi * row[j] for wi, row in zip(w, G, strict=True)) for j in range(m)]
+        gap = sum(gj * Fraction(float(cj)) for gj, cj in zip(g, ball.center, strict=True)) - sum(
+            wi * hi for wi, hi in zip(w, h, strict=True))
+        return gap >= 0 and gap * gap >= Fraction(ball.radius) ** 2 * sum(gj * gj for gj in g) and (gap > 0 or any(g))
+
+    def _exact_rows(self, node: _Node, support: np.ndarray) -> tuple[list[list[Fraction]], list[Fraction]]:
+        """The node's rows ``support`` in exact arithmetic on the float64 spec: ``G y ≤ h`` (:mod:`.polyhedra`)."""
         K = max(k for k, _, _ in (node.rows[s] for s in support))
         pres = self.exact.maps(self.layer_order(node.phases[:self.start[K - 1]]), K) if K > 0 else []
         G, h = [], []
@@ -288,9 +353,7 @@ class _Search:
             else:
                 G.append([-x for x in row[:-1]])
                 h.append(row[-1] - Fraction(ph.lo))
-        norms = np.linalg.norm(node.A[support], axis=1)
-        guess = multipliers[support] / np.where(norms > 0, norms, 1.0)
-        return proves_no_interior(G, h, guess)
+        return G, h
 
     def layer_order(self, phases: tuple[int, ...]) -> tuple[int, ...]:
         """The phases of complete layers (branching order) in layer order, neuron by neuron."""
@@ -393,6 +456,10 @@ class _Search:
         if method is None or not math.isfinite(value):
             b = product_bound(restriction.spec)
             value, method = min(value, b.value if b.certified else math.inf), "product"
+        if root and self.region is not None and method != "local":  # the region's own certificate may be smaller
+            b = local_upper_bound(self.spec, self.region, time_budget=budget)
+            if b.certified and b.value < value:
+                value, method = b.value, "local"
         methods[method] = methods.get(method, 0) + 1
         return min(node.bound, value)
 
@@ -402,6 +469,23 @@ class _Search:
             k, i = self.where[t]
             out[k - 1][i] = self.table[k - 1][i][p].slope
         return out
+
+    def _ball_pair(self, node: _Node, centre: Centre, u: np.ndarray) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """For a ball whose region's Chebyshev pair lies outside it: a pair around ``q = p + s(y_c − p)`` (``p`` the
+        region's nearest point to the ball's centre, ``y_c`` its Chebyshev centre of radius ``ρ``: the ball
+        ``B(q, sρ)`` lies in the region by convexity), for the first ``s`` whose pair lies in the ball exactly."""
+        if not isinstance(self.region, Ball):
+            return None, None
+        with np.errstate(all="ignore"):
+            p = _least_distance(node.A, node.c, self.region.center)[1]
+            if p is None or not np.all(np.isfinite(p)):
+                return None, None
+            for s in (0.5, 0.1, 0.01, 0.001):
+                q = p + s * (centre.y - p)
+                y1, y2 = q - 0.5 * s * centre.radius * u, q + 0.5 * s * centre.radius * u
+                if not np.array_equal(y1, y2) and np.all(inside_exactly(self.region, np.vstack([y1, y2]))):
+                    return y1, y2
+        return None, None
 
     def witness(self, node: _Node) -> tuple[float, np.ndarray, np.ndarray] | None:
         """A certified lower bound from a pair inside the leaf's region along its top right singular vector."""
@@ -417,7 +501,9 @@ class _Search:
         if not (np.all(np.isfinite(y1)) and np.all(np.isfinite(y2))) or np.array_equal(y1, y2):
             return None
         if self.region is not None and not np.all(inside_exactly(self.region, np.vstack([y1, y2]))):
-            return None
+            y1, y2 = self._ball_pair(node, centre, u)
+            if y1 is None:
+                return None
         ratio = certified_ratio(self.spec, y1, y2)
         return (ratio.value, y1, y2) if ratio.certified else None
 
@@ -552,7 +638,8 @@ def exact_bound(spec: NetworkSpec, *, region: Box | Ball | None = None, rtol: fl
                 continue
             if len(node.phases) == leaves:
                 reason = ("the largest remaining bound is a single region's, and its witness (a pair around the region's "
-                          "Chebyshev centre) does not reach it within rtol: rounding dominates the pair's ratio"
+                          "Chebyshev centre) does not reach it within rtol: rounding dominates the pair's ratio, or (a ball) "
+                          "no pair of the region lies in the ball and the exact check cannot prove the region misses it"
                           if node.point is not None else
                           "the largest remaining bound is a single region's that the float LP finds no interior point in, "
                           "but that the exact check cannot prove to have none (in exact arithmetic on the float64 data it may "
