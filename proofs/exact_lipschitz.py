@@ -101,6 +101,12 @@ Claims checked here:
    node intervals from B ∩ (LP box) hold on the node (claims 6, 7: both boxes contain it), and the root's bound,
    local_upper_bound(C) >= L_C, is >= ||J_sigma|| for each such sigma by (c'). So the largest queued bound is
    >= L_C, and the interval [lower, upper] contains L_C.
+   Intervals on P ∩ C. Every step above that uses node intervals needs them only on P ∩ C, where the regions of the
+   invariant live: a certificate from intervals that hold on P ∩ C bounds the ratios of pairs in P ∩ C (the pair of
+   (c') is one); intervals that cross prove P ∩ C empty; a phase they force holds on P ∩ C, so the child without a new
+   row, whose later rows use that phase's maps, agrees with the true pre-activations on P ∩ C (induction over the
+   layers) and still holds every sigma of the invariant; the kept children cover P ∩ C (claim 8). So for a ball the
+   root's intervals may be the ball's CROWN bounds intersected with the box's (bound_propagation.py: valid on C).
    Ball pruning. If lam >= 0 aggregates the exact rows of a node into g.y <= h (valid on P) and, with c the ball's
    centre, gap := g.c - h >= 0 and gap^2 >= r^2 |g|^2, then for y in P and |y - c| <= r: g.(y - c) <= -gap <= -r|g|
    and g.(y - c) >= -|g| |y - c| >= -r|g| (Cauchy-Schwarz), so equality holds: P ∩ ball lies in a hyperplane (g != 0)

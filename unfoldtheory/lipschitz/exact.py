@@ -49,15 +49,17 @@ a leaf still queued): a certified upper bound whether or not the interval closed
 the Lipschitz constant of ``f`` on ``C`` is ``max ‖J_R‖`` over the regions ``R`` with ``R ∩ C`` of nonempty interior.
 The root polyhedron is a box ``B ⊇ C``: a :class:`~.regions.Box` itself, a :class:`~.regions.Ball`'s enclosing box
 rounded outward. Its ``2m`` rows ``±y_j ≤ ±end`` are exact float data (rows of kind ``(0, j, side)``, layer 0 the
-input). Every node polyhedron is then bounded, and its enclosing box is ``B`` intersected with what the LPs prove;
-the root's intervals come from ``B``. The root bound is :func:`~.local.local_upper_bound` on the region (valid for
-every region meeting ``C`` with interior: the invariant the search keeps, node bounds over supersets of ``P ∩ C``
-included). The incumbent comes from :func:`~.local_lower.local_lower_bound` on the region and the leaf witnesses,
-each pair kept only when both points lie in the region exactly (:func:`~.local_lower.inside_exactly`). For an ℓ2
-ball a child whose polyhedron misses the ball's interior is dropped on an exact proof (:meth:`_Search._misses_ball`:
-an aggregate of its exact rows, weights from Lawson–Hanson least-distance programming, at distance ≥ r from the
-centre), and a leaf whose Chebyshev pair falls outside the ball tries pairs between its nearest point to the centre
-and its Chebyshev centre (``details["outside_region"]`` counts the dropped children).
+input). Every node polyhedron is then bounded, and its enclosing box is ``B`` intersected with what the LPs prove; the
+root's intervals come from ``B`` and, for a ball, are intersected with the ball's own CROWN bounds: node intervals
+need only hold on ``P ∩ C`` (claim 9), and children inherit them. The root bound is also
+:func:`~.local.local_upper_bound` on the region (valid for every region meeting ``C`` with interior: the invariant the
+search keeps, node bounds over supersets of ``P ∩ C`` included). The incumbent comes from
+:func:`~.local_lower.local_lower_bound` on the region and the leaf witnesses, each pair kept only when both points lie
+in the region exactly (:func:`~.local_lower.inside_exactly`). For an ℓ2 ball a child whose polyhedron misses the
+ball's interior is dropped on an exact proof (:meth:`_Search._misses_ball`: an aggregate of its exact rows, weights
+from Lawson–Hanson least-distance programming, at distance ≥ r from the centre), and a leaf whose Chebyshev pair falls
+outside the ball tries pairs between its nearest point to the centre and its Chebyshev centre
+(``details["outside_region"]`` counts the dropped children).
 """
 
 from __future__ import annotations
@@ -77,6 +79,7 @@ from tqdm.auto import tqdm
 
 from unfoldtheory.forward_error import certified_ratio
 from unfoldtheory.lipschitz.agnostic import activation_agnostic
+from unfoldtheory.lipschitz.bound_propagation import preactivation_bounds
 from unfoldtheory.lipschitz.exact_box import affine_preactivation, affine_state, enclosing_box, node_intervals
 from unfoldtheory.lipschitz.linear_relaxation import nonaffine
 from unfoldtheory.lipschitz.local import local_upper_bound
@@ -603,6 +606,10 @@ def exact_bound(spec: NetworkSpec, *, region: Box | Ball | None = None, rtol: fl
                      0.5 * lo + 0.5 * hi, math.inf, (np.zeros((m, m + 1)),), None, G, np.zeros_like(G),
                      np.concatenate([hi, -lo]))
         root.lower, root.upper = node_intervals(spec, search.box, *search._intervals(root))
+        if isinstance(region, Ball):  # the ball's own CROWN bounds: valid on the ball, all the invariant needs
+            ball = preactivation_bounds(spec, region)
+            root.lower = [np.maximum(a, b) for a, b in zip(root.lower, ball.lower, strict=True)]
+            root.upper = [np.minimum(a, b) for a, b in zip(root.upper, ball.upper, strict=True)]
     root = search._settle(root)
     root.bound, root.bounded = search.bound(root, min(ROOT_SHARE * budget, ROOT_SECONDS), root=True), True
     heap: list[tuple[float, int, int, _Node]] = []  # (−bound, −depth, order, node): best first, deepest among equals
