@@ -401,19 +401,38 @@ def test_ball_drops_regions_of_its_box_outside_it():
     bound = exact_bound(spec, region=ball, rtol=1e-9, time_budget=20.0)
     _check_local(spec, ball, bound)
     assert bound.details["closed"] and abs(bound.value - 1.0) < 1e-9
-    assert bound.details["outside_region"] >= 1
     boxed = exact_bound(spec, region=Box(*ball.enclosing_box()), rtol=1e-9, time_budget=20.0)
     assert boxed.details["closed"] and abs(boxed.value - np.sqrt(2.5)) < 1e-9
+
+
+def _box_root(search, lo, hi):
+    m = len(lo)
+    eye, zero = np.eye(m), np.zeros((m, 1))
+    G = np.vstack([np.hstack([eye, zero]), np.hstack([-eye, zero])])
+    rows = tuple((0, j, side) for side in (1, -1) for j in range(m))
+    c = np.concatenate([hi, -np.asarray(lo)])
+    node = exact._Node((), (np.eye(m, m + 1),), None, np.vstack([eye, -eye]), c, rows, None, np.inf,
+                       (np.zeros((m, m + 1)),), None, G, np.zeros_like(G), c)
+    return search._settle(node)
+
+
+def test_children_outside_the_ball_are_proved_to_miss_it():
+    """ReLU(y₁ + y₂ − 1.5) on the unit ball (box [−1, 1]²): the active child meets the box, not the ball (y₁ + y₂ ≤ √2
+    there); the exact aggregate-row proof drops it, and keeps it for a ball of radius 1.1 (√2.42 > 1.5)."""
+    spec = NetworkSpec(2, [Layer({0: np.array([[1.0, 1.0]])}, ReLU(), np.array([-1.5]))], {1: np.array([[0.5]])})
+    for radius, dropped in ((1.0, True), (1.1, False)):
+        ball = Ball(np.zeros(2), radius)
+        search = exact._Search(spec, 1e-3, ball)
+        node = _box_root(search, *search.box)
+        assert (search.child(node, 1) is None) == dropped and search.stats["outside_region"] == int(dropped)
+        assert search.child(node, 0) is not None
 
 
 def test_input_rows_prove_a_region_outside_the_box_empty():
     """ReLU(y − 2) on the box [−1, 1]: the active phase (y ≥ 2) is proved interior-free by the box's rows."""
     spec = NetworkSpec(1, [Layer({0: np.array([[1.0]])}, ReLU(), np.array([-2.0]))], {1: np.array([[5.0]])})
     search = exact._Search(spec, 1e-3, Box([-1.0], [1.0]))
-    node = exact._Node((), (np.eye(1, 2),), None, np.array([[1.0], [-1.0]]), np.array([1.0, 1.0]),
-                       ((0, 0, 1), (0, 0, -1)), None, np.inf, (np.zeros((1, 2)),), None,
-                       np.array([[1.0, 0.0], [-1.0, 0.0]]), np.zeros((2, 2)), np.array([1.0, 1.0]))
-    node = search._settle(node)
+    node = _box_root(search, *search.box)
     assert search.child(node, 1) is None and search.stats["empty_proved"] == 1
     assert search.child(node, 0) is not None
     bound = exact_bound(spec, region=Box([-1.0], [1.0]))
