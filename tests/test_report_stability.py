@@ -190,6 +190,27 @@ def test_bad_inputs_are_refused():
         local_stability(spec, np.ones((1, 6)), stability_radii((0.05,)), time_budget=0)
 
 
+def test_the_exact_local_search_tightens_each_local_interval_of_a_small_net():
+    model, problem = _lista(6, 10, 3)  # 30 neurons: the exact local search runs on every ball of positive radius
+    spec = model.spec()
+    Y, _ = problem.sample(3, seed=4)  # the second input is 0: a ball of radius 0, no search
+    radii = stability_radii((0.2,))
+    plain = local_stability(spec, Y, radii, time_budget=1.0, restarts=2)
+    tight = local_stability(spec, Y, radii, time_budget=1.0, restarts=2, exact_neurons=30)
+    assert local_stability(spec, Y[:1], radii, time_budget=1.0, restarts=2, exact_neurons=29).intervals[0][0].spent is None
+    for row_plain, row_tight in zip(plain.intervals, tight.intervals, strict=True):
+        for a, b in zip(row_plain, row_tight, strict=True):
+            assert b.lower.certified and b.upper.certified and (b.spent is None) == (a.radius == 0)
+            assert b.upper.value <= a.upper.value * (1 + 1e-12) and b.lower.value <= b.upper.value
+            region = Ball(Y[a.index], a.radius)
+            jac = max(np.linalg.norm(spec.jacobian(p), 2) for p in region.sample(32, rng=1))
+            assert jac <= b.upper.value * (1 + 1e-9)  # each end keeps its own certificate: the upper end is still one
+            assert b.seconds >= b.lower.seconds
+    assert any(iv.upper.method.startswith("exact") for row in tight.intervals for iv in row)
+    with pytest.raises(ValueError, match="exact_neurons must be a non-negative integer"):
+        local_stability(spec, Y, radii, exact_neurons=-1)
+
+
 # ---------------------------------------------------------------- the figure
 
 

@@ -272,7 +272,8 @@ def _stability(subject: Subject, options: dict[str, Any]) -> Any:
                                       what=f"Lipschitz constant of {name} (l2)", progress=options["progress"])
     return local_stability(spec, Y, radii, noise_std=options["noise_std"], time_budget=options["stability_budget"],
                            restarts=min(options["restarts"], 4), seed=options["seed"], model=name,
-                           global_interval=(lower, upper), progress=options["progress"])
+                           global_interval=(lower, upper), exact_neurons=options["stability_exact_neurons"],
+                           progress=options["progress"])
 
 
 RUNNERS = {"lipschitz": _lipschitz, "pep": _pep, "contraction": _contraction, "coherence": _coherence,
@@ -298,8 +299,8 @@ def analyze_model(model: Any, analyses: tuple[str, ...] | list[str] = ANALYSES, 
     around the rows of ``inputs`` (or ``stability_inputs`` inputs drawn by :func:`sample_inputs`) at radii
     ``stability_radii`` (fractions of ‖y‖) and ``stability_noise_radii`` (units of σ√m, used when ``noise_std`` > 0),
     ``stability_budget`` seconds per ball; beside them the global interval (the ``lipschitz`` analysis') is tightened
-    by the exact search (``min(time_budget, EXACT_SECONDS)`` seconds) for models of at most ``stability_exact_neurons``
-    neurons;
+    by the exact search (``min(time_budget, EXACT_SECONDS)`` seconds), and each local interval by the exact local search
+    (``stability_budget`` seconds per ball), for models of at most ``stability_exact_neurons`` neurons;
     ``progress`` shows the progress bars. An analysis that does not apply (the model lacks what it needs, or has no
     exact spec) is listed in ``not_applicable`` with the reason. A torch model with a
     non-finite parameter or buffer raises ValueError naming it; contradicting certified bounds raise

@@ -85,7 +85,8 @@ def _stability_options(p: argparse.ArgumentParser, defaults: dict[str, object], 
                         f"({says('stability_budget')})")
     p.add_argument("--stability-exact-neurons", type=int, **default("stability_exact_neurons"),
                    help="up to this many neurons the global interval beside the local ones is tightened by the exact "
-                        f"search, {exact_budget} seconds ({says('stability_exact_neurons')}; 0: never)")
+                        f"search, {exact_budget} seconds, and each local interval by the exact local search, "
+                        f"--stability-budget seconds per ball ({says('stability_exact_neurons')}; 0: never)")
 
 
 def _analyze_parser(p: argparse.ArgumentParser) -> None:

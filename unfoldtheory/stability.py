@@ -89,10 +89,12 @@ class LocalInterval:
     radius: float
     lower: Bound
     upper: Bound
+    #: seconds spent on the region (None: those of the two ends); set when an exact search tightened an end
+    spent: float | None = None
 
     @property
     def seconds(self) -> float:
-        return self.lower.seconds + self.upper.seconds
+        return self.lower.seconds + self.upper.seconds if self.spent is None else self.spent
 
     @property
     def ratio(self) -> float:
@@ -206,12 +208,15 @@ def check_inputs(spec: NetworkSpec, Y: Any) -> np.ndarray:
 
 def local_stability(spec: NetworkSpec, Y: Any, radii: Sequence[Radius], *, noise_std: float = 0.0,
                     time_budget: float = 2.0, restarts: int = 4, seed: int = 0, model: str = "model",
-                    global_interval: tuple[Bound | None, Bound | None] = (None, None),
+                    global_interval: tuple[Bound | None, Bound | None] = (None, None), exact_neurons: int = 0,
                     progress: bool | None = None) -> StabilityProfile:
     """The local intervals of ``spec`` over ``Ball(y, r.of(y, noise_std))`` for every row ``y`` of ``Y`` and radius ``r``.
 
     ``time_budget`` seconds go to each local upper bound (method ``"best"``), half of it to each witness search
-    (``restarts`` starts, ``seed``). ``global_interval`` = ``(lower, upper)`` Bounds of the global constant (either may
+    (``restarts`` starts, ``seed``). When ``spec`` has at most ``exact_neurons`` neurons and only piecewise-linear
+    activations, each region's ends are then tightened by the exact local search
+    (:func:`~unfoldtheory.lipschitz.exact.exact_bound` with ``region=``, ``time_budget`` seconds), each end keeping its
+    own certificate. ``global_interval`` = ``(lower, upper)`` Bounds of the global constant (either may
     be None; a certified global upper end also caps each local upper bound); a certified local lower bound above a
     certified upper end (local or global) raises
     :class:`~unfoldtheory.consistency.InconsistentBounds`. ValueError for bad shapes, radii or budgets.
@@ -231,6 +236,7 @@ def local_stability(spec: NetworkSpec, Y: Any, radii: Sequence[Radius], *, noise
         raise ValueError("a noise-relative radius needs noise_std > 0")
     time_budget = time_budget_seconds(time_budget)
     restarts = positive_int(restarts, "restarts")
+    exact = _exact_applies(spec, exact_neurons)
     g_lower, g_upper = global_interval
     # the global constant bounds every local one: a certified global upper end caps the local upper bounds
     cap = g_upper if g_upper is not None and g_upper.certified and g_upper.kind == "upper" else None
@@ -246,9 +252,18 @@ def local_stability(spec: NetworkSpec, Y: Any, radii: Sequence[Radius], *, noise
         lower = local_lower_bound(spec, region, seed=seed + j, restarts=restarts, time_budget=time_budget / 2)
         what = f"local Lipschitz constant of {model} over Ball(test input {j}, {radii[i].label} = {r:.4g})"
         check_interval(lower, upper, what)
+        spent = None
+        if exact and r > 0:  # a ball of radius 0 (y = 0 at a signal-relative radius) has no interior to search
+            from unfoldtheory.lipschitz.exact import exact_bound
+
+            search = exact_bound(spec, region=region, time_budget=time_budget, progress=False)
+            check_interval(search.details["lower"], upper, f"{what} (exact search's lower end against the local upper end)")
+            check_interval(lower, search, f"{what} (local lower end against the exact search's upper end)")
+            spent = lower.seconds + upper.seconds + search.seconds
+            lower, upper = _tighter(lower, search.details["lower"], "lower"), _tighter(upper, search, "upper")
         if g_upper is not None:
             check_interval(lower, g_upper, f"{what}, against the global upper bound (local ≤ global)")
-        intervals[i].append(LocalInterval(j, r, lower, upper))
+        intervals[i].append(LocalInterval(j, r, lower, upper, spent))
     for i, radius in enumerate(radii):
         row = intervals[i]
         checks[f"local_lower_below_upper_{radius.relative_to}_{radius.factor:g}"] = all(
@@ -270,6 +285,22 @@ def _tighter(a: Bound | None, b: Bound | None, kind: str) -> Bound | None:
     return b if better else a
 
 
+def _exact_applies(spec: NetworkSpec, exact_neurons: int) -> bool:
+    """Whether the exact search runs on ``spec``: at most ``exact_neurons`` neurons (a non-negative integer, else
+    ValueError) and only piecewise-linear activations (otherwise the other intervals stand)."""
+    if isinstance(exact_neurons, bool) or not isinstance(exact_neurons, (int, np.integer)) or exact_neurons < 0:
+        raise ValueError(f"exact_neurons must be a non-negative integer, got {exact_neurons!r}")
+    if sum(spec.dims[1:]) > exact_neurons:
+        return False
+    from unfoldtheory.lipschitz.polyhedra import phase_table
+
+    try:
+        phase_table(spec)
+    except ValueError:
+        return False
+    return True
+
+
 def global_interval(spec: NetworkSpec, lower: Bound | None, upper: Bound | None, *, exact_neurons: int = 100,
                     time_budget: float = 10.0, what: str = "global Lipschitz constant",
                     progress: bool | None = None) -> tuple[Bound | None, Bound | None, Bound | None]:
@@ -280,17 +311,10 @@ def global_interval(spec: NetworkSpec, lower: Bound | None, upper: Bound | None,
     ``details["lower"]``); ``exact`` is the exact search's Bound (None when it did not run). A certified end of one
     above a certified opposite end of the other raises :class:`~unfoldtheory.consistency.InconsistentBounds`.
     """
-    if isinstance(exact_neurons, bool) or not isinstance(exact_neurons, (int, np.integer)) or exact_neurons < 0:
-        raise ValueError(f"exact_neurons must be a non-negative integer, got {exact_neurons!r}")
-    if sum(spec.dims[1:]) > exact_neurons:
+    if not _exact_applies(spec, exact_neurons):
         return lower, upper, None
     from unfoldtheory.lipschitz.exact import exact_bound
-    from unfoldtheory.lipschitz.polyhedra import phase_table
 
-    try:
-        phase_table(spec)
-    except ValueError:  # an activation that is not piecewise linear: no exact search, the given interval stands
-        return lower, upper, None
     exact = exact_bound(spec, time_budget=time_budget, progress=progress)
     exact_lower = exact.details["lower"]
     if upper is not None:

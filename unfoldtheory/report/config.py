@@ -32,7 +32,8 @@ class ReportConfig:
     stability_noise_radii: further radii in units of σ√m, the typical norm of the noise (used only when noise_std > 0).
     stability_budget: seconds per ball for its certified local upper bound (its witness search gets half of it).
     stability_exact_neurons: up to this many neurons, the global interval beside the local ones is tightened by the
-    exact search (``exact_bound``, ``lipschitz_budget`` seconds per model); 0 never runs it.
+    exact search (``exact_bound``, ``lipschitz_budget`` seconds per model), and each local interval by the exact local
+    search (``stability_budget`` seconds per ball); 0 never runs them.
     """
 
     m: int = 64

@@ -7,7 +7,8 @@ upper bound (:func:`unfoldtheory.lipschitz.local.local_upper_bound`) and a witne
 (:func:`unfoldtheory.lipschitz.local_lower.local_lower_bound`), through :func:`unfoldtheory.stability.local_stability`.
 The global interval beside them is the lipschitz section's full-depth one when the report ran it (``earlier``), else
 computed here the same way, each end tightened by :func:`unfoldtheory.lipschitz.exact.exact_bound` for models of at
-most ``stability_exact_neurons`` neurons (:func:`unfoldtheory.stability.global_interval`). The section checks that
+most ``stability_exact_neurons`` neurons (:func:`unfoldtheory.stability.global_interval`); for those models each local
+interval is tightened by the exact local search too (``exact_bound(spec, region=ball)``). The section checks that
 every local upper bound is certified, and (both ends certified) that local lower ≤ local upper and local lower ≤
 global upper; a contradiction raises :class:`~unfoldtheory.consistency.InconsistentBounds` before anything is written.
 """
@@ -72,7 +73,8 @@ def run(config: ReportConfig, out: Path, progress: bool | None = None, earlier: 
                                                     time_budget=config.lipschitz_budget,
                                                     what=f"Lipschitz constant of {name} (l2)", progress=progress)
         profiles[name] = local_stability(spec, Y, radii, noise_std=config.noise_std, time_budget=config.stability_budget,
-                                         seed=config.seed, model=name, global_interval=(lower, upper), progress=progress)
+                                         seed=config.seed, model=name, global_interval=(lower, upper),
+                                         exact_neurons=config.stability_exact_neurons, progress=progress)
     rows = [row for p in profiles.values() for row in summary_rows(p)]
     save_table(SUMMARY_HEADER, rows, out / "stability_table")
     checks = {f"{name.lower()}_{key}": ok for name, p in profiles.items() for key, ok in p.checks.items()}
@@ -92,7 +94,9 @@ def run(config: ReportConfig, out: Path, progress: bool | None = None, earlier: 
         f"(`local_upper_bound`, {config.stability_budget:g} s per ball); the lower bound is a pair inside the ball whose "
         "ratio was re-evaluated (`local_lower_bound`). The local constant grows with r towards the global one, whose "
         "interval is the last row of each model: the lipschitz section's, each end replaced by the exact search's "
-        f"(`exact_bound`) where that is tighter, for models of at most {config.stability_exact_neurons} neurons.",
+        f"(`exact_bound`) where that is tighter, for models of at most {config.stability_exact_neurons} neurons; for those "
+        "models each local interval is also tightened by the exact search confined to the ball "
+        "(`exact_bound(spec, region=ball)`).",
         "",
         f"Medians are over certified ends only; the share counts inputs whose certified interval has upper / lower ≤ "
         f"{TIGHT_RATIO:g}; † marks a value that is not certified, and the last column says how many ends are not and why.",
