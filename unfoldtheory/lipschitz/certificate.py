@@ -135,9 +135,7 @@ def certify_multipliers(form: QuadraticForm, lam: np.ndarray) -> MultiplierCheck
 
 def _power_of_two_inverse_sqrt(value: float) -> float:
     """``2^e`` with ``2^{2e}·value ∈ [1, 4)`` (``1`` for zero or non-finite values), ``|e| ≤ 500``."""
-    if not (value > 0 and np.isfinite(value)):
-        return 1.0
-    return float(np.ldexp(1.0, int(np.clip(-np.floor(np.log2(value) / 2), -500, 500))))
+    return float(_powers_of_two_inverse_sqrt(np.array([value], dtype=float))[0])
 
 
 def state_scaling(diagonal: np.ndarray, m: int) -> np.ndarray:
@@ -149,7 +147,8 @@ def state_scaling(diagonal: np.ndarray, m: int) -> np.ndarray:
 
 
 def _powers_of_two_inverse_sqrt(values: np.ndarray) -> np.ndarray:
-    """:func:`_power_of_two_inverse_sqrt` of every entry (the same ufuncs, elementwise: the same powers of two)."""
+    """:func:`_power_of_two_inverse_sqrt` of every entry: ``2^e`` with ``2^{2e}·v ∈ [1, 4)`` (up to ``log2``'s
+    rounding just below a power of two), ``1`` for zero, negative or non-finite entries, ``|e| ≤ 500``."""
     out = np.ones(values.shape)
     good = (values > 0) & np.isfinite(values)
     out[good] = np.ldexp(1.0, np.clip(-np.floor(np.log2(values[good]) / 2), -500, 500).astype(int))

@@ -442,27 +442,25 @@ class _Search:
                 value, method = (b.value if b.certified else math.inf), "vertex"
             except ValueError:  # a non-separable block stays (no vertex enumeration): the product bound below
                 value, method = math.inf, None
-        elif root and self.region is not None:
-            b = local_upper_bound(self.spec, self.region, time_budget=budget)
-            value, method = (b.value if b.certified else math.inf), "local"
-        elif root:
-            from unfoldtheory.lipschitz import upper_bound  # the package's entry point imports this module
+        elif root:  # with a region, the region's own certificate below; without, the global "best"
+            if self.region is None:
+                from unfoldtheory.lipschitz import upper_bound  # the package's entry point imports this module
 
-            b = upper_bound(restriction.spec, "best", time_budget=budget)
-            value, method = (b.value if b.certified else math.inf), "best"
+                b = upper_bound(restriction.spec, "best", time_budget=budget)
+                value, method = (b.value if b.certified else math.inf), "best"
         elif self.spec.input_dim + restriction.unstable <= NODE_SDP_ROWS:
             try:
                 b = sdp_bound(restriction.spec, solver="structured", max_size=NODE_SDP_ROWS, time_budget=budget)
                 value, method = (b.value if b.certified else math.inf), "sdp"
             except (ValueError, np.linalg.LinAlgError):  # no LipSDP form or a failed solve: the product bound below
                 value, method = math.inf, None
-        if method is None or not math.isfinite(value):
-            b = product_bound(restriction.spec)
-            value, method = min(value, b.value if b.certified else math.inf), "product"
-        if root and self.region is not None and method != "local":  # the region's own certificate may be smaller
+        if root and self.region is not None:  # the region's own certificate (its CROWN intervals, "best" on them)
             b = local_upper_bound(self.spec, self.region, time_budget=budget)
             if b.certified and b.value < value:
                 value, method = b.value, "local"
+        if method is None or not math.isfinite(value):
+            b = product_bound(restriction.spec)
+            value, method = min(value, b.value if b.certified else math.inf), "product"
         methods[method] = methods.get(method, 0) + 1
         return min(node.bound, value)
 
