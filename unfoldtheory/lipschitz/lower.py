@@ -318,64 +318,93 @@ def _ascent(net: _Net, Y: np.ndarray, scales: np.ndarray, steps: int, record: Ca
             record(Y)
 
 
+_POLISH_CANDIDATES = 96  # kink-crossing moves per polish round, by first-order gain
+_POLISH_SCREEN_ITERS = 3  # power iterations (warm-started at the current top singular vector) that rank the moves
+_POLISH_EXACT = 8  # moves of the best screened estimates whose exact ‖J‖ is computed
+
+
+def _kink_moves(net: _Net, y: np.ndarray, pres: list[np.ndarray], slopes: list[np.ndarray], u: np.ndarray, v: np.ndarray,
+                max_move: float) -> tuple[np.ndarray, np.ndarray]:
+    """The moves of :func:`_polish`: for every neuron and kink whose crossing raises ``‖J‖`` to first order
+    (``āᵢ pᵢ Δsᵢ > 0``, ``ā`` the adjoint of ``u``, ``p`` the tangent of ``v``), the least-norm steps along the
+    neuron's pre-activation gradient that put it a relative 1e-7, 1e-3 and 0.1 beyond the kink (at most
+    ``max_move`` long). Returns the gains and the moved points, in the order layer, neuron, kink, overshoot."""
+    spec = net.spec
+    ps, _ = net.tangent(slopes, v[None, :])
+    abar, _, _ = net.adjoint(slopes, u[None, :])
+    overs = np.array([1e-7, 1e-3, 0.1])
+    gains, points = [], []
+    jac: list[Any] = [np.eye(spec.input_dim)]  # d state_j / dy
+    for k, ws in enumerate(spec.weights, start=1):
+        P = sum((w @ jac[j] for j, w in ws.items()), np.zeros((spec.dims[k], spec.input_dim)))
+        s = slopes[k - 1][0]
+        jac.append(s[:, None] * P)
+        kinks = net.kinks[k - 1]
+        if kinks.shape[1] == 0:
+            continue
+        vk = pres[k - 1][0]
+        gg = np.einsum("ij,ij->i", P, P)
+        with np.errstate(invalid="ignore", over="ignore"):
+            valid = np.isfinite(kinks) & (kinks != vk[:, None]) & (gg[:, None] >= 1e-150)
+            direction = np.where(kinks > vk[:, None], 1.0, -1.0)
+            scale = 1.0 + np.abs(np.where(valid, kinks, 0.0))
+            probe = np.where(valid, kinks + direction * 1e-9 * scale, 0.0)  # just beyond each kink
+            new_slope = spec.activations[k - 1].slopes(probe.T).T  # (d, q): a separable activation, per neuron
+            gain = (abar[k][0] * ps[k - 1][0])[:, None] * (new_slope - s[:, None])  # d‖J‖/d(slope) × change
+            target = np.where(valid, kinks, 0.0)[:, :, None] + direction[:, :, None] * overs * scale[:, :, None]
+            shift = (target - vk[:, None, None]) / np.where(gg > 0, gg, 1.0)[:, None, None]  # move = shift · P_i
+            length = np.abs(shift) * np.sqrt(gg)[:, None, None]
+        keep = (valid & (gain > 0))[:, :, None] & (length <= max_move)  # no jumps to huge inputs (rounding)
+        idx = np.nonzero(keep)
+        if idx[0].size:
+            gains.append(gain[idx[0], idx[1]])
+            points.append(y + shift[idx][:, None] * P[idx[0]])
+    if not gains:
+        return np.zeros(0), np.zeros((0, spec.input_dim))
+    return np.concatenate(gains), np.concatenate(points)
+
+
+def _screened_best(net: _Net, Y: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, float]:
+    """The point of ``Y`` with the largest ``‖J‖`` among the ``_POLISH_EXACT`` with the largest estimate ``‖J w‖``
+    (``w``: a few power iterations from ``v``, a lower bound on ``‖J‖`` of each point); its exact ``‖J‖``."""
+    if len(Y) > _POLISH_EXACT:
+        _, slopes, _ = net.forward(Y)
+        W = np.broadcast_to(v, Y.shape).copy()
+        for _ in range(_POLISH_SCREEN_ITERS):
+            _, out = net.tangent(slopes, W)
+            _, back, _ = net.adjoint(slopes, out)
+            nrm = np.linalg.norm(back, axis=1, keepdims=True)
+            W = np.where(nrm > 0, back / np.maximum(nrm, 1e-300), W)
+        _, out = net.tangent(slopes, W)
+        est = np.nan_to_num(np.linalg.norm(out, axis=1), nan=-1.0)
+        Y = Y[np.argsort(-est, kind="stable")[:_POLISH_EXACT]]
+    vals, _ = net.exact_norms(Y)
+    b = int(np.argmax(np.nan_to_num(vals, nan=-1.0)))
+    return Y[b], float(vals[b])
+
+
 def _polish(net: _Net, y: np.ndarray, value: float, deadline: float, radius: float,
             rounds: int = 30, project: Callable[[np.ndarray], np.ndarray] | None = None) -> tuple[np.ndarray, float]:
-    """Greedy kink-crossing moves toward slope patterns with a larger ‖J‖ (exact acceptance); moves of length at
-    most ``radius``, mapped by ``project`` (onto a region) when given."""
-    spec = net.spec
-    max_move = radius
+    """Greedy kink-crossing moves toward slope patterns with a larger ‖J‖ (:func:`_kink_moves`, the
+    ``_POLISH_CANDIDATES`` of largest first-order gain, ranked by :func:`_screened_best`; exact acceptance); moves of
+    length at most ``radius``, mapped by ``project`` (onto a region) when given."""
     if not (net.piecewise_linear and net.separable):
         return y, value
     for _ in range(rounds):
         if time.perf_counter() > deadline:
             break
         pres, slopes, _ = net.forward(y[None, :])
-        J = net.full_jacobians(slopes)[0]
-        u_, _, vt = np.linalg.svd(J)
-        ps, _ = net.tangent(slopes, vt[0][None, :])
-        abar, _, _ = net.adjoint(slopes, u_[:, 0][None, :])
-        cands = []
-        # pre-activation gradients dv_k/dy, layer by layer
-        jac: list[Any] = [np.eye(spec.input_dim)]
-        for k, ws in enumerate(spec.weights, start=1):
-            P = sum((w @ jac[j] for j, w in ws.items()), np.zeros((spec.dims[k], spec.input_dim)))
-            jac.append(slopes[k - 1][0][:, None] * P)
-            kinks = net.kinks[k - 1]
-            if kinks.shape[1] == 0:
-                continue
-            v = pres[k - 1][0]
-            sens = abar[k][0] * ps[k - 1][0]  # d‖J‖/d(slope) per neuron, first order
-            for i in range(spec.dims[k]):
-                g = P[i]
-                gg = float(g @ g)
-                if gg < 1e-150:  # (numerically) insensitive to y: no finite move reaches the kink
-                    continue
-                for c in kinks[i]:
-                    if not math.isfinite(c) or c == v[i]:
-                        continue
-                    # slope on the far side of kink c, probed just beyond it
-                    direction = 1.0 if c > v[i] else -1.0
-                    probe = np.array([[c + direction * 1e-9 * (1 + abs(c))]])
-                    new_slope = float(spec.activations[k - 1].slopes(np.broadcast_to(probe, (1, spec.dims[k])))[0, i])
-                    gain = sens[i] * (new_slope - slopes[k - 1][0][i])
-                    if gain <= 0:
-                        continue
-                    for over in (1e-7, 1e-3, 0.1):
-                        target = c + direction * over * (1 + abs(c))
-                        move = (target - v[i]) / gg * g
-                        if np.linalg.norm(move) <= max_move:  # no jumps to huge inputs (rounding)
-                            cands.append((gain, y + move))
-        if not cands:
+        u_, _, vt = np.linalg.svd(net.full_jacobians(slopes)[0])
+        gains, Yc = _kink_moves(net, y, pres, slopes, u_[:, 0], vt[0], radius)
+        if not gains.size:
             break
-        cands.sort(key=lambda t: -t[0])
-        Yc = np.array([c[1] for c in cands[:96]])
+        Yc = Yc[np.argsort(-gains, kind="stable")[:_POLISH_CANDIDATES]]
         if project is not None:
             Yc = project(Yc)
-        vals, _ = net.exact_norms(Yc)
-        b = int(np.argmax(vals))
-        if vals[b] <= value * (1 + 1e-12):
+        best, val = _screened_best(net, Yc, vt[0])
+        if val <= value * (1 + 1e-12):
             break
-        y, value = Yc[b], float(vals[b])
+        y, value = best, val
     return y, value
 
 
