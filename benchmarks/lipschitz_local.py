@@ -37,12 +37,13 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from unfoldtheory.diagnostics import markdown_table, save_table
-from unfoldtheory.lipschitz import agnostic_floor, lower_bound, upper_bound
+from unfoldtheory.lipschitz import agnostic_floor, attack_preactivations, lower_bound, sdp_bound, upper_bound
 from unfoldtheory.lipschitz.bound_propagation import PreactivationBounds, preactivation_bounds
 from unfoldtheory.lipschitz.exact import exact_bound
 from unfoldtheory.lipschitz.local import local_upper_bound
 from unfoldtheory.lipschitz.local_lower import local_lower_bound
 from unfoldtheory.lipschitz.regions import Ball
+from unfoldtheory.lipschitz.restriction import restrict
 from unfoldtheory.problems import SparseRecovery
 from unfoldtheory.report.config import ReportConfig
 from unfoldtheory.spec import NetworkSpec
@@ -141,7 +142,14 @@ def diagnose(name: str, spec, problem: SparseRecovery, args) -> list[list]:
       the same certificates on the sampled hull of the pre-activations (an *estimate*, not certified: the hull is inside
       the true ranges, so it shows what exact intervals could at most give);
     * lower side: the default search against a longer one (4× the restarts, ``--diagnose-budget`` seconds) and the
-      largest ‖J(y)‖ at the sampled points.
+      largest ‖J(y)‖ at the sampled points;
+    * what any slope-range certificate can reach: the unstable neurons by the attack (``attack_preactivations``, inner
+      ranges: a lower bound on the truly unstable ones, where CROWN's count is an upper bound); ``agnostic_floor`` on
+      the spec restricted to the CROWN intervals (certified: no certificate that uses only these slope ranges, LipSDP
+      included, can go below it) and to the attacked ranges (the floor that even exact intervals would leave, since the
+      agnostic value grows with the slope sets; up to the rounding of the attack's evaluations); and the LipSDP-Neuron
+      optimum of the CROWN-restricted spec without a time limit where its matrix has at most ``--diagnose-sdp-rows``
+      rows (what the default time budget gives away).
     """
     Y, _ = problem.sample(args.inputs, seed=40_000 + args.seed)
     rows = []
@@ -162,17 +170,38 @@ def diagnose(name: str, spec, problem: SparseRecovery, args) -> list[list]:
             up = local_upper_bound(spec, region, time_budget=args.upper_budget)
             ideal = local_upper_bound(spec, region, time_budget=args.upper_budget, bounds=hull)
             best_low = max(low.value, strong.value)
+            attacked = attack_preactivations(spec, region, seed=args.seed, time_budget=args.diagnose_budget)
+            floor_crown = agnostic_floor(restrict(spec, crown.lower, crown.upper).spec, time_budget=args.diagnose_budget)
+            floor_attack = agnostic_floor(restrict(spec, attacked.lower, attacked.upper).spec,
+                                          time_budget=args.diagnose_budget)
+            optimum, refusal, _ = _timed(sdp_bound, restrict(spec, crown.lower, crown.upper).spec,
+                                         max_size=args.diagnose_sdp_rows, time_budget=None)
             rows.append([name, i, f"{100 * r:g} %", sum(crown.unstable_counts(spec)), sum(alpha.unstable_counts(spec)),
-                         flips, up.value, up.method, ideal.value, low.value, strong.value, sampled,
-                         up.value / best_low if best_low > 0 else math.inf,
-                         ideal.value / best_low if best_low > 0 else math.inf,
+                         sum(attacked.unstable_counts(spec)), flips, up.value, up.method, ideal.value,
+                         _sdp_cell(optimum, refusal),
+                         floor_crown.value if floor_crown.certified else "—", floor_attack.value,
+                         low.value, strong.value, sampled, _over(up.value, best_low), _over(ideal.value, best_low),
+                         _over(floor_crown.value, best_low), _over(floor_attack.value, best_low),
                          low.value / best_low if best_low > 0 else 0.0])
     return rows
 
 
-DIAGNOSIS_HEADER = ["network", "input", "radius", "unstable (CROWN)", "unstable (α-CROWN)", "slope changes seen",
-                    "upper", "winning certificate", "upper on sampled hull (estimate)", "lower", "lower (long search)",
-                    "max sampled ‖J‖", "upper / best lower", "hull upper / best lower", "lower / best lower"]
+DIAGNOSIS_HEADER = ["network", "input", "radius", "unstable (CROWN)", "unstable (α-CROWN)", "unstable (attack)",
+                    "slope changes seen", "upper", "winning certificate", "upper on sampled hull (estimate)",
+                    "restricted LipSDP optimum (no time limit)", "agnostic floor (CROWN ranges)",
+                    "agnostic floor (attacked ranges)", "lower", "lower (long search)", "max sampled ‖J‖",
+                    "upper / best lower", "hull upper / best lower", "floor (CROWN) / best lower",
+                    "floor (attack) / best lower", "lower / best lower"]
+
+
+def _sdp_cell(optimum, refusal: str | None):
+    if optimum is None:
+        return f"skipped: {refusal.split(';')[0]}"
+    return optimum.value if optimum.certified else f"not certified ({optimum.details.get('status', '?')})"
+
+
+def _over(value: float, lower: float) -> float:
+    return value / lower if lower > 0 else math.inf
 
 
 def global_rows(name: str, spec, size, args) -> list[list]:
@@ -223,6 +252,8 @@ def main() -> None:
                         help="also print where the ratio is lost (unstable neurons, winning certificate, longer lower search)")
     parser.add_argument("--diagnose-budget", type=float, default=10.0, help="seconds of the long lower search of --diagnose")
     parser.add_argument("--diagnose-samples", type=int, default=2000, help="sampled points per region for --diagnose")
+    parser.add_argument("--diagnose-sdp-rows", type=int, default=700,
+                        help="largest LipSDP matrix solved without a time limit by --diagnose")
     parser.add_argument("--global-budget", type=float, default=45.0, help="seconds of upper_bound(spec, 'best')")
     parser.add_argument("--exact-max-neurons", type=int, default=200)
     parser.add_argument("--exact-budget", type=float, default=60.0)

@@ -16,8 +16,10 @@
 **Local constants** over an input region (:class:`Ball`, :class:`Box`): :func:`preactivation_bounds` propagates
 rigorous intervals for every neuron (interval arithmetic, then CROWN), :func:`restrict` removes the neurons whose
 slope is fixed over the region, and :func:`local_upper_bound` certifies the restricted spec with the methods above;
-:func:`local_lower_bound` finds a witness pair inside the region. :func:`exact_bound` searches the activation
-patterns of a piecewise-linear spec for its exact global constant (small nets).
+:func:`local_lower_bound` finds a witness pair inside the region; :func:`attack_preactivations` gives empirical *inner*
+ranges of the pre-activations (realised at points of the region, not a certificate), to see how tight the intervals
+are. :func:`exact_bound` searches the activation patterns of a piecewise-linear spec for its exact global constant
+(small nets).
 
 Every function takes a :class:`~unfoldtheory.spec.NetworkSpec` and returns a
 :class:`~unfoldtheory.results.Bound`.
@@ -38,6 +40,7 @@ from unfoldtheory.lipschitz.first_order import first_order_bound
 from unfoldtheory.lipschitz.local import local_upper_bound
 from unfoldtheory.lipschitz.local_lower import local_lower_bound
 from unfoldtheory.lipschitz.lower import lower_bound
+from unfoldtheory.lipschitz.preactivation_attack import AttackedRanges, attack_preactivations
 from unfoldtheory.lipschitz.product import product_bound
 from unfoldtheory.lipschitz.quadratic_form import QuadraticForm, quadratic_form
 from unfoldtheory.lipschitz.regions import Ball, Box, Region
@@ -54,9 +57,9 @@ STRUCTURED_SDP = 400
 
 METHODS = ("product", "averaged", "sequential", "first-order", "sdp", "best")
 
-__all__ = ["METHODS", "STRUCTURED_SDP", "Ball", "Box", "PreactivationBounds", "Region", "Restriction", "activation_agnostic",
-           "agnostic_floor", "averaged_bound", "exact_bound", "first_order_bound", "local_lower_bound", "local_upper_bound",
-           "lower_bound",
+__all__ = ["METHODS", "STRUCTURED_SDP", "AttackedRanges", "Ball", "Box", "PreactivationBounds", "Region", "Restriction",
+           "activation_agnostic", "agnostic_floor", "attack_preactivations", "averaged_bound", "exact_bound",
+           "first_order_bound", "local_lower_bound", "local_upper_bound", "lower_bound",
            "preactivation_bounds", "product_bound", "restrict", "sdp_bound", "sequential_bound", "upper_bound"]
 
 

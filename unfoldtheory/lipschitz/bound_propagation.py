@@ -81,9 +81,7 @@ class PreactivationBounds:
         """Per layer, a boolean mask of the neurons whose activation is not affine on their interval (a kink of
         soft-thresholding, ReLU or a box projection strictly inside it; for group soft-thresholding, a group whose
         norm may exceed θ). Identity layers have none."""
-        from unfoldtheory.lipschitz.linear_relaxation import nonaffine
-
-        return tuple(nonaffine(act, lo, hi) for act, lo, hi in zip(spec.activations, self.lower, self.upper, strict=True))
+        return unstable_masks(spec, self.lower, self.upper)
 
     def unstable_counts(self, spec: NetworkSpec) -> tuple[int, ...]:
         """The number of unstable neurons per layer (:meth:`unstable`)."""
@@ -94,6 +92,15 @@ class PreactivationBounds:
         within the bounds (a float comparison, for checks)."""
         return all(bool(np.all((P >= lo) & (P <= hi)))
                    for P, lo, hi in zip(preactivations, self.lower, self.upper, strict=True))
+
+
+def unstable_masks(spec: NetworkSpec, lower: tuple[np.ndarray, ...], upper: tuple[np.ndarray, ...]) -> tuple[np.ndarray, ...]:
+    """Per layer, the neurons whose activation is not affine on ``[lower[k-1], upper[k-1]]``
+    (:func:`~.linear_relaxation.nonaffine`): the count of :meth:`PreactivationBounds.unstable` and of the attacked ranges
+    of :mod:`.preactivation_attack`."""
+    from unfoldtheory.lipschitz.linear_relaxation import nonaffine
+
+    return tuple(nonaffine(act, lo, hi) for act, lo, hi in zip(spec.activations, lower, upper, strict=True))
 
 
 def _check(spec: NetworkSpec, region: Region, method: str) -> None:
@@ -217,4 +224,4 @@ def _propagate(spec: NetworkSpec, region: Region, outer: tuple[list[np.ndarray],
     return lower, upper, stopped
 
 
-__all__ = ["METHODS", "PreactivationBounds", "interval_layer", "preactivation_bounds", "state_interval"]
+__all__ = ["METHODS", "PreactivationBounds", "interval_layer", "preactivation_bounds", "state_interval", "unstable_masks"]
