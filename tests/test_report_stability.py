@@ -30,6 +30,7 @@ from unfoldtheory.stability import (
     LocalInterval,
     Radius,
     global_interval,
+    global_lower_from_local,
     local_stability,
     stability_radii,
     summary_rows,
@@ -293,9 +294,9 @@ def test_the_exact_search_tightens_the_global_interval_of_small_models(tmp_path)
         best = upper_bound(spec, time_budget=2.0)
         lo, up = result["global_lower"], result["global_upper"]
         assert result["exact"]["closed"] and lo["certified"] and up["certified"]
-        assert up["method"] == EXACT_METHOD and lo["method"].startswith("exact")
+        assert up["method"] == EXACT_METHOD and lo["method"].startswith(("exact", "local witness"))
         assert lo["value"] <= up["value"] <= best.value * (1 + 1e-9) and up["value"] <= (1 + 1e-3) * lo["value"]
-        assert up["value"] == result["exact"]["upper"] and lo["value"] == result["exact"]["lower"]
+        assert up["value"] == result["exact"]["upper"] and lo["value"] >= result["exact"]["lower"]  # or a local witness
 
 
 def test_global_interval_keeps_the_tighter_certified_end_and_refuses_contradictions():
@@ -314,6 +315,29 @@ def test_global_interval_keeps_the_tighter_certified_end_and_refuses_contradicti
         global_interval(spec, wrong, None, exact_neurons=100, time_budget=5.0)
     with pytest.raises(ValueError, match="exact_neurons must be a non-negative integer"):
         global_interval(spec, None, best, exact_neurons=-1)
+
+
+def test_the_global_lower_end_rises_to_the_largest_certified_local_one():
+    """L_B <= L: a certified local lower end is a global one. Independent route: the witness pair's ratio, re-evaluated."""
+    model, _ = _lista(m=5, n=8, layers=3, seed=2)
+    spec = model.spec()
+    Y = sample_inputs(model, 3, 2, 1.0, 0.0, seed=4)
+    weak = Bound(0.0, "lower", "L", "trivial", certified=True)
+    profile = local_stability(spec, Y, stability_radii((0.05, 0.5)), time_budget=1.0, restarts=2, global_interval=(weak, None))
+    local_best = max(iv.lower.value for row in profile.intervals for iv in row if iv.lower.certified)
+    g = profile.global_lower
+    assert local_best > 0 and g.certified and g.value == local_best and g.kind == "lower"
+    assert g.quantity == "Lipschitz constant of the input-output map (l2)" and "local witness" in g.method
+    cert = g.certificate
+    if cert.get("y1") is not None and "piece_gain" not in cert:
+        y1, y2 = cert["y1"], cert["y2"]
+        ratio = np.linalg.norm(spec(y1) - spec(y2)) / np.linalg.norm(y1 - y2)
+        assert ratio >= g.value * (1 - 1e-9)
+    # a larger certified global lower end stays; uncertified local ends are never used
+    strong = Bound(local_best * 2, "lower", "L", "given", certified=True)
+    assert global_lower_from_local(strong, profile.intervals) is strong
+    unsure = [[LocalInterval(0, 1.0, Bound(99.0, "lower", "q", "m", details={"reason": "test"}), Bound(1e3, "upper", "q", "m"))]]
+    assert global_lower_from_local(weak, unsure) is weak and global_lower_from_local(None, unsure) is None
 
 
 def test_config_round_trips_through_json_and_refuses_bad_settings():

@@ -7,7 +7,9 @@ over it lies in ``[local_lower_bound, local_upper_bound]`` (:mod:`unfoldtheory.l
 relative to a noise level of 0 would be a point, so such radii are dropped). The local constant over ``Ball(y, r)``
 grows with ``r`` and is at most the global constant, which it reaches as ``r → ∞``; so the global interval is the
 limit drawn beside the local ones (:func:`global_interval`: the "best" one, tightened by the exact search on small
-piecewise-linear specs).
+piecewise-linear specs). The same order serves the lower end: a certified lower bound of a local constant is one of
+the global constant, so :func:`local_stability` raises the given global lower end to the largest certified local one
+(:func:`global_lower_from_local`: the same number and certificate, relabelled).
 
 This module computes nothing that it certifies itself: every value is a :class:`~unfoldtheory.results.Bound` of the
 functions above, and a summary counts a value only where its Bound is certified (a median over certified values,
@@ -217,7 +219,8 @@ def local_stability(spec: NetworkSpec, Y: Any, radii: Sequence[Radius], *, noise
     activations, each region's ends are then tightened by the exact local search
     (:func:`~unfoldtheory.lipschitz.exact.exact_bound` with ``region=``, ``time_budget`` seconds), each end keeping its
     own certificate. ``global_interval`` = ``(lower, upper)`` Bounds of the global constant (either may
-    be None; a certified global upper end also caps each local upper bound); a certified local lower bound above a
+    be None; a certified global upper end also caps each local upper bound, and the lower end rises to the largest
+    certified local lower end, :func:`global_lower_from_local`, unless both are None); a certified local lower bound above a
     certified upper end (local or global) raises
     :class:`~unfoldtheory.consistency.InconsistentBounds`. ValueError for bad shapes, radii or budgets.
     """
@@ -264,6 +267,8 @@ def local_stability(spec: NetworkSpec, Y: Any, radii: Sequence[Radius], *, noise
         if g_upper is not None:
             check_interval(lower, g_upper, f"{what}, against the global upper bound (local ≤ global)")
         intervals[i].append(LocalInterval(j, r, lower, upper, spent))
+    if g_lower is not None or g_upper is not None:  # a global interval was given: its lower end rises to the local ones
+        g_lower = global_lower_from_local(g_lower, intervals, model)
     for i, radius in enumerate(radii):
         row = intervals[i]
         checks[f"local_lower_below_upper_{radius.relative_to}_{radius.factor:g}"] = all(
@@ -272,6 +277,30 @@ def local_stability(spec: NetworkSpec, Y: Any, radii: Sequence[Radius], *, noise
             checks[f"local_lower_below_global_upper_{radius.relative_to}_{radius.factor:g}"] = all(
                 iv.lower.value <= g_upper.value for iv in row if iv.lower.certified)
     return StabilityProfile(model, radii, intervals, norms, g_lower, g_upper, checks)
+
+
+def global_lower_from_local(lower: Bound | None, intervals: Sequence[Sequence[LocalInterval]],
+                            model: str = "model") -> Bound | None:
+    """The tighter of the global lower end ``lower`` and the largest certified local lower end in ``intervals``.
+
+    The local constant over a region ``B``, ``sup_{a ≠ b ∈ B} ‖f(a) − f(b)‖ / ‖a − b‖``, is a supremum over fewer pairs
+    than the global one, so ``L_B ≤ L`` and a certified lower bound of ``L_B`` (a witness pair or an affine piece inside
+    ``B``) is a certified lower bound of ``L``. The returned Bound keeps that number, its certificate and its seconds;
+    only ``quantity`` (the global one), ``method`` and ``details`` (which ball it came from) change. No uncertified
+    local end is used.
+    """
+    from unfoldtheory.lipschitz.lower import QUANTITY
+
+    best = max((iv for row in intervals for iv in row if iv.lower.certified and iv.lower.kind == "lower"),
+               key=lambda iv: iv.lower.value, default=None)
+    if best is None or (lower is not None and lower.certified and lower.value >= best.lower.value):
+        return lower
+    b = best.lower
+    found = {"from_local": b.details.get("region", ""), "input": best.index, "radius": best.radius,
+             "local_method": b.method}
+    relabelled = Bound(value=b.value, kind="lower", quantity=QUANTITY, method=f"local witness of {model} ({b.method})",
+                       certified=True, certificate=b.certificate, seconds=b.seconds, details=found)
+    return _tighter(lower, relabelled, "lower")
 
 
 def _tighter(a: Bound | None, b: Bound | None, kind: str) -> Bound | None:
@@ -364,4 +393,4 @@ def summary_rows(profile: StabilityProfile) -> list[list[Any]]:
 
 
 __all__ = ["LEVELS", "SUMMARY_HEADER", "TIGHT_RATIO", "LocalInterval", "Radius", "StabilityProfile", "check_inputs",
-           "global_interval", "local_stability", "stability_radii", "summary_rows"]
+           "global_interval", "global_lower_from_local", "local_stability", "stability_radii", "summary_rows"]

@@ -94,9 +94,10 @@ def run(config: ReportConfig, out: Path, progress: bool | None = None, earlier: 
         f"(`local_upper_bound`, {config.stability_budget:g} s per ball); the lower bound is a pair inside the ball whose "
         "ratio was re-evaluated (`local_lower_bound`). The local constant grows with r towards the global one, whose "
         "interval is the last row of each model: the lipschitz section's, each end replaced by the exact search's "
-        f"(`exact_bound`) where that is tighter, for models of at most {config.stability_exact_neurons} neurons; for those "
-        "models each local interval is also tightened by the exact search confined to the ball "
-        "(`exact_bound(spec, region=ball)`).",
+        f"(`exact_bound`) where that is tighter, for models of at most {config.stability_exact_neurons} neurons, and the "
+        "lower end raised to the largest certified local lower end (a local constant never exceeds the global one, so "
+        "its witness bounds the global constant too); for small models each local interval is also tightened by the "
+        "exact search confined to the ball (`exact_bound(spec, region=ball)`).",
         "",
         f"Medians are over certified ends only; the share counts inputs whose certified interval has upper / lower ≤ "
         f"{TIGHT_RATIO:g}; † marks a value that is not certified, and the last column says how many ends are not and why.",
