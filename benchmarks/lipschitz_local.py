@@ -170,7 +170,7 @@ def diagnose(name: str, spec, problem: SparseRecovery, args) -> list[list]:
             up = local_upper_bound(spec, region, time_budget=args.upper_budget)
             ideal = local_upper_bound(spec, region, time_budget=args.upper_budget, bounds=hull)
             best_low = max(low.value, strong.value)
-            attacked = attack_preactivations(spec, region, seed=args.seed, time_budget=args.diagnose_budget)
+            attacked = attack_preactivations(spec, region, seed=args.seed, time_budget=args.attack_budget)
             floor_crown = agnostic_floor(restrict(spec, crown.lower, crown.upper).spec, time_budget=args.diagnose_budget)
             floor_attack = agnostic_floor(restrict(spec, attacked.lower, attacked.upper).spec,
                                           time_budget=args.diagnose_budget)
@@ -252,6 +252,8 @@ def main() -> None:
                         help="also print where the ratio is lost (unstable neurons, winning certificate, longer lower search)")
     parser.add_argument("--diagnose-budget", type=float, default=10.0, help="seconds of the long lower search of --diagnose")
     parser.add_argument("--diagnose-samples", type=int, default=2000, help="sampled points per region for --diagnose")
+    parser.add_argument("--attack-budget", type=float, default=60.0,
+                        help="seconds of the pre-activation attack of --diagnose (it stops early past them)")
     parser.add_argument("--diagnose-sdp-rows", type=int, default=700,
                         help="largest LipSDP matrix solved without a time limit by --diagnose")
     parser.add_argument("--global-budget", type=float, default=45.0, help="seconds of upper_bound(spec, 'best')")
