@@ -150,6 +150,7 @@ def _step(region: Region, half: np.ndarray, g: np.ndarray, length: float, rng: n
         g = g.copy()
         g[stuck] = rng.standard_normal((int(np.sum(stuck)), g.shape[1]))
     if isinstance(region, Ball) and region.norm == 2:
+        g = g / np.max(np.abs(g), axis=1, keepdims=True)  # first to max |g_i| = 1: a tiny g's squares would underflow
         return length * region.radius * g / np.linalg.norm(g, axis=1, keepdims=True)
     return length * half * np.sign(g)
 
